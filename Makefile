@@ -1,0 +1,36 @@
+# U-Relief. Every target sets itself up: `git clone … && make test` works on a fresh machine.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup build test demo lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# Compile every firmware module with mpy-cross into build/firmware (the tree deployed and simulated).
+build: setup
+	$(BIN)/python -m urelief.build
+
+test: build
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: build
+	$(BIN)/urelief demo
+
+lint: setup
+	$(BIN)/ruff check firmware boards host_tools tests
+	$(BIN)/python -m urelief.lint_firmware
+
+bench: build
+	$(BIN)/python -m urelief.bench
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,22 @@
+"""`urelief`: the host command line. Each area registers its own sub-commands."""
+
+import click
+
+
+@click.group()
+@click.version_option(package_name="urelief")
+def main() -> None:
+    """U-Relief host tools: simulator, provisioning, registry, police server."""
+
+
+@main.group()
+def sim() -> None:
+    """Run the real firmware on a real MicroPython VM against emulated hardware."""
+
+
+def _register() -> None:
+    # Each area's commands live beside its code; importing the module attaches them.
+    from urelief.sim import cli as _sim_cli  # noqa: F401
+
+
+_register()

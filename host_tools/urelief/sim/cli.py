@@ -1,0 +1,3 @@
+"""`urelief sim …` commands."""
+
+from urelief.cli import sim  # noqa: F401

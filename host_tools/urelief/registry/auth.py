@@ -1,0 +1,97 @@
+"""FastAPI dependencies: who is calling, and may they.
+
+    from urelief.registry.auth import current_operator, require_role
+    @router.post("/incidents/{id}/ack")
+    def ack(id: int, who: Annotated[Actor, Depends(require_role(Role.DISPATCHER, Role.ADMIN))]):
+
+The app must hold a `Registry` at `app.state.registry` (see `urelief.server.api_registry.install`).
+The token comes from `Authorization: Bearer urt_…`, else the `urelief_token` cookie (set by
+POST /api/auth/login, so the dashboard's EventSource/WebSocket is authenticated too).
+Failures answer 401/403 and leave an audit entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, WebSocket, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from urelief.registry.audit import Actor
+from urelief.registry.models import Role
+from urelief.registry.service import Registry
+
+TOKEN_COOKIE = "urelief_token"
+_bearer = HTTPBearer(auto_error=False, description="an operator token: urt_<key id>_<secret>")
+
+
+def get_registry(request: Request) -> Registry:
+    registry = getattr(request.app.state, "registry", None)
+    if registry is None:
+        raise RuntimeError("app.state.registry is not set (use api_registry.install)")
+    return registry
+
+
+def client_addr(request: Request | WebSocket) -> str:
+    return request.client.host if request.client else ""
+
+
+def _token_of(request: Request | WebSocket, creds: HTTPAuthorizationCredentials | None) -> str:
+    if creds is not None and creds.scheme.lower() == "bearer":
+        return creds.credentials
+    return request.cookies.get(TOKEN_COOKIE, "")
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+def current_operator(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    registry: RegistryDep,
+) -> Actor:
+    token = _token_of(request, creds)
+    actor = registry.authenticate(token, client_addr(request), what=_what(request))
+    if actor is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing, unknown, expired or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return actor
+
+
+def websocket_operator(ws: WebSocket) -> Actor | None:
+    """For WebSocket handlers: the actor from the cookie or `?token=`, or None (close 1008)."""
+    registry: Registry = ws.app.state.registry
+    token = ws.cookies.get(TOKEN_COOKIE) or ws.query_params.get("token", "")
+    return registry.authenticate(token, client_addr(ws), what="websocket " + ws.url.path)
+
+
+CurrentOperator = Annotated[Actor, Depends(current_operator)]  # any authenticated operator
+
+
+def require_role(*roles: Role | str) -> Callable[..., Actor]:
+    allowed = frozenset(Role(r) for r in roles)
+
+    def dependency(
+        request: Request,
+        actor: Annotated[Actor, Depends(current_operator)],
+        registry: RegistryDep,
+    ) -> Actor:
+        if actor.role not in allowed:
+            registry.audit_denied(
+                actor, "http.denied", detail={"request": _what(request), "needs": sorted(allowed)}
+            )
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {actor.role} may not do this (needs one of: {', '.join(sorted(allowed))})",
+            )
+        return actor
+
+    return dependency
+
+
+def _what(request: Request) -> str:
+    return f"{request.method} {request.url.path}"

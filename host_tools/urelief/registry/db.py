@@ -1,0 +1,85 @@
+"""Engine and sessions from a URL. SQLite (WAL, synchronous=FULL) is the embedded default;
+PostgreSQL through psycopg 3 (`postgresql://…` is mapped to `postgresql+psycopg://…`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+ENV_URL = "URELIEF_DB_URL"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def default_url() -> str:
+    """`$URELIEF_DB_URL`, else `sqlite:///./urelief.db`."""
+    return os.environ.get(ENV_URL) or "sqlite:///" + str(Path("urelief.db").resolve())
+
+
+def normalize_url(url: str) -> str:
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy own transactions (pysqlite's implicit BEGIN is off) …
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")  # FULL: fsync each commit (durable ack)
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # … and takes the write lock up front: a deferred transaction upgrading to a writer can
+        # fail with SQLITE_BUSY at once under WAL; IMMEDIATE waits its turn (busy_timeout).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | None = None, *, synchronous: str = "FULL", echo: bool = False) -> Engine:
+    url = normalize_url(url or default_url())
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        memory = u.database in (None, "", ":memory:")
+        kw: dict = {"connect_args": {"check_same_thread": False}}
+        if memory:
+            kw["poolclass"] = StaticPool  # one shared connection, else each gets its own empty db
+        elif u.database:
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, **kw)
+        _sqlite_pragmas(engine, synchronous.upper())
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+class Database:
+    """An engine plus its session factory. `with db.session() as s:` commits on success."""
+
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None, **kw):
+        self.engine = engine or make_engine(url, **kw)
+        self.url = self.engine.url.render_as_string(hide_password=False)
+        self.Session = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.Session() as s, s.begin():
+            yield s
+
+    def dispose(self) -> None:
+        self.engine.dispose()

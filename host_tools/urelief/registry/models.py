@@ -259,6 +259,8 @@ class Device(Base):
     # (bit i set = counter last_counter-1-i seen; 63 bits so it fits a signed BIGINT).
     last_counter: Mapped[int] = mapped_column(BigInteger, default=0)
     replay_bitmap: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Server->device counter (downlink nonces): reserved ahead in blocks, never reused per key.
+    downlink_counter: Mapped[int] = mapped_column(BigInteger, default=0)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     battery_pct: Mapped[int | None] = mapped_column(Integer)
     battery_mv: Mapped[int | None] = mapped_column(Integer)

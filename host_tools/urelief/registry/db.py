@@ -18,8 +18,11 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def default_url() -> str:
-    """`$URELIEF_DB_URL`, else `sqlite:///./urelief.db`."""
-    return os.environ.get(ENV_URL) or "sqlite:///" + str(Path("urelief.db").resolve())
+    """`$URELIEF_DB_URL`, else SQLite at `$URELIEF_VAR/urelief.db` (`var/` by default), the
+    same place `urelief server` uses (server.config.default_db_url)."""
+    if os.environ.get(ENV_URL):
+        return os.environ[ENV_URL]
+    return "sqlite:///" + str((Path(os.environ.get("URELIEF_VAR", "var")) / "urelief.db").resolve())
 
 
 def normalize_url(url: str) -> str:

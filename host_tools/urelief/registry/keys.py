@@ -68,11 +68,11 @@ class ServerKey:
             f.write(os.urandom(32).hex() + "\n")
         return path
 
-    def seal(self, device_id: str, device_key: bytes) -> bytes:
+    def seal(self, device_id: int, device_key: bytes) -> bytes:
         nonce = os.urandom(_NONCE_LEN)
         return bytes([_VERSION]) + nonce + self._aead.encrypt(nonce, device_key, _aad(device_id))
 
-    def open(self, device_id: str, sealed: bytes) -> bytes:
+    def open(self, device_id: int, sealed: bytes) -> bytes:
         if len(sealed) < 1 + _NONCE_LEN + 16 or sealed[0] != _VERSION:
             raise ServerKeyError("sealed device key: bad format")
         nonce = sealed[1 : 1 + _NONCE_LEN]
@@ -82,5 +82,5 @@ class ServerKey:
             raise ServerKeyError(f"device {device_id}: key does not open (wrong server key?)") from None
 
 
-def _aad(device_id: str) -> bytes:
-    return b"urelief-device-key\x00" + device_id.encode()
+def _aad(device_id: int) -> bytes:
+    return b"urelief-device-key\x00" + device_id.to_bytes(4, "big")

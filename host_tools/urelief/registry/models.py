@@ -238,11 +238,12 @@ class Consent(Base):
 
 
 class Device(Base):
-    """A terminal. `key_sealed` is the device key under the server key (see registry.keys)."""
+    """A terminal, by its protocol device id (u32). `key_sealed` is the device key under the
+    server key (see registry.keys)."""
 
     __tablename__ = "devices"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # device id, lower-case hex
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # u32
     school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"), index=True)
     subscriber_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscribers.id", ondelete="SET NULL"), index=True
@@ -281,7 +282,7 @@ class DevicePacket(Base):
     __table_args__ = (UniqueConstraint("device_id", "counter"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
     counter: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))  # sos, track, checkin, answer, cancel, …
     transport: Mapped[str] = mapped_column(String(8))  # udp | sms (first copy to arrive)
@@ -301,7 +302,7 @@ class Incident(Base):
     source: Mapped[IncidentSource] = mapped_column(
         _enum(IncidentSource, "incident_source"), default=IncidentSource.DEVICE
     )
-    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"), index=True)
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"), index=True)
     school_id: Mapped[int | None] = mapped_column(ForeignKey("schools.id"), index=True)  # scoping
     caller_msisdn: Mapped[str | None] = mapped_column(String(20))  # AML: the phone's number

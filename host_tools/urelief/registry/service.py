@@ -94,7 +94,8 @@ def consent_out(c: Consent) -> dict:
 
 def device_out(d: Device) -> dict:
     """Never includes key material."""
-    return {"id": d.id, "school_id": d.school_id, "subscriber_id": d.subscriber_id,
+    return {"id": d.id, "hex_id": f"0x{d.id:08x}", "school_id": d.school_id,
+            "subscriber_id": d.subscriber_id,
             "key_id": d.key_id, "board": d.board, "firmware_version": d.firmware_version,
             "status": d.status.value, "last_counter": d.last_counter,
             "last_seen_at": _iso(d.last_seen_at), "battery_pct": d.battery_pct,
@@ -503,7 +504,7 @@ class Registry:
 
     # devices -------------------------------------------------------------------------------
 
-    def register_device(self, actor: Actor, device_id: str, device_key: bytes, *,
+    def register_device(self, actor: Actor, device_id: int | str, device_key: bytes, *,
                         school_id: int | None = None, subscriber_id: int | None = None,
                         key_id: int = 1, board: str = "", firmware_version: str = "",
                         replace: bool = False) -> dict:
@@ -512,7 +513,7 @@ class Registry:
         def fn(s: Session) -> dict:
             if self.server_key is None:
                 raise ServerKeyError("no server key configured: cannot store device keys")
-            dev_id = _device_id(device_id)
+            dev_id = parse_device_id(device_id)
             if not 16 <= len(device_key) <= 64:
                 raise Invalid("invalid device", [{"field": "key", "message": "16..64 bytes"}])
             sid = school_id
@@ -565,18 +566,18 @@ class Registry:
             return page([device_out(d) for d in rows], total, offset, limit)
         return self._run(actor, "device.list", fn, object_type="device")
 
-    def get_device(self, actor: Actor, device_id: str) -> dict:
+    def get_device(self, actor: Actor, device_id: int | str) -> dict:
         def fn(s: Session) -> dict:
-            dev = _get(s, Device, _device_id(device_id))
+            dev = _get(s, Device, parse_device_id(device_id))
             policy.check_read(actor, dev.school_id, "device")
             audit.record(s, actor, "device.read", object_type="device", object_id=dev.id,
                          school_id=dev.school_id)
             return device_out(dev)
         return self._run(actor, "device.read", fn, object_type="device", object_id=device_id)
 
-    def update_device(self, actor: Actor, device_id: str, patch: dict) -> dict:
+    def update_device(self, actor: Actor, device_id: int | str, patch: dict) -> dict:
         def fn(s: Session) -> dict:
-            dev = _get(s, Device, _device_id(device_id))
+            dev = _get(s, Device, parse_device_id(device_id))
             policy.check_roster_write(actor, dev.school_id, "device registry")
             changed = []
             if patch.get("status") is not None:
@@ -600,12 +601,12 @@ class Registry:
             return device_out(dev)
         return self._run(actor, "device.update", fn, object_type="device", object_id=device_id)
 
-    def device_key(self, device_id: str) -> bytes:
+    def device_key(self, device_id: int) -> bytes:
         """The device's key in clear, for packet verification (ingest). Not audited per call."""
         if self.server_key is None:
             raise ServerKeyError("no server key configured")
         with self.db.Session() as s:
-            dev = s.get(Device, _device_id(device_id))
+            dev = s.get(Device, parse_device_id(device_id))
             if dev is None:
                 raise NotFound(f"no device {device_id}")
             return self.server_key.open(dev.id, dev.key_sealed)
@@ -710,10 +711,19 @@ def _enum_value(cls, value: str, field: str):
         raise Invalid(f"bad {field}", [{"field": field, "message": f"one of {[m.value for m in cls]}"}]) from None
 
 
-def _device_id(device_id: str) -> str:
-    d = (device_id or "").strip().lower()
-    if not 4 <= len(d) <= 32 or any(c not in "0123456789abcdef" for c in d):
-        raise Invalid("bad device id", [{"field": "device_id", "message": "4..32 hex digits"}])
+def parse_device_id(device_id: int | str) -> int:
+    """A u32: an int, decimal text, or hex text with 0x ("0x00a1b2c3", as printed on labels)."""
+    try:
+        if isinstance(device_id, str):
+            t = device_id.strip().lower()
+            d = int(t, 16) if t.startswith("0x") else int(t)
+        else:
+            d = int(device_id)
+        if not 0 <= d <= 0xFFFF_FFFF:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise Invalid("bad device id", [{"field": "device_id",
+                                         "message": "a u32: decimal or 0x-hex"}]) from None
     return d
 
 

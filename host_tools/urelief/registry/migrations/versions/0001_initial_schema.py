@@ -131,7 +131,7 @@ def upgrade() -> None:
     op.create_index("ix_subscribers_school_id", "subscribers", ["school_id"])
     op.create_table(
         "devices",
-        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("school_id", sa.Integer(), nullable=True),
         sa.Column("subscriber_id", sa.Integer(), nullable=True),
         sa.Column("key_id", sa.Integer(), nullable=False),
@@ -255,7 +255,7 @@ def upgrade() -> None:
     op.create_table(
         "device_packets",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("device_id", sa.String(length=32), nullable=False),
+        sa.Column("device_id", sa.BigInteger(), nullable=False),
         sa.Column("counter", sa.BigInteger(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("transport", sa.String(length=8), nullable=False),
@@ -301,7 +301,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("device_id", sa.String(length=32), nullable=True),
+        sa.Column("device_id", sa.BigInteger(), nullable=True),
         sa.Column("subscriber_id", sa.Integer(), nullable=True),
         sa.Column("school_id", sa.Integer(), nullable=True),
         sa.Column("caller_msisdn", sa.String(length=20), nullable=True),

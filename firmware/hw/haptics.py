@@ -56,6 +56,7 @@ class Haptics:
         make = pin or _machine_pin
         self._on = 1 if motor_cfg.get('active', 'high') == 'high' else 0
         self.motor = make(motor_cfg['gpio'], self._on)
+        self.motor.value(1 - self._on)  # off from the start, whatever the pin's reset state
         self.led = None
         self._led_on = 1
         if led_cfg is not None:

@@ -1,0 +1,172 @@
+"""Epoch assembler: merges the sentences a receiver sends for one measurement into one `Fix`.
+
+An epoch ends when a time-stamped sentence (GGA RMC GLL GNS ZDA) carries a different UTC time,
+or, with no time to go by (no fix yet), when a formatter already seen in the epoch comes again.
+The date is carried across epochs (GGA alone has none) and rolled over at midnight.
+"""
+
+from micropython import const
+
+from gnss.fix import MODE_2D, MODE_3D, MODE_NO_FIX, MODE_UNKNOWN, Fix
+from gnss.nmea import GGA, GLL, GNS, GSA, RMC, VTG, ZDA
+
+# Bits of `_seen` per formatter that stamps time.
+_B_GGA = const(1)
+_B_RMC = const(2)
+_B_GLL = const(4)
+_B_GNS = const(8)
+_B_ZDA = const(16)
+
+
+_DAYS = b"\x1f\x1c\x1f\x1e\x1f\x1e\x1f\x1f\x1e\x1f\x1e\x1f"  # days per month, non-leap
+
+
+def next_day(date):
+    """yyyymmdd of the day after `date`."""
+    y = date // 10000
+    m = date // 100 % 100
+    d = date % 100 + 1
+    last = _DAYS[m - 1] + (m == 2 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0))
+    if d > last:
+        d = 1
+        m += 1
+        if m > 12:
+            m = 1
+            y += 1
+    return y * 10000 + m * 100 + d
+
+
+def _cs(t_ms):
+    """Time in 10 ms, rounded: the resolution at which stamps name the same epoch (eXplorist 210
+    stamps GLL .295 beside GGA .30 for one measurement; SL869 sends epochs 10 ms apart)."""
+    return (t_ms + 5) // 10
+
+
+def _bit(kind):
+    if kind == GGA:
+        return _B_GGA
+    if kind == RMC:
+        return _B_RMC
+    if kind == GLL:
+        return _B_GLL
+    if kind == GNS:
+        return _B_GNS
+    if kind == ZDA:
+        return _B_ZDA
+    return 0
+
+
+class Epoch:
+    """Feed it each sentence `Nmea.feed` understood: `add(nmea, now_ms)` returns the finished
+    previous epoch's `Fix` when this sentence starts a new one, else None; `flush(now_ms)` ends
+    the current epoch (end of input, receiver off)."""
+
+    def __init__(self):
+        self.date = None  # last date seen (yyyymmdd), carried
+        self.had_fix = False  # a 2D/3D epoch was seen: the receiver's clock is set
+        self._date_time = None  # time_ms of the epoch that set `date`
+        self._start()
+
+    def _start(self):
+        self._seen = 0
+        self._count = 0
+        self._time = None
+        self._zda = False  # the time came from ZDA: a time message, trusted without a fix
+        self._date = None
+        self._lat = self._lon = None
+        self._pos_valid = None  # validity of the sentence that gave the position
+        self._gga_valid = None  # GGA/GNS verdict; None if none came
+        self._rmc_valid = None  # RMC/GLL/VTG verdict
+        self._gsa = 0  # best GSA fix type
+        self._prns = None
+        self._alt = None
+        self._speed = None
+        self._course = None
+        self._hdop = None
+        self._sats = None
+
+    def add(self, p, now_ms=None):
+        kind = p.kind
+        done = None
+        bit = _bit(kind)
+        if bit and self._count:
+            t = p.time_ms
+            if (t is not None and self._time is not None and _cs(t) != _cs(self._time)) or (
+                self._seen & bit and (t is None or self._time is None)
+            ):
+                done = self.flush(now_ms)
+        self._count += 1
+        self._seen |= bit
+        if p.time_ms is not None:
+            self._time = p.time_ms  # the latest stamp (they may differ by a few ms, see _cs)
+            if kind == ZDA:
+                self._zda = True
+        if p.date is not None:
+            self._date = p.date
+        if kind == GSA:
+            if p.fix_type is not None and p.fix_type > self._gsa:
+                self._gsa = p.fix_type
+            if p.prns:
+                self._prns = (self._prns or 0) + p.prns
+        elif kind == GGA or kind == GNS:
+            if p.valid is not None:
+                self._gga_valid = p.valid
+            if p.valid and p.alt_mm is not None:
+                self._alt = p.alt_mm
+            if p.sats is not None:
+                self._sats = p.sats
+        elif kind == RMC or kind == GLL or kind == VTG:
+            if p.valid is not None:
+                self._rmc_valid = p.valid
+        if p.lat_e7 is not None and p.valid:
+            self._lat = p.lat_e7
+            self._lon = p.lon_e7
+        if p.speed_mms is not None and p.valid is not False:
+            self._speed = p.speed_mms
+        if p.course_cdeg is not None and p.valid is not False:
+            self._course = p.course_cdeg
+        if p.hdop_c is not None:
+            self._hdop = p.hdop_c
+        return done
+
+    def flush(self, now_ms=None):
+        """The current epoch as a Fix (None if it is empty); a new epoch starts."""
+        if not self._count:
+            return None
+        f = Fix()
+        f.t_ms = now_ms
+        f.time_ms = self._time
+        if self._date is not None:
+            self.date = self._date
+            self._date_time = self._time
+        elif self.date is not None and self._time is not None:
+            if self._date_time is not None and self._time < self._date_time:
+                self.date = next_day(self.date)  # midnight passed since the date was seen
+            self._date_time = self._time
+        f.date = self.date
+        # Mode: GSA says it outright; else GGA/GNS (3D when it has an altitude); else RMC/GLL.
+        ok = self._gga_valid if self._gga_valid is not None else self._rmc_valid
+        if self._gsa:
+            f.mode = self._gsa
+        elif ok:
+            f.mode = MODE_3D if self._alt is not None else MODE_2D
+        elif ok is False:
+            f.mode = MODE_NO_FIX
+        else:
+            f.mode = MODE_UNKNOWN
+        if f.mode >= MODE_2D and ok is not False and self._lat is not None:
+            f.lat_e7 = self._lat
+            f.lon_e7 = self._lon
+            f.alt_mm = self._alt  # in 2D the receiver's held altitude: kept, mode says so
+            f.speed_mms = self._speed
+            f.course_cdeg = self._course
+        elif f.mode >= MODE_2D:
+            f.mode = MODE_NO_FIX
+        if f.mode >= MODE_2D:
+            self.had_fix = True
+        elif not (self._zda or self.had_fix):
+            f.time_ms = None  # before any fix, RMC/GGA time may be the receiver's RTC guess
+        f.hdop_c = self._hdop
+        f.sats_used = self._sats if self._sats is not None else self._prns
+        self._start()
+        return f

@@ -1,0 +1,398 @@
+"""NMEA 0183 (up to 4.11) sentence parser: pure, fed one line at a time, never raises on input.
+
+`Nmea.feed(line)` checks framing and checksum, decodes GGA RMC GSA GNS VTG GLL ZDA GSV from the
+talkers in `_TALKERS`, and leaves the sentence's values in attributes until the next call (None =
+empty field). Nothing is allocated per sentence beyond what the caller's line already is: fields
+are located by index into the line and numbers are read straight into ints in fixed units.
+Everything refused is counted in the statistics attributes, never raised.
+"""
+
+from array import array
+
+from micropython import const
+
+# Sentence formatters: the three ASCII letters packed into an int.
+GGA = const(0x474741)
+RMC = const(0x524D43)
+GSA = const(0x475341)
+GNS = const(0x474E53)
+VTG = const(0x565447)
+GLL = const(0x474C4C)
+ZDA = const(0x5A4441)
+GSV = const(0x475356)
+
+# Talkers: GPS, any-GNSS, GLONASS, Galileo, BeiDou (4.1 and legacy), QZSS (4.11 and legacy), NavIC.
+_TALKERS = (0x4750, 0x474E, 0x474C, 0x4741, 0x4742, 0x4244, 0x4751, 0x515A, 0x4749)
+
+_MAX_FIELDS = const(40)  # GSV has 20 data fields, GSA 18: more commas than this is not NMEA
+_NMEA_MAX = const(82)  # spec limit, '$' to LF inclusive; real receivers exceed it
+_E7 = const(10000000)
+_MIN_E6_MAX = const(60000000)  # 60 minutes in 1e-6 minute
+
+_A = const(65)  # 'A' (valid / autonomous)
+_N = const(78)  # 'N' (no fix / north)
+_S = const(83)
+_E = const(69)
+_W = const(87)
+_V = const(86)
+_T = const(84)
+
+
+def dec(buf, a, b, scale):
+    """The decimal number in buf[a:b] as an int in units of 10**-scale, rounded half up;
+    None when the field is empty or not a number."""
+    if a >= b:
+        return None
+    neg = buf[a] == 45  # '-'
+    if neg or buf[a] == 43:  # '+'
+        a += 1
+    v = 0
+    frac = -1  # digits kept after the point, -1 before it
+    digits = 0
+    up = 0  # the first dropped digit was >= 5
+    while a < b:
+        c = buf[a]
+        a += 1
+        if c == 46:  # '.'
+            if frac >= 0:
+                return None
+            frac = 0
+            continue
+        if c < 48 or c > 57:
+            return None
+        digits += 1
+        if frac >= scale:
+            if frac == scale:
+                up = c >= 53
+                frac += 1
+            continue
+        if frac >= 0:
+            frac += 1
+        v = v * 10 + c - 48
+    if not digits:
+        return None
+    if frac < 0:
+        frac = 0
+    while frac < scale:
+        v *= 10
+        frac += 1
+    if up:
+        v += 1
+    return -v if neg else v
+
+
+def coord(buf, a, b, hemi, max_deg):
+    """(d)ddmm.mmmm and its hemisphere byte (N/S/E/W) -> 1e-7 degree; None if empty or bad."""
+    p = a
+    while p < b and buf[p] != 46:
+        p += 1
+    if p - a < 3:
+        return None
+    deg = dec(buf, a, p - 2, 0)
+    mins = dec(buf, p - 2, b, 6)  # 1e-6 minute
+    if deg is None or mins is None or deg < 0 or mins < 0 or mins >= _MIN_E6_MAX:
+        return None
+    v = deg * _E7 + (mins + 3) // 6
+    if v > max_deg * _E7:
+        return None
+    if hemi == _S or hemi == _W:
+        return -v
+    if hemi == _N or hemi == _E:
+        return v
+    return None
+
+
+def hms(buf, a, b):
+    """hhmmss[.sss] -> ms since 00:00; None if empty or bad (a leap second 60 is allowed)."""
+    if b - a < 6:
+        return None
+    h = dec(buf, a, a + 2, 0)
+    m = dec(buf, a + 2, a + 4, 0)
+    s = dec(buf, a + 4, b, 3)
+    if h is None or m is None or s is None or not (0 <= h < 24 and 0 <= m < 60 and 0 <= s < 61000):
+        return None
+    return (h * 60 + m) * 60000 + s
+
+
+def ymd(y, m, d):
+    """yyyymmdd int, None unless a plausible calendar date; 2-digit years: 80-99 -> 19xx."""
+    if y is None or m is None or d is None or not (1 <= m <= 12 and 1 <= d <= 31 and y >= 0):
+        return None
+    if y < 80:
+        y += 2000
+    elif y < 100:
+        y += 1900
+    return y * 10000 + m * 100 + d
+
+
+def ddmmyy(buf, a, b):
+    """ddmmyy -> yyyymmdd int; None if empty or bad."""
+    if b - a != 6:
+        return None
+    return ymd(dec(buf, a + 4, b, 0), dec(buf, a + 2, a + 4, 0), dec(buf, a, a + 2, 0))
+
+
+class Nmea:
+    """Statistics (counts of lines): `parsed` understood; `unsupported` valid but not ours
+    (proprietary, other formatters or talkers); `bad_checksum`; `truncated` no or short checksum;
+    `garbage` noise before '$' or a line with none; `malformed` framing broken (too many fields,
+    bad address); `bad_fields` fields that did not parse (the rest of the sentence is used);
+    `long` sentences over the 82-character limit (accepted); `zero_rejected` (0,0) reported
+    valid."""
+
+    def __init__(self):
+        self._f = array("H", bytes(2 * (_MAX_FIELDS + 1)))  # index of each field's comma
+        self._buf = b""
+        self._n = 0
+        self.lines = self.parsed = self.unsupported = self.bad_checksum = 0
+        self.truncated = self.garbage = self.malformed = self.bad_fields = 0
+        self.long = self.zero_rejected = 0
+        self._clear()
+
+    def _clear(self):
+        self.talker = 0  # two ASCII letters packed, e.g. 0x4750 'GP'
+        self.kind = 0  # formatter code (GGA, RMC...), 0 when the line was not understood
+        self.time_ms = None
+        self.date = None  # yyyymmdd
+        self.lat_e7 = self.lon_e7 = None
+        self.valid = None  # True/False from status, quality or mode indicator
+        self.quality = None  # GGA fix quality 0-8
+        self.fix_type = None  # GSA 1 none, 2 2D, 3 3D
+        self.alt_mm = None  # above mean sea level
+        self.sep_mm = None  # geoid separation
+        self.speed_mms = None
+        self.course_cdeg = None  # true course, 0.01 degree
+        self.hdop_c = self.pdop_c = self.vdop_c = None  # DOP * 100
+        self.sats = None  # satellites used (GGA, GNS)
+        self.prns = None  # PRNs listed used (GSA)
+        self.sys_id = None  # GSA system ID (NMEA 4.1)
+        self.faa = 0  # mode indicator byte (A D E F M N P R S), 0 if absent
+        self.in_view = None  # GSV
+
+    def stats(self):
+        return {
+            "lines": self.lines, "parsed": self.parsed, "unsupported": self.unsupported,
+            "bad_checksum": self.bad_checksum, "truncated": self.truncated,
+            "garbage": self.garbage, "malformed": self.malformed, "bad_fields": self.bad_fields,
+            "long": self.long, "zero_rejected": self.zero_rejected,
+        }
+
+    # --- fields: k counts from 1 after the address field; absent fields read as empty
+    def _a(self, k):
+        return self._f[k - 1] + 1 if k <= self._n else 0
+
+    def _b(self, k):
+        return self._f[k] if k <= self._n else 0
+
+    def _num(self, k, scale):
+        a = self._a(k)
+        b = self._b(k)
+        if a >= b:
+            return None
+        v = dec(self._buf, a, b, scale)
+        if v is None:
+            self.bad_fields += 1
+        return v
+
+    def _ch(self, k):
+        a = self._a(k)
+        return self._buf[a] if a < self._b(k) else 0
+
+    def _time(self, k):
+        a = self._a(k)
+        b = self._b(k)
+        if a >= b:
+            return None
+        v = hms(self._buf, a, b)
+        if v is None:
+            self.bad_fields += 1
+        return v
+
+    def _pos(self, k):
+        """lat,N/S,lon,E/W starting at field k -> sets lat_e7/lon_e7 (both or neither)."""
+        buf = self._buf
+        a = self._a(k)
+        c = self._a(k + 2)
+        if a >= self._b(k) and c >= self._b(k + 2):
+            return
+        lat = coord(buf, a, self._b(k), self._ch(k + 1), 90)
+        lon = coord(buf, c, self._b(k + 2), self._ch(k + 3), 180)
+        if lat is None or lon is None:
+            self.bad_fields += 1
+            return
+        self.lat_e7 = lat
+        self.lon_e7 = lon
+
+    def _speed_kn(self, k):
+        kn = self._num(k, 3)  # knots * 1000
+        if kn is not None:
+            self.speed_mms = (kn * 1852 + 1800) // 3600
+
+    # --- sentences
+    def feed(self, line, first=0, end=-1):
+        """Parse the sentence in line[first:end] (bytes; trailing CR/LF optional). Returns the
+        formatter code when the sentence was understood, else 0. Never raises on content."""
+        self._clear()
+        buf = line
+        if end < 0:
+            end = len(buf)
+        while end > first and (buf[end - 1] == 10 or buf[end - 1] == 13 or buf[end - 1] == 32):
+            end -= 1
+        if end == first:
+            return 0  # an empty line is no sentence
+        self.lines += 1
+        start = buf.rfind(b"$", first, end)
+        if start < 0:
+            self.garbage += 1
+            return 0
+        if start > first:
+            self.garbage += 1  # noise or a cut sentence before this one: dropped, counted
+        star = buf.find(b"*", start, end)
+        if star < 0 or end - star < 3:
+            self.truncated += 1
+            return 0
+        want = _hex(buf[star + 1]) << 4 | _hex(buf[star + 2])
+        x = 0
+        for i in range(start + 1, star):
+            x ^= buf[i]
+        if x != want:
+            self.bad_checksum += 1
+            return 0
+        if star + 3 < end:
+            self.garbage += 1  # bytes after the checksum
+        if star + 5 - start > _NMEA_MAX:
+            self.long += 1
+        f = self._f
+        n = 0
+        i = buf.find(b",", start, star)
+        while i >= 0:
+            if n == _MAX_FIELDS:
+                self.malformed += 1
+                return 0
+            f[n] = i
+            n += 1
+            i = buf.find(b",", i + 1, star)
+        if n == 0:
+            self.malformed += 1
+            return 0
+        f[n] = star
+        self._n = n
+        if f[0] - start != 6:
+            if buf[start + 1] == 80:  # 'P': proprietary
+                self.unsupported += 1
+            else:
+                self.malformed += 1
+            return 0
+        self._buf = buf
+        talker = buf[start + 1] << 8 | buf[start + 2]
+        kind = buf[start + 3] << 16 | buf[start + 4] << 8 | buf[start + 5]
+        if talker not in _TALKERS or not self._decode(kind):
+            self.unsupported += 1
+            self._buf = b""
+            return 0
+        self._buf = b""
+        self.talker = talker
+        self.kind = kind
+        if self.valid and self.lat_e7 == 0 and self.lon_e7 == 0:
+            self.zero_rejected += 1
+            self.valid = False
+            self.lat_e7 = self.lon_e7 = None
+        self.parsed += 1
+        return kind
+
+    def _decode(self, kind):
+        if kind == GGA:
+            self.time_ms = self._time(1)
+            self._pos(2)
+            q = self._num(6, 0)
+            self.quality = q
+            if q is not None:
+                self.valid = q > 0
+            self.sats = self._num(7, 0)
+            self.hdop_c = self._num(8, 2)
+            self.alt_mm = self._num(9, 3)
+            self.sep_mm = self._num(11, 3)
+        elif kind == RMC:
+            self.time_ms = self._time(1)
+            s = self._ch(2)
+            self._pos(3)
+            self._speed_kn(7)
+            self.course_cdeg = self._num(8, 2)
+            a = self._a(9)
+            b = self._b(9)
+            if a < b:
+                self.date = ddmmyy(self._buf, a, b)
+                if self.date is None:
+                    self.bad_fields += 1
+            self.faa = self._ch(12)
+            if s:
+                self.valid = s == _A and self.faa != _N and self._ch(13) != _V
+        elif kind == GLL:
+            self._pos(1)
+            self.time_ms = self._time(5)
+            s = self._ch(6)
+            self.faa = self._ch(7)
+            if s:
+                self.valid = s == _A and self.faa != _N
+        elif kind == GNS:
+            self.time_ms = self._time(1)
+            self._pos(2)
+            a = self._a(6)
+            b = self._b(6)
+            if a < b:
+                self.faa = self._buf[a]
+                self.valid = False
+                while a < b:  # one indicator per constellation: any fix is a fix
+                    if self._buf[a] != _N:
+                        self.valid = True
+                    a += 1
+            self.sats = self._num(7, 0)
+            self.hdop_c = self._num(8, 2)
+            self.alt_mm = self._num(9, 3)
+            self.sep_mm = self._num(10, 3)
+        elif kind == VTG:
+            if self._ch(2) == _T:  # course,T,course,M,knots,N,km/h,K[,mode]
+                self.course_cdeg = self._num(1, 2)
+                self._speed_kn(5)
+                self.faa = self._ch(9)
+            else:  # NMEA 1.x: course true, course magnetic, knots, km/h
+                self.course_cdeg = self._num(1, 2)
+                self._speed_kn(3)
+            if self.faa:
+                self.valid = self.faa != _N
+        elif kind == GSA:
+            self.fix_type = self._num(2, 0)
+            used = 0
+            for k in range(3, 15):
+                if self._a(k) < self._b(k):
+                    used += 1
+            self.prns = used
+            self.pdop_c = self._num(15, 2)
+            self.hdop_c = self._num(16, 2)
+            self.vdop_c = self._num(17, 2)
+            self.sys_id = self._num(18, 0)
+        elif kind == ZDA:
+            self.time_ms = self._time(1)
+            d = self._num(2, 0)
+            m = self._num(3, 0)
+            y = self._num(4, 0)
+            if d is not None or m is not None or y is not None:
+                self.date = ymd(y, m, d)
+                if self.date is None:
+                    self.bad_fields += 1
+        elif kind == GSV:
+            self.in_view = self._num(3, 0)
+        else:
+            return False
+        return True
+
+
+def _hex(c):
+    """Value of one hex digit byte, or 256 (never a checksum) when it is not one."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 65 <= c <= 70:
+        return c - 55
+    if 97 <= c <= 102:
+        return c - 87
+    return 256

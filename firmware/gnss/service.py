@@ -1,0 +1,99 @@
+"""GNSS service: the last fix and its age, whatever feeds it (a UART receiver or the modem's GNSS).
+
+Thin and I/O-agnostic: `feed_line` takes NMEA lines, `feed_fix` takes a Fix parsed from a modem
+answer (gnss.at); `run_uart` and `run_modem` are the two loops that feed it on the device.
+"""
+
+import time
+
+import asyncio
+from micropython import const
+
+from gnss.epoch import Epoch
+from gnss.nmea import Nmea
+
+_CR = const(13)
+
+
+class Gnss:
+    """`fix`: the last Fix with a position (None before the first); `last`: the last epoch of
+    any mode; `age_ms()`: ms since `fix`; `updated`: an Event set at each epoch."""
+
+    gap_ms = 300  # UART silence that ends an epoch (1 Hz receivers pause between bursts)
+    poll_ms = 1000  # modem GNSS query period
+
+    def __init__(self, power=None, ticks_ms=time.ticks_ms):
+        self.nmea = Nmea()
+        self.epoch = Epoch()
+        self.fix = None
+        self.last = None
+        self.on = False
+        self.on_fix = None  # optional callback(fix) at each epoch
+        self.updated = asyncio.Event()
+        self._power = power  # callable(bool) switching the receiver, or None
+        self._ticks = ticks_ms
+
+    def power(self, on):
+        """Switch the receiver on or off; off ends the epoch in progress."""
+        if self._power:
+            self._power(on)
+        self.on = on
+        if not on:
+            self.end_epoch()
+
+    def age_ms(self):
+        return None if self.fix is None else self.fix.age_ms(self._ticks())
+
+    def feed_line(self, line):
+        """One line from the receiver (bytes). Sentences ended by a lone CR, as some receivers
+        send them, are split here."""
+        n = len(line)
+        a = 0
+        while a < n:
+            b = line.find(b"\r", a)
+            if b < 0:
+                b = n
+            if self.nmea.feed(line, a, b):
+                f = self.epoch.add(self.nmea, self._ticks())
+                if f:
+                    self._done(f)
+            a = b + 1
+
+    def end_epoch(self):
+        f = self.epoch.flush(self._ticks())
+        if f:
+            self._done(f)
+
+    def feed_fix(self, f):
+        """A Fix from another source (the modem's GNSS): stamped now and taken as an epoch."""
+        f.t_ms = self._ticks()
+        self._done(f)
+
+    def _done(self, f):
+        self.last = f
+        if f.has_position:
+            self.fix = f
+        if self.on_fix:
+            self.on_fix(f)
+        self.updated.set()
+
+    async def run_uart(self, reader):
+        """Feed lines from an asyncio.StreamReader (over machine.UART) forever; a silence of
+        `gap_ms` ends the epoch at once instead of at the next burst."""
+        while True:
+            try:
+                line = await asyncio.wait_for_ms(reader.readline(), self.gap_ms)
+            except asyncio.TimeoutError:
+                self.end_epoch()
+                continue
+            if line:
+                self.feed_line(line)
+
+    async def run_modem(self, query, parse):
+        """While on, every `poll_ms`: `await query()` (the modem's answer, e.g. the +CGNSINF line)
+        and `parse(answer)` -> Fix or None (gnss.at)."""
+        while self.on:
+            f = parse(await query())
+            if f:
+                self.feed_fix(f)
+            await asyncio.sleep_ms(self.poll_ms)

@@ -17,6 +17,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from urelief.registry.audit import Actor
 from urelief.registry.models import Role
@@ -37,9 +38,11 @@ def client_addr(request: Request | WebSocket) -> str:
     return request.client.host if request.client else ""
 
 
-def _token_of(request: Request | WebSocket, creds: HTTPAuthorizationCredentials | None) -> str:
-    if creds is not None and creds.scheme.lower() == "bearer":
-        return creds.credentials
+def request_token(request: Request | WebSocket) -> str:
+    """The bearer token from the Authorization header, else the `urelief_token` cookie."""
+    scheme, value = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() == "bearer" and value:
+        return value
     return request.cookies.get(TOKEN_COOKIE, "")
 
 
@@ -51,7 +54,8 @@ def current_operator(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     registry: RegistryDep,
 ) -> Actor:
-    token = _token_of(request, creds)
+    del creds  # declared for the OpenAPI security scheme; read below with the cookie fallback
+    token = request_token(request)
     actor = registry.authenticate(token, client_addr(request), what=_what(request))
     if actor is None:
         raise HTTPException(

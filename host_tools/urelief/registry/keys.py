@@ -2,7 +2,7 @@
 
 Server key: 32 bytes from `$URELIEF_SERVER_KEY` (hex or base64) or the file named by
 `$URELIEF_SERVER_KEY_FILE` (raw 32 bytes, or hex/base64 text). `urelief registry init-key FILE`
-makes one (mode 0600). Sealed form: version (1 byte) | nonce (12) | ciphertext+tag; the device id
+makes one (mode 0600); with neither set, `load_or_create` uses `$URELIEF_VAR/server.key`. Sealed form: version (1 byte) | nonce (12) | ciphertext+tag; the device id
 is the associated data, so a sealed key copied onto another device's row does not open.
 """
 
@@ -55,6 +55,17 @@ class ServerKey:
         if environ.get(ENV_KEY_FILE):
             return cls.from_file(environ[ENV_KEY_FILE])
         raise ServerKeyError(f"no server key: set {ENV_KEY} or {ENV_KEY_FILE}")
+
+    @classmethod
+    def load_or_create(cls, environ=os.environ) -> ServerKey:
+        """From the environment, else `$URELIEF_VAR/server.key` (made on first use, 0600)."""
+        if environ.get(ENV_KEY) or environ.get(ENV_KEY_FILE):
+            return cls.from_env(environ)
+        path = Path(environ.get("URELIEF_VAR", "var")) / "server.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cls.generate(path)
+        return cls.from_file(path)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ServerKey:

@@ -4,9 +4,9 @@ Thin and I/O-agnostic: `feed_line` takes NMEA lines, `feed_fix` takes a Fix pars
 answer (gnss.at); `run_uart` and `run_modem` are the two loops that feed it on the device.
 """
 
+import asyncio
 import time
 
-import asyncio
 from micropython import const
 
 from gnss.epoch import Epoch

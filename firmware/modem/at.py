@@ -1,0 +1,373 @@
+# The AT engine: one reader task per UART, commands serialised, whole lines classified,
+# URCs dispatched, per-command deadlines, hang -> PWRKEY power cycle. Mechanism only: the
+# Modem (core.py) decides what to send and what to do after a reset.
+import asyncio
+import time
+
+from micropython import const
+
+from modem import atlines
+
+_LINE_MAX = const(600)  # bytes; a PDU line is at most 2 * 176 hex chars, +CGNSINF ~ 120
+_CHUNK = const(128)
+_HANG_TIMEOUTS = const(2)  # consecutive unanswered commands before the modem is declared hung
+_BOOT_BURST_MS = const(20000)  # RDY .. SMS Ready on SIMCom modules takes a few seconds
+DEFAULT_MS = const(2000)  # plain commands: "max response time 300 ms" in most manual entries
+
+
+class AtError(Exception):
+    """The command ended with an error final result: .kind ('CME', 'CMS', 'ERROR'...), .code."""
+
+    def __init__(self, cmd, line):
+        self.kind, self.code = atlines.error_code(line)
+        super().__init__("%s -> %s" % (cmd, line))
+
+
+class AtTimeout(Exception):
+    """No final result within the command's deadline."""
+
+
+class ModemReset(Exception):
+    """The modem rebooted (boot URC) or was power-cycled while the command was in flight."""
+
+
+def _text(raw):
+    try:
+        return raw.decode()
+    except Exception:  # garbage bytes on the line: keep it readable for the log
+        return "".join(chr(b) if 32 <= b < 127 else "?" for b in raw)
+
+
+class Framer:
+    """Bytes in, events out: ('line', str), ('prompt', None), ('data', bytes).
+    Either CR or LF ends a line. Inline binary payloads ("+CARECV: 5,<5 bytes>") are cut by
+    their declared length; raw(n) makes the next n bytes one data event."""
+
+    def __init__(self, inline_prefixes=()):
+        self.buf = bytearray()
+        self.inline = tuple(p.encode() for p in inline_prefixes)
+        self.want_prompt = False
+        self.raw_left = 0  # bytes still owed to a 'data' event
+        self.overlong = 0
+
+    def feed(self, data):
+        self.buf.extend(data)
+
+    def raw(self, n):
+        self.raw_left = n
+
+    def next(self):
+        buf = self.buf
+        if self.raw_left:
+            if len(buf) < self.raw_left:
+                return None
+            n = self.raw_left
+            out = bytes(buf[:n])
+            self.buf = buf[n:]
+            self.raw_left = 0
+            return ("data", out)
+        i = 0
+        while i < len(buf) and buf[i] in (13, 10):
+            i += 1
+        if i:
+            buf = self.buf = buf[i:]
+        if not buf:
+            return None
+        if self.want_prompt and buf[0] == 62:  # '>'
+            n = 2 if len(buf) > 1 and buf[1] == 32 else 1
+            self.buf = buf[n:]
+            self.want_prompt = False
+            return ("prompt", None)
+        for p in self.inline:
+            if buf.startswith(p):
+                j = len(p)
+                while j < len(buf) and 48 <= buf[j] <= 57:
+                    j += 1
+                if j < len(buf) and buf[j] == 44 and j > len(p):  # ',' after the length
+                    self.raw_left = int(bytes(buf[len(p):j]))
+                    line = _text(bytes(buf[:j]))
+                    self.buf = buf[j + 1:]
+                    return ("line", line)
+                if j == len(buf):
+                    return None  # wait for the rest of the header
+        end = buf.find(b"\r")
+        lf = buf.find(b"\n")
+        if end < 0 or 0 <= lf < end:
+            end = lf
+        if end < 0:
+            if len(buf) > _LINE_MAX:  # garbage without a terminator: flush it as one line
+                self.overlong += 1
+                line = _text(bytes(buf))
+                self.buf = bytearray()
+                return ("line", line)
+            return None
+        line = _text(bytes(buf[:end]))
+        self.buf = buf[end + 1:]
+        return ("line", line)
+
+
+class _Pending:
+    def __init__(self, cmd, expect):
+        self.cmd = cmd
+        self.expect = expect
+        self.lines = []
+        self.final = None
+        self.done = asyncio.Event()
+        self.prompt = asyncio.Event()
+        self.next_is_pdu = False
+        self.data_after = None  # prefix whose line is followed by raw bytes
+
+
+class At:
+    """reader: has `async read(n)`; writer: has `write(b)` and `async drain()` (asyncio streams
+    over the UART). pwrkey(level): drives the PWRKEY line (1 = pressed). on_reset(reason) is called
+    with 'reboot' (unprompted boot URC) or 'hang' (after the power cycle)."""
+
+    pwrkey_off_ms = 1300  # dialects set these from their hardware design manual
+    pwrkey_on_ms = 1100
+    off_to_on_ms = 2000
+
+    def __init__(self, reader, writer, pwrkey=None, on_reset=None, log=print,
+                 urc_prefixes=atlines.URC_PREFIXES, inline_data=(), data_after=()):
+        self._r = reader
+        self._w = writer
+        self.pwrkey = pwrkey
+        self.on_reset = on_reset
+        self.log = log
+        self.urc_prefixes = urc_prefixes
+        self.data_after = data_after  # response prefixes followed by <n> raw bytes on a new line
+        self.framer = Framer(inline_data)
+        self._lock = asyncio.Lock()
+        self._pending = None
+        self._urc_head = None  # header of a two-line URC waiting for its second line
+        self._handlers = []  # (prefix, fn(line, extra)) ; extra = second line or data
+        self.echo = True  # until ATE0 is answered
+        self.hung = False
+        self._timeouts = 0
+        self._expect_reboot = False
+        self.stats = {"lines": 0, "urc": 0, "unknown": 0, "timeouts": 0, "resets": 0,
+                      "power_cycles": 0, "errors": 0}
+        self.unknown = []  # the last few unknown lines, for the log and tests
+        self._task = None
+
+    # ------------------------------------------------------------------ wiring
+
+    def on(self, prefix, fn):
+        """Call fn(line, extra) for every URC starting with prefix."""
+        self._handlers.append((prefix, fn))
+
+    def start(self):
+        if self._task is None:
+            self._task = asyncio.create_task(self._read_loop())
+        return self._task
+
+    def stop(self):
+        if self._task:
+            self._task.cancel()
+            self._task = None
+
+    # ------------------------------------------------------------------ commands
+
+    async def cmd(self, cmd, expect=None, timeout_ms=DEFAULT_MS, payload=None, prompt_ms=5000):
+        """Send `cmd` and return its information lines (a list; data payloads as bytes).
+        expect: response prefix ("+CSQ:"), "" for bare text, None for final result only.
+        payload: bytes sent after the "> " prompt (SMS PDU + Ctrl-Z, socket data)."""
+        async with self._lock:
+            p = _Pending(cmd, expect)
+            self._pending = p
+            try:
+                self.framer.want_prompt = payload is not None
+                await self._send(cmd + "\r")
+                if payload is not None:
+                    await self._wait(p.prompt, prompt_ms, p)
+                    await self._send(payload)
+                await self._wait(p.done, timeout_ms, p)
+            finally:
+                self._pending = None
+                self.framer.want_prompt = False
+            if p.final is ModemReset:
+                raise ModemReset(cmd)
+            if atlines.final_kind(p.final) == atlines.FINAL_ERROR:
+                self.stats["errors"] += 1
+                raise AtError(cmd, p.final)
+            return p.lines
+
+    async def _send(self, data):
+        self._w.write(data.encode() if isinstance(data, str) else data)
+        await self._w.drain()
+
+    async def _wait(self, evt, ms, p):
+        try:
+            await asyncio.wait_for_ms(evt.wait(), ms)
+        except asyncio.TimeoutError:
+            self.stats["timeouts"] += 1
+            self._timeouts += 1
+            self.log("at: timeout %s (%d ms)" % (p.cmd, ms))
+            if self._timeouts >= _HANG_TIMEOUTS:
+                self.hung = True
+            raise AtTimeout(p.cmd)
+        self._timeouts = 0
+
+    async def sync(self, tries=10, ms=500):
+        """Send AT until OK; True when the modem answers (autobaud, after boot)."""
+        for _ in range(tries):
+            try:
+                await self.cmd("AT", timeout_ms=ms)
+                self._timeouts = 0
+                self.hung = False
+                return True
+            except (AtTimeout, AtError, ModemReset):
+                pass
+        return False
+
+    # ------------------------------------------------------------------ power
+
+    async def power_cycle(self):
+        """Hold PWRKEY to switch off, wait, hold again to switch on (SIMCom/Quectel PWRKEY
+        toggles). A boot URC after the first pulse means the modem was off and is now on."""
+        if self.pwrkey is None:
+            return False
+        self.stats["power_cycles"] += 1
+        self.log("at: power cycle")
+        self._expect_reboot = True
+        self._booted = False
+        self.pwrkey(1)
+        await asyncio.sleep_ms(self.pwrkey_off_ms)
+        self.pwrkey(0)
+        await asyncio.sleep_ms(self.off_to_on_ms)
+        if not self._booted:
+            self.pwrkey(1)
+            await asyncio.sleep_ms(self.pwrkey_on_ms)
+            self.pwrkey(0)
+        self.echo = True
+        self.hung = False
+        self._timeouts = 0
+        return True
+
+    async def recover(self):
+        """Power-cycle a hung modem and ask for re-initialisation."""
+        await self.power_cycle()
+        if self.on_reset:
+            self.on_reset("hang")
+
+    # ------------------------------------------------------------------ reader
+
+    async def _read_loop(self):
+        fr = self.framer
+        while True:
+            data = await self._r.read(_CHUNK)
+            if not data:
+                await asyncio.sleep_ms(10)
+                continue
+            fr.feed(data)
+            while True:
+                ev = fr.next()
+                if ev is None:
+                    break
+                try:
+                    self._event(ev[0], ev[1])
+                except Exception as e:  # a bad line must never kill the reader
+                    self._unknown("handler failed: %r (%s)" % (ev[1], e))
+
+    def _event(self, kind, value):
+        p = self._pending
+        if kind == "prompt":
+            if p:
+                p.prompt.set()
+            return
+        if kind == "data":
+            if self._urc_head is not None:
+                head, self._urc_head = self._urc_head, None
+                self._dispatch(head, value)
+            elif p:
+                p.lines.append(value)
+            else:
+                self._unknown("data %d bytes" % len(value))
+            return
+        line = value
+        self.stats["lines"] += 1
+        if self._urc_head is not None:  # second line of +CMT / +CDS
+            head, self._urc_head = self._urc_head, None
+            self._dispatch(head, line)
+            return
+        if p and p.next_is_pdu:
+            p.next_is_pdu = False
+            p.lines.append(line)
+            return
+        echo = p.cmd if (p and self.echo) else None
+        k = atlines.classify(line, p.expect if p else None, echo, p is not None, self.urc_prefixes)
+        if k == atlines.INTERMEDIATE:
+            p.lines.append(line)
+            if line.startswith("+CMGR:") or line.startswith("+CMGL:"):
+                p.next_is_pdu = True  # 27.005 §3.4.3 PDU mode: the PDU is on the next line
+            for dp in self.data_after:
+                if line.startswith(dp):
+                    self.framer.raw(_data_len(line))
+        elif k == atlines.FINAL_OK or k == atlines.FINAL_ERROR:
+            if p.cmd == "ATE0" and k == atlines.FINAL_OK:
+                self.echo = False
+            p.final = line
+            p.done.set()
+        elif k == atlines.PROMPT:
+            p.prompt.set()
+        elif k == atlines.URC:
+            self.stats["urc"] += 1
+            if atlines.is_boot(line):
+                self._boot(line)
+            for h in atlines.TWO_LINE_URCS:
+                if line.startswith(h):
+                    self._urc_head = line
+                    return
+            self._dispatch(line, None)
+        elif k == atlines.ECHO or k == atlines.EMPTY:
+            pass
+        else:
+            self._unknown(line)
+
+    def _boot(self, line):
+        """RDY / SMS Ready / *ATREADY. Boot URCs within _BOOT_BURST_MS of each other are one boot;
+        one that we did not cause (power_cycle) is an unprompted reboot."""
+        self._booted = True
+        self.echo = True  # a rebooted module has echo on again (ATE1 default)
+        now = time.ticks_ms()
+        burst = self._boot_at is not None and time.ticks_diff(now, self._boot_at) < _BOOT_BURST_MS
+        self._boot_at = now
+        if burst or self._expect_reboot:
+            self._expect_reboot = False
+            return
+        self.stats["resets"] += 1
+        self.log("at: modem rebooted (%s)" % line)
+        p = self._pending
+        if p:
+            p.final = ModemReset
+            p.done.set()
+            p.prompt.set()
+        if self.on_reset:
+            self.on_reset("reboot")
+
+    _boot_at = None
+    _booted = False
+
+    def _dispatch(self, line, extra):
+        for prefix, fn in self._handlers:
+            if line.startswith(prefix):
+                fn(line, extra)
+                return
+        if not atlines.is_boot(line):
+            self.log("at: urc %s" % line)
+
+    def _unknown(self, line):
+        self.stats["unknown"] += 1
+        self.unknown.append(line)
+        if len(self.unknown) > 8:
+            self.unknown.pop(0)
+        self.log("at: unknown line %r" % line)
+
+
+def _data_len(line):
+    """<len> of a response announcing raw bytes: the third field of "+CIPRXGET: 2,<id>,<len>,..",
+    the only field of "+QIRD: <len>"."""
+    f = atlines.fields(line, atlines.after_colon(line))
+    if line.startswith("+CIPRXGET:"):
+        return int(f[2])
+    return int(f[0])

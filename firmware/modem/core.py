@@ -1,0 +1,489 @@
+# 3GPP TS 27.007 / 27.005 core of every modem: SIM, registration, signal, serving cell, PDU-mode
+# SMS. Dialects (sim7080.py, a7670.py, bg95.py) add sockets, GNSS and power saving.
+import asyncio
+
+from micropython import const
+
+from modem import atlines, sms
+from modem.at import At, AtError, AtTimeout, ModemReset
+
+# Max response times: 27.005/27.007 leave them to the vendor; these follow the SIMCom and Quectel
+# AT manuals (AT+CMGS 60 s, AT+CMGR/CMGD 5 s, AT+COPS 120 s, AT+CPIN 5 s).
+_SMS_SEND_MS = const(60000)
+_SMS_READ_MS = const(5000)
+_SIM_MS = const(5000)
+_CFUN_MS = const(10000)
+
+# 27.007 §10.1.22 <stat>
+REG_NOT = const(0)
+REG_HOME = const(1)
+REG_SEARCHING = const(2)
+REG_DENIED = const(3)
+REG_UNKNOWN = const(4)
+REG_ROAMING = const(5)
+
+
+class ModemError(Exception):
+    """The modem cannot do what was asked (no SIM, not registered, capability missing)."""
+
+
+# ---------------------------------------------------------------- pure parsers
+
+def _int(s, base=10, default=None):
+    s = s.strip().strip('"').strip()
+    digits = "0123456789abcdefABCDEF" if base == 16 else "0123456789"
+    n = 0
+    while n < len(s) and s[n] in digits:
+        n += 1
+    if n == 0:
+        return default
+    return int(s[:n], base)
+
+
+def _is_small_decimal(s):
+    s = s.strip()
+    return 0 < len(s) <= 2 and s.isdigit()
+
+
+def parse_reg(line, solicited):
+    """+CREG/+CGREG/+CEREG/+C5GREG (27.007 §7.2, §10.1.20, §10.1.22, §10.1.54), read answer
+    (solicited: "<n>,<stat>[,...]") or URC ("<stat>[,...]"). -> (stat, lac_or_tac, ci, act),
+    None where the field is absent. Tolerates what real modems send: spaces, unquoted hex,
+    an <n> in URCs, a <rac> between TAC and CI."""
+    f = atlines.fields(line, atlines.after_colon(line))
+    if not f or not f[0]:
+        return None
+    i = 0
+    if solicited or (len(f) >= 2 and _is_small_decimal(f[1])):
+        i = 1  # skip <n>
+    if i >= len(f):
+        return None
+    stat = _int(f[i])
+    rest = f[i + 1:]
+    lac = ci = act = None
+    if rest and rest[0]:
+        lac = _int(rest[0], 16)
+        if line.startswith("+CEREG") and len(rest) == 4:
+            rest = [rest[0], rest[2], rest[3]]  # <tac>,<rac>,<ci>,<AcT> from some LTE modules
+        if len(rest) > 1:
+            ci = _int(rest[1], 16)
+        if len(rest) > 2:
+            act = _int(rest[2])
+    return stat, lac, ci, act
+
+
+def parse_csq(line):
+    """+CSQ: <rssi>,<ber> (27.007 §8.5) -> dBm or None (99 = not known)."""
+    f = atlines.fields(line, atlines.after_colon(line))
+    v = _int(f[0])
+    if v is None or v == 99:
+        return None
+    return -113 + 2 * v
+
+
+def parse_cesq(line):
+    """+CESQ: rxlev,ber,rscp,ecno,rsrq,rsrp (27.007 §8.69) -> dict of the values known, in dBm/dB."""
+    f = [_int(x) for x in atlines.fields(line, atlines.after_colon(line))]
+    out = {}
+    if len(f) < 6:
+        return out
+    if f[0] is not None and f[0] != 99:
+        out["rssi"] = f[0] - 111.0
+    if f[2] is not None and f[2] != 255:
+        out["rscp"] = f[2] - 121.0
+    if f[3] is not None and f[3] != 255:
+        out["ecio"] = f[3] * 0.5 - 24.5
+    if f[4] is not None and f[4] != 255:
+        out["rsrq"] = f[4] * 0.5 - 20.0
+    if f[5] is not None and f[5] != 255:
+        out["rsrp"] = f[5] - 141.0
+    return out
+
+
+def parse_cclk(line):
+    """+CCLK: "yy/MM/dd,hh:mm:ss±zz" (27.007 §8.15, zone in quarter hours)
+    -> (year, month, day, hour, minute, second, tz_minutes) or None."""
+    s = line[atlines.after_colon(line):].strip().strip('"')
+    try:
+        d, t = s.split(",")
+        yy, mo, dd = (int(x) for x in d.split("/"))
+        tz = 0
+        for sign in "+-":
+            j = t.find(sign)
+            if j > 0:
+                tz = int(t[j + 1:]) * 15 * (-1 if sign == "-" else 1)
+                t = t[:j]
+        hh, mi, ss = (int(x) for x in t.split(":"))
+    except (ValueError, IndexError):
+        return None
+    return 2000 + yy, mo, dd, hh, mi, ss, tz
+
+
+def parse_cpin(line):
+    """+CPIN: <code> (27.007 §8.3) -> 'READY', 'SIM PIN', ... or None (an error answer)."""
+    if line.startswith("+CME ERROR"):
+        return None
+    s = line[atlines.after_colon(line):] if line.startswith("+CPIN:") else line
+    return s.strip().strip('"')
+
+
+def parse_cmgr(header, pdu_line):
+    """+CMGR: <stat>,[<alpha>],<length> + the PDU line (27.005 §3.4.3 PDU mode) -> (stat, Sms).
+    The PDU's own fields decide: real modems send a <length> that disagrees with the PDU, or omit
+    <alpha>, and the message is still good. A malformed PDU raises PduError."""
+    f = atlines.fields(header, atlines.after_colon(header))
+    return _int(f[0]), sms.decode(hex_pdu(pdu_line))
+
+
+def hex_pdu(pdu_line):
+    """The PDU bytes of a hex line (a stray quote or spaces around it tolerated)."""
+    s = pdu_line.strip().strip('"').strip()
+    if not s or len(s) & 1:
+        raise sms.PduError("PDU hex has odd length")
+    try:
+        return bytes(int(s[i:i + 2], 16) for i in range(0, len(s), 2))
+    except ValueError:
+        raise sms.PduError("PDU is not hex")
+
+
+def gnss_answer(line, kind):
+    """A modem GNSS answer line -> the Fix from firmware/gnss (another area owns those parsers:
+    gnss.modem_at.parse_<kind>), or the raw line while that parser does not exist."""
+    if line is None:
+        return None
+    try:
+        from gnss import modem_at
+    except ImportError:
+        return line
+    fn = getattr(modem_at, "parse_" + kind, None)
+    return fn(line) if fn else line
+
+
+# ---------------------------------------------------------------- the modem
+
+class Modem:
+    """27.007/27.005 core. A dialect subclass sets `caps`, `pwrkey_*` timings, `urc_prefixes`,
+    and implements the socket/GNSS/PSM parts. Create with the AT engine's streams:
+    Modem(reader, writer, pwrkey=callable)."""
+
+    name = "generic"
+    caps = ("sms",)  # of: gnss, sms, udp, psm, gnss_with_lte
+    pwrkey_on_ms = 1100
+    pwrkey_off_ms = 1300
+    off_to_on_ms = 2000
+    boot_ms = 10000  # power-on to AT-ready budget
+    urc_prefixes = atlines.URC_PREFIXES
+    inline_data = ()  # response prefixes carrying "<len>,<bytes>" on the same line
+    data_after = ()  # response prefixes followed by <len> raw bytes on the next line
+    reg_cmd = "+CEREG"  # LTE-M / NB-IoT registration (27.007 §10.1.22)
+
+    def __init__(self, reader, writer, pwrkey=None, log=print):
+        self.log = log
+        self.at = At(reader, writer, pwrkey, self._on_reset, log, self.urc_prefixes,
+                     self.inline_data, self.data_after)
+        self.at.pwrkey_on_ms = self.pwrkey_on_ms
+        self.at.pwrkey_off_ms = self.pwrkey_off_ms
+        self.at.off_to_on_ms = self.off_to_on_ms
+        self.ready = False
+        self.reg = None  # last (stat, tac, ci, act)
+        self.reg_evt = asyncio.Event()
+        self.inbox = []  # received Sms, oldest first
+        self.inbox_evt = asyncio.Event()
+        self.udp_inbox = []  # received datagrams (bytes)
+        self.udp_evt = asyncio.Event()
+        self.reset_evt = asyncio.Event()
+        self.resets = 0
+        self.sms_errors = 0
+        self.at.on("+CEREG:", self._on_reg)
+        self.at.on("+CREG:", self._on_reg)
+        self.at.on("+CGREG:", self._on_reg)
+        self.at.on("+CMTI:", self._on_cmti)
+        self.at.on("+CMT:", self._on_cmt)
+        self.at.on("+CPIN:", self._on_cpin)
+
+    def has(self, cap):
+        return cap in self.caps
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self):
+        """Reader running, modem answering, initialised. Power it on if it is silent."""
+        self.at.start()
+        if not await self.at.sync(3, 300):
+            await self.at.power_cycle()
+            if not await self._wait_boot():
+                raise ModemError("modem does not answer")
+        await self.init()
+
+    async def _wait_boot(self):
+        tries = max(3, self.boot_ms // 500)
+        return await self.at.sync(tries, 500)
+
+    async def init(self):
+        """Configure after every boot (echo off, numeric errors, PDU mode, URCs on)."""
+        self.ready = False
+        await self.at.cmd("ATE0")
+        await self.at.cmd("AT+CMEE=1")  # numeric +CME ERROR codes (27.007 §9.1)
+        await self.check_sim()
+        await self.at.cmd("AT+CMGF=0")  # PDU mode (27.005 §3.2.3)
+        await self.at.cmd("AT+CNMI=2,1,0,0,0")  # new SMS -> +CMTI (27.005 §3.4.1)
+        await self.at.cmd("AT%s=2" % self.reg_cmd)  # registration URCs with TAC/CI
+        await self.dialect_init()
+        self.ready = True
+        self.reset_evt.clear()
+
+    async def dialect_init(self):
+        pass
+
+    def _on_reset(self, reason):
+        self.ready = False
+        self.resets += 1
+        self.reg = None
+        self.reg_evt.clear()
+        self.reset_evt.set()
+        self.dialect_reset()
+
+    def dialect_reset(self):
+        pass
+
+    async def supervise(self):
+        """Task: re-initialise after every modem reset (reboot URC or recovered hang)."""
+        while True:
+            await self.reset_evt.wait()
+            await asyncio.sleep_ms(100)
+            try:
+                if await self._wait_boot():
+                    await self.init()
+                else:
+                    await self.at.recover()
+            except (AtError, AtTimeout, ModemReset, ModemError) as e:
+                self.log("modem: re-init failed: %r" % e)
+                await asyncio.sleep_ms(1000)
+
+    async def cmd(self, cmd, expect=None, timeout_ms=2000, payload=None):
+        """at.cmd plus recovery: a hung modem is power-cycled before the error propagates."""
+        try:
+            return await self.at.cmd(cmd, expect, timeout_ms, payload)
+        except AtTimeout:
+            if self.at.hung:
+                await self.at.recover()
+            raise
+
+    # ------------------------------------------------------------------ SIM, network
+
+    async def check_sim(self):
+        """27.007 §8.3: READY or raise ModemError('SIM ...')."""
+        try:
+            lines = await self.cmd("AT+CPIN?", "+CPIN:", _SIM_MS)
+        except AtError as e:
+            raise ModemError("no SIM (%s %s)" % (e.kind, e.code))
+        state = parse_cpin(lines[0]) if lines else None
+        if state != "READY":
+            raise ModemError("SIM %s" % state)
+
+    def _on_cpin(self, line, _):
+        if parse_cpin(line) == "NOT READY":
+            self.log("modem: SIM removed")
+
+    def _on_reg(self, line, _):
+        self._set_reg(parse_reg(line, False))
+
+    def _set_reg(self, r):
+        if r is None:
+            return
+        if self.reg and r[1] is None:  # stat-only URC keeps the cell we knew
+            r = (r[0], self.reg[1], self.reg[2], self.reg[3])
+        self.reg = r
+        if r[0] in (REG_HOME, REG_ROAMING):
+            self.reg_evt.set()
+        else:
+            self.reg_evt.clear()
+
+    async def registration(self):
+        lines = await self.cmd("AT%s?" % self.reg_cmd, self.reg_cmd + ":")
+        self._set_reg(parse_reg(lines[0], True) if lines else None)
+        return self.reg
+
+    def registered(self):
+        return self.reg is not None and self.reg[0] in (REG_HOME, REG_ROAMING)
+
+    async def wait_registered(self, timeout_ms):
+        """True once home or roaming; False on timeout or denial."""
+        r = await self.registration()
+        if self.registered():
+            return True
+        if r and r[0] == REG_DENIED:
+            return False
+        try:
+            await asyncio.wait_for_ms(self.reg_evt.wait(), timeout_ms)
+        except asyncio.TimeoutError:
+            return False
+        return self.registered()
+
+    async def signal(self):
+        """{'rssi': dBm} from +CSQ, plus RSRP/RSRQ from +CESQ where the module has it."""
+        out = {}
+        lines = await self.cmd("AT+CSQ", "+CSQ:")
+        if lines:
+            out["rssi"] = parse_csq(lines[0])
+        try:
+            lines = await self.cmd("AT+CESQ", "+CESQ:")
+            if lines:
+                out.update(parse_cesq(lines[0]))
+        except AtError:
+            pass
+        return out
+
+    async def serving_cell(self):
+        """(tac, ci, act) from the last registration, refreshed; None when unknown."""
+        r = await self.registration()
+        if not r or r[1] is None:
+            return None
+        return r[1], r[2], r[3]
+
+    async def operator(self):
+        """+COPS? numeric MCC/MNC (27.007 §7.3) or None."""
+        await self.cmd("AT+COPS=3,2")
+        lines = await self.cmd("AT+COPS?", "+COPS:")
+        f = atlines.fields(lines[0], atlines.after_colon(lines[0])) if lines else []
+        return f[2] if len(f) > 2 and f[2] else None
+
+    async def network_time(self):
+        lines = await self.cmd("AT+CCLK?", "+CCLK:")
+        return parse_cclk(lines[0]) if lines else None
+
+    # ------------------------------------------------------------------ SMS (27.005, PDU mode)
+
+    async def send_sms(self, number, body, vp=None):
+        """SMS-SUBMIT of `body` (bytes: 8-bit data; str: GSM-7 or UCS-2). -> TP-MR.
+        27.005 §3.5.1: AT+CMGS=<length>, wait for "> ", PDU in hex, Ctrl-Z; up to 60 s."""
+        pdu = sms.encode_submit(number, body, vp=vp)
+        payload = pdu.hex().upper().encode() + b"\x1a"
+        lines = await self.cmd("AT+CMGS=%d" % sms.tpdu_length(pdu), "+CMGS:", _SMS_SEND_MS, payload)
+        if not lines:
+            return None
+        return _int(lines[0][atlines.after_colon(lines[0]):])
+
+    def _on_cmti(self, line, _):
+        """+CMTI: <mem>,<index> (27.005 §3.4.1): read and delete it in a task."""
+        f = atlines.fields(line, atlines.after_colon(line))
+        idx = _int(f[-1])
+        if idx is not None:
+            asyncio.create_task(self._fetch_sms(idx))
+
+    async def _fetch_sms(self, idx):
+        try:
+            lines = await self.cmd("AT+CMGR=%d" % idx, "+CMGR:", _SMS_READ_MS)
+            if len(lines) >= 2:
+                try:
+                    self._deliver(parse_cmgr(lines[0], lines[1])[1])
+                except sms.PduError as e:
+                    self.sms_errors += 1
+                    self.log("modem: bad SMS at %d: %s" % (idx, e))
+            await self.cmd("AT+CMGD=%d" % idx, None, _SMS_READ_MS)
+        except (AtError, AtTimeout, ModemReset) as e:
+            self.log("modem: SMS %d not read: %r" % (idx, e))
+
+    def _on_cmt(self, line, pdu_line):
+        """+CMT: [<alpha>],<length> then the PDU (27.005 §3.4.1, CNMI mt=2)."""
+        try:
+            self._deliver(sms.decode(hex_pdu(pdu_line or "")))
+        except sms.PduError as e:
+            self.sms_errors += 1
+            self.log("modem: bad +CMT: %s" % e)
+
+    def _deliver(self, m):
+        if m.kind != "deliver":
+            return
+        self.inbox.append(m)
+        self.inbox_evt.set()
+
+    async def recv_sms(self, timeout_ms):
+        """The oldest received SMS, waiting up to timeout_ms; None on timeout."""
+        return await _pop(self.inbox, self.inbox_evt, timeout_ms)
+
+    async def read_stored_sms(self):
+        """Messages already stored when we booted: AT+CMGL=4 (all, PDU mode), then delete."""
+        lines = await self.cmd("AT+CMGL=4", "+CMGL:", 20000)
+        for i in range(0, len(lines) - 1, 2):
+            f = atlines.fields(lines[i], atlines.after_colon(lines[i]))
+            try:
+                self._deliver(sms.decode(hex_pdu(lines[i + 1])))
+            except sms.PduError:
+                self.sms_errors += 1
+            await self.cmd("AT+CMGD=%s" % f[0], None, _SMS_READ_MS)
+
+    # ------------------------------------------------------------------ UDP, GNSS, PSM: dialects
+
+    async def udp_open(self, host, port):
+        raise ModemError("udp not supported")
+
+    async def udp_send(self, data):
+        raise ModemError("udp not supported")
+
+    async def udp_close(self):
+        pass
+
+    async def udp_recv(self, timeout_ms):
+        return await _pop(self.udp_inbox, self.udp_evt, timeout_ms)
+
+    def _udp_received(self, data):
+        self.udp_inbox.append(data)
+        self.udp_evt.set()
+
+    async def gnss_power(self, on):
+        raise ModemError("gnss not supported")
+
+    async def gnss_fix(self):
+        raise ModemError("gnss not supported")
+
+    async def set_psm(self, enable, tau_s=86400, active_s=10):
+        """+CPSMS (27.007 §7.38) with GPRS-timer-3 TAU and timer-2 active time."""
+        if not self.has("psm"):
+            raise ModemError("psm not supported")
+        if not enable:
+            await self.cmd("AT+CPSMS=0")
+            return
+        await self.cmd('AT+CPSMS=1,,,"%s","%s"' % (timer3(tau_s), timer2(active_s)))
+
+    async def set_edrx(self, enable, act=4, cycle="0101"):
+        """+CEDRXS (27.007 §7.40): act 4 = E-UTRAN (WB-S1 / LTE-M), 5 = NB-S1; cycle 4 bits."""
+        if not self.has("psm"):
+            raise ModemError("edrx not supported")
+        await self.cmd('AT+CEDRXS=%d,%d,"%s"' % (1 if enable else 0, act, cycle))
+
+
+async def _pop(items, evt, timeout_ms):
+    if not items:
+        evt.clear()
+        try:
+            await asyncio.wait_for_ms(evt.wait(), timeout_ms)
+        except asyncio.TimeoutError:
+            return None
+    item = items.pop(0)
+    if not items:
+        evt.clear()
+    return item
+
+
+def _bits(v, n):
+    s = bin(v)[2:]
+    return "0" * (n - len(s)) + s
+
+
+def timer3(seconds):
+    """GPRS Timer 3 octet as 8 bits (24.008 §10.5.7.4a): unit in bits 8-6, value in 5-1."""
+    for unit, step in ((3, 2), (4, 30), (5, 60), (0, 600), (1, 3600), (2, 36000), (6, 1152000)):
+        v = (seconds + step - 1) // step
+        if v < 32:
+            return _bits(unit, 3) + _bits(v, 5)
+    return "11011111"  # 31 x 320 h
+
+
+def timer2(seconds):
+    """GPRS Timer 2 octet as 8 bits (24.008 §10.5.7.4): 2 s, 1 min or 6 min units."""
+    for unit, step in ((0, 2), (1, 60), (2, 360)):
+        v = (seconds + step - 1) // step
+        if v < 32:
+            return _bits(unit, 3) + _bits(v, 5)
+    return "01011111"

@@ -1,0 +1,169 @@
+# Power-on of the virtual board: what the ESP32 ROM, bootloader and MicroPython's _boot.py do.
+# Wires the peripherals to the host, mounts littlefs from the flash image, runs boot.py then
+# main.py from it, and leaves the REPL to the USB console. Started as `micropython -i _vboot.py`.
+import gc
+import json
+import os
+import struct
+import sys
+import uselect  # noqa: F401  (the real one, before `select` is replaced)
+import utime  # noqa: F401
+import vfs
+
+_env = os.getenv
+
+
+class _FlashBlocks:
+    """A NOR flash partition: 4 KiB erase blocks in a host file. Writes reach the file at once,
+    so what littlefs has committed survives the process dying as flash survives a power cut."""
+
+    def __init__(self, path, nblocks, bs=4096):
+        self.f = open(path, 'r+b')
+        self.n = nblocks
+        self.bs = bs
+
+    def readblocks(self, block, buf, off=0):
+        self.f.seek(block * self.bs + off)
+        self.f.readinto(buf)
+
+    def writeblocks(self, block, buf, off=None):
+        if off is None:  # simple interface: erase then program whole blocks
+            for i in range(len(buf) // self.bs):
+                self.ioctl(6, block + i)
+            off = 0
+        self.f.seek(block * self.bs + off)
+        self.f.write(buf)
+
+    def ioctl(self, op, arg):
+        if op == 4:  # block count
+            return self.n
+        if op == 5:  # block size
+            return self.bs
+        if op == 6:  # erase: NOR flash erases to 0xFF
+            self.f.seek(arg * self.bs)
+            self.f.write(b'\xff' * self.bs)
+            return 0
+        return 0
+
+
+def _copy_tree(src, dst):
+    for name, kind, *_ in os.ilistdir(src):
+        s, d = src + '/' + name, dst + '/' + name
+        if kind == 0x4000:
+            try:
+                os.mkdir(d)
+            except OSError:
+                pass
+            _copy_tree(s, d)
+        else:
+            with open(s, 'rb') as fi, open(d, 'wb') as fo:
+                while True:
+                    chunk = fi.read(1024)
+                    if not chunk:
+                        break
+                    fo.write(chunk)
+
+
+def _install(flash, nblocks, src):
+    # Factory image: format the partition and copy the deployed tree onto it.
+    bd = _FlashBlocks(flash, nblocks)
+    vfs.VfsLfs2.mkfs(bd)
+    vfs.mount(vfs.VfsLfs2(bd), '/flash')
+    if src:
+        _copy_tree(src, '/flash')
+    vfs.umount('/flash')
+
+
+def _power_on():
+    import _vchan
+    rfd, wfd = [int(x) for x in _env('URELIEF_CHAN').split(',')]
+    virtual = _env('URELIEF_CLOCK') == 'virtual'
+    chan = _vchan.Chan(rfd, wfd, virtual)
+    _vchan.chan = chan
+    info = json.loads(chan.request(0x42))
+    chan.boot_at(info['now_us'])
+
+    import _vtime
+    import _vselect
+    import _vmachine
+    import _vesp32
+    _vtime.set_rtc_offset(info['rtc_offset_us'], False)
+    b = _vmachine._boot
+    b['reset_cause'] = info['reset_cause']
+    b['wake_reason'] = info['wake_reason']
+    b['rtc_mem'] = bytes.fromhex(info['rtc_mem'])
+    b['unique_id'] = bytes.fromhex(info['unique_id'])
+    for g, lvl in info['levels'].items():
+        _vmachine._levels[int(g)] = lvl
+    chan.handlers[0x45] = _vmachine._on_level  # E
+    chan.handlers[0x55] = _vmachine._on_uart  # U
+    for name, mod in (('time', _vtime), ('utime', _vtime), ('select', _vselect),
+                      ('uselect', _vselect), ('machine', _vmachine), ('umachine', _vmachine),
+                      ('esp32', _vesp32)):
+        sys.modules[name] = mod
+
+    heap = [0, 0, 0]  # peak allocated, peak live, device us of the last collect
+    reserve = int(_env('URELIEF_SHIM_RESERVE'))  # bytes of heap the board's shims may take
+
+    def sample_heap():
+        a = gc.mem_alloc() - reserve
+        now = chan.now_us()
+        if now - heap[2] >= 1000000:  # measure live objects at most once a device second
+            gc.collect()
+            heap[2] = now
+            live = gc.mem_alloc() - reserve
+            if live > heap[1]:
+                heap[1] = live
+                chan.send(0x48, struct.pack('>ii', heap[0], heap[1]))
+        if a > heap[0]:
+            heap[0] = a
+            chan.send(0x48, struct.pack('>ii', heap[0], heap[1]))
+
+    chan.on_idle = sample_heap
+
+    bd = _FlashBlocks(_env('URELIEF_FLASH'), int(_env('URELIEF_FLASH_BLOCKS')))
+    vfs.umount('/')
+    vfs.mount(vfs.VfsLfs2(bd), '/')
+    os.chdir('/')
+    sys.path[:] = ['', '.frozen', '/lib']
+    # On a board the peripherals are C code; here they are Python on the same heap. Fill what
+    # they left of their reserve, so the firmware gets exactly its ESP32-sized budget.
+    gc.collect()
+    spare = reserve - gc.mem_alloc() - 64
+    if spare < 0:
+        print('virtual board: shims exceed their heap reserve by', -spare, 'bytes')
+    else:
+        _vmachine._ballast = bytearray(spare)
+    gc.collect()
+
+
+def _run(path):
+    try:
+        os.stat(path)
+    except OSError:
+        return
+    g = {'__name__': '__main__', '__file__': path}
+    try:
+        with open(path) as f:
+            src = f.read()
+        exec(compile(src, path, 'exec'), g)
+    except SystemExit:
+        raise
+    except BaseException as e:  # a board prints the traceback and carries on to the REPL
+        sys.print_exception(e)
+
+
+def _start():
+    mode = _env('URELIEF_MODE') or 'normal'
+    if mode == 'install':
+        _install(_env('URELIEF_FLASH'), int(_env('URELIEF_FLASH_BLOCKS')), _env('URELIEF_INSTALL_SRC'))
+        sys.exit(0)
+    _power_on()
+    _run('boot.py')
+    if mode == 'normal':
+        _run('main.py')
+
+
+_start()
+del _start, _run, _power_on, _install, _copy_tree, _FlashBlocks, _env
+del gc, json, os, struct, sys, vfs, uselect, utime

@@ -85,17 +85,23 @@ def _clamp(v, lo, hi):
     return lo if v < lo else hi if v > hi else v
 
 
-def _plmn(mcc, mnc, out):
-    # BCD PLMN, 3GPP TS 24.008 10.5.1.3; False if mcc/mnc are not 3 and 2-3 digits.
-    if not mcc or not mnc or len(mcc) != 3 or len(mnc) not in (2, 3):
-        return False
-    d = [0, 0, 0, 0, 0, 15]
-    s = mcc + mnc
+def _digits(s, d, at):
     for i in range(len(s)):
         c = ord(s[i]) - 48
         if c < 0 or c > 9:
             return False
-        d[i] = c
+        d[at + i] = c
+    return True
+
+
+def _plmn(mcc, mnc, d, out):
+    # BCD PLMN, 3GPP TS 24.008 10.5.1.3 (MNC digit 3 = F when 2 digits), into `out` using the
+    # scratch `d` (6 bytes); False if mcc/mnc are not 3 and 2-3 digits.
+    if not mcc or not mnc or len(mcc) != 3 or len(mnc) not in (2, 3):
+        return False
+    d[5] = 15
+    if not (_digits(mcc, d, 0) and _digits(mnc, d, 3)):
+        return False
     out[0] = d[1] << 4 | d[0]
     out[1] = d[5] << 4 | d[2]
     out[2] = d[4] << 4 | d[3]
@@ -119,6 +125,7 @@ class Codec:
         self.buf = bytearray(MAX_PACKET)  # uplink being built
         self._rx = bytearray(MAX_PACKET)  # downlink being opened
         self._plmn = bytearray(3)
+        self._digits = bytearray(6)
 
     def _report(self, mtype, counter, r):
         if counter < 1 or counter > MAX_COUNTER:
@@ -148,7 +155,7 @@ class Codec:
             course = (r.course_deg % 360) // 2  # 2 degree steps
         p = self._plmn
         tac = cid = rat = sig = 0
-        if r.cell and _plmn(r.mcc, r.mnc, p):
+        if r.cell and _plmn(r.mcc, r.mnc, self._digits, p):
             flags |= _F_CELL
             tac = _clamp(r.tac or 0, 0, 0xFFFF)
             cid = _clamp(r.cell_id or 0, 0, 0xFFFFFFFF)

@@ -70,15 +70,7 @@ class A7670(Modem):
             asyncio.create_task(self._read_data())
 
     async def _read_data(self):
-        try:
-            lines = await self.cmd("AT+CIPRXGET=2,%d,%d" % (_LINK, _RECV_MAX), "+CIPRXGET:",
-                                   _SEND_MS)
-        except Exception as e:
-            self.log("a7670: CIPRXGET failed %r" % e)
-            return
-        for x in lines:
-            if isinstance(x, bytes) and x:
-                self._udp_received(x)
+        await self._read_datagrams("AT+CIPRXGET=2,%d,%d" % (_LINK, _RECV_MAX), "+CIPRXGET:")
 
     async def _net_up(self):
         if self.net_evt.is_set():

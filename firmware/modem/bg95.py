@@ -40,14 +40,7 @@ class Bg95(Modem):
             asyncio.create_task(self._read_data())
 
     async def _read_data(self):
-        try:
-            lines = await self.cmd("AT+QIRD=%d,1500" % _CONN, "+QIRD:", 10000)
-        except Exception as e:
-            self.log("bg95: QIRD failed %r" % e)
-            return
-        for x in lines:
-            if isinstance(x, bytes) and x:
-                self._udp_received(x)
+        await self._read_datagrams("AT+QIRD=%d,1500" % _CONN, "+QIRD:")
 
     async def udp_open(self, host, port):
         self.host, self.port = host, port

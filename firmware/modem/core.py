@@ -427,9 +427,17 @@ class Modem:
     async def udp_recv(self, timeout_ms):
         return await _pop(self.udp_inbox, self.udp_evt, timeout_ms)
 
-    def _udp_received(self, data):
-        self.udp_inbox.append(data)
-        self.udp_evt.set()
+    async def _read_datagrams(self, cmd, prefix):
+        """Run a socket read command; every data payload in its answer becomes a datagram."""
+        try:
+            lines = await self.cmd(cmd, prefix, 10000)
+        except (AtError, AtTimeout, ModemReset) as e:
+            self.log("modem: %s failed %r" % (cmd, e))
+            return
+        for x in lines:
+            if isinstance(x, bytes) and x:
+                self.udp_inbox.append(x)
+                self.udp_evt.set()
 
     async def gnss_power(self, on):
         raise ModemError("gnss not supported")

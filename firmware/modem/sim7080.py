@@ -63,14 +63,7 @@ class Sim7080(Modem):
         asyncio.create_task(self._read_data())
 
     async def _read_data(self):
-        try:
-            lines = await self.cmd("AT+CARECV=%d,%d" % (_CID, _RECV_MAX), "+CARECV:", _SEND_MS)
-        except Exception as e:
-            self.log("sim7080: CARECV failed %r" % e)
-            return
-        for x in lines:
-            if isinstance(x, bytes) and x:
-                self._udp_received(x)
+        await self._read_datagrams("AT+CARECV=%d,%d" % (_CID, _RECV_MAX), "+CARECV:")
 
     async def _pdp_up(self):
         if self.pdp_evt.is_set():

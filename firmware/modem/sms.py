@@ -379,6 +379,22 @@ def _read_user_data(pdu, i, fo, sms):
         sms.body = bytes(ud[hlen:])
 
 
+def _read_mr_address(pdu, i, sms):
+    if i >= len(pdu):
+        raise PduError("TP-MR missing")
+    sms.mr = pdu[i]
+    sms.number, i = _read_address(pdu, i + 1)
+    return i
+
+
+def _read_pid_dcs(pdu, i, sms):
+    if i + 2 > len(pdu):
+        raise PduError("TP-PID/TP-DCS missing")
+    sms.pid = pdu[i]
+    sms.dcs = pdu[i + 1]
+    return i + 2
+
+
 def decode(pdu):
     """Decode a PDU-mode PDU (SMSC block + TPDU). Raises PduError on anything malformed."""
     if not pdu:
@@ -393,32 +409,18 @@ def decode(pdu):
     if mti == _MTI_DELIVER:
         sms.kind = "deliver"
         sms.number, i = _read_address(pdu, i)
-        if i + 2 > len(pdu):
-            raise PduError("TP-PID/TP-DCS missing")
-        sms.pid = pdu[i]
-        sms.dcs = pdu[i + 1]
-        sms.scts = _read_scts(pdu, i + 2)
-        _read_user_data(pdu, i + 9, fo, sms)
+        i = _read_pid_dcs(pdu, i, sms)
+        sms.scts = _read_scts(pdu, i)
+        _read_user_data(pdu, i + 7, fo, sms)
     elif mti == _MTI_SUBMIT:
         sms.kind = "submit"
-        if i >= len(pdu):
-            raise PduError("TP-MR missing")
-        sms.mr = pdu[i]
-        sms.number, i = _read_address(pdu, i + 1)
-        if i + 2 > len(pdu):
-            raise PduError("TP-PID/TP-DCS missing")
-        sms.pid = pdu[i]
-        sms.dcs = pdu[i + 1]
-        i += 2
+        i = _read_pid_dcs(pdu, _read_mr_address(pdu, i, sms), sms)
         vpf = (fo >> 3) & 3
         i += 1 if vpf == 2 else (7 if vpf else 0)  # relative: 1 octet; enhanced/absolute: 7
         _read_user_data(pdu, i, fo, sms)
     elif mti == _MTI_STATUS:
         sms.kind = "status"
-        if i >= len(pdu):
-            raise PduError("TP-MR missing")
-        sms.mr = pdu[i]
-        sms.number, i = _read_address(pdu, i + 1)
+        i = _read_mr_address(pdu, i, sms)
         sms.scts = _read_scts(pdu, i)
         sms.discharge = _read_scts(pdu, i + 7)
         if i + 14 >= len(pdu):

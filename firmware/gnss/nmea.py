@@ -34,7 +34,6 @@ _N = const(78)  # 'N' (no fix / north)
 _S = const(83)
 _E = const(69)
 _W = const(87)
-_V = const(86)
 _T = const(84)
 
 
@@ -325,8 +324,8 @@ class Nmea:
                 if self.date is None:
                     self.bad_fields += 1
             self.faa = self._ch(12)
-            if s:
-                self.valid = s == _A and self.faa != _N and self._ch(13) != _V
+            if s:  # field 13 (4.1 navigational status) V = "no status given", not "no fix"
+                self.valid = s == _A and self.faa != _N
         elif kind == GLL:
             self._pos(1)
             self.time_ms = self._time(5)

@@ -1,0 +1,135 @@
+"""The police server's app factory: registry API, incidents API, live stream, gateway webhooks,
+UDP ingest, dashboard, /metrics and /healthz — one process, one event loop, one writer thread.
+
+    app = create_app(ServerConfig.from_env(db_url=…, udp=("0.0.0.0", 7420)))
+    uvicorn.run(app, …)          # or `urelief server`
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from urelief.registry import migrate
+from urelief.registry.db import Database
+from urelief.registry.keys import ServerKey
+from urelief.registry.service import Registry
+from urelief.server import api_incidents, api_registry, logs, webhooks
+from urelief.server.config import ServerConfig
+from urelief.server.devices import DeviceCache
+from urelief.server.ingest import Ingest
+from urelief.server.live import LiveHub
+from urelief.server.notify import Notifier
+from urelief.server.sms import SmsGateway, make_gateway
+
+DASHBOARD = Path(__file__).with_name("dashboard")
+LEAFLET = DASHBOARD / "node_modules" / "leaflet" / "dist"
+
+
+@dataclass
+class Server:
+    cfg: ServerConfig
+    db: Database
+    registry: Registry
+    cache: DeviceCache
+    hub: LiveHub
+    ingest: Ingest
+    notifier: Notifier
+    gateway: SmsGateway
+    udp_transport: asyncio.DatagramTransport | None = None
+    udp_addr: tuple | None = None
+
+
+def build(cfg: ServerConfig, gateway: SmsGateway | None = None) -> Server:
+    db = Database(cfg.db_url)
+    registry = Registry(db, ServerKey.load_or_create())
+    cache = DeviceCache(db, registry.server_key)
+    hub = LiveHub()
+    gateway = gateway or make_gateway(cfg.sms_gateway)
+    ingest = Ingest(cfg, db, cache, hub)
+    notifier = Notifier(cfg, db, cache, gateway, ingest, hub)
+    ingest.on_opened = notifier.incident_opened
+    return Server(cfg, db, registry, cache, hub, ingest, notifier, gateway)
+
+
+def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = None,
+               migrate_db: bool = True) -> FastAPI:
+    cfg = cfg or ServerConfig.from_env()
+    if migrate_db:
+        migrate.upgrade(cfg.db_url)
+    server = build(cfg, gateway)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from urelief.server import udp
+
+        loop = asyncio.get_running_loop()
+        server.hub.loop = loop
+        server.ingest.start(loop)
+        if cfg.udp is not None:
+            transport, proto = await udp.serve(server.ingest, *cfg.udp)
+            server.udp_transport, server.notifier.udp = transport, proto
+            server.udp_addr = transport.get_extra_info("sockname")[:2]
+        logs.event("server_started", udp=server.udp_addr, db=server.db.dialect,
+                   http=getattr(app.state, "http_addr", None), gateway=server.gateway.name)
+        try:
+            yield
+        finally:
+            if server.udp_transport is not None:
+                server.udp_transport.close()
+            await asyncio.to_thread(server.ingest.stop)
+            await server.gateway.close()
+            server.db.dispose()
+
+    app = FastAPI(title="U-Relief police server", version="1", lifespan=lifespan,
+                  description="Verified SOS ingest, subscriber registry, incidents, live dashboard.")
+    app.state.server = server
+    api_registry.install(app, server.registry)
+    app.include_router(api_incidents.router)
+    app.include_router(webhooks.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> JSONResponse:
+        ok_db = True
+        try:
+            with server.db.engine.connect() as c:
+                c.execute(text("SELECT 1"))
+        except Exception:
+            ok_db = False
+        writer = server.ingest.writer
+        ok = ok_db and writer._thread is not None and writer._thread.is_alive()
+        return JSONResponse({"ok": ok, "db": ok_db, "udp": server.udp_addr,
+                             "commits": writer.commits, "rows": writer.rows,
+                             "rejections": server.ingest.rejections}, 200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics_() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    @app.get("/dashboard/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(DASHBOARD / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/dashboard/config.json", include_in_schema=False)
+    def dashboard_config(request: Request) -> dict:
+        return {"tile_url": cfg.tile_url, "tile_attribution": cfg.tile_attribution}
+
+    app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD / "static"), name="static")
+    if LEAFLET.is_dir():
+        app.mount("/vendor/leaflet", StaticFiles(directory=LEAFLET), name="leaflet")
+    else:
+        logs.event("leaflet_missing", level=30, path=str(LEAFLET),
+                   hint="run `make setup` (npm install in host_tools/urelief/server/dashboard)")
+    return app

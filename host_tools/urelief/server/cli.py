@@ -1,0 +1,63 @@
+"""`urelief server`: run the police server (embedded SQLite under ./var/ by default)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+
+import click
+
+from urelief.cli import main
+from urelief.server.config import ServerConfig, parse_hostport
+
+
+@main.command("server")
+@click.option("--db", "db_url", envvar="URELIEF_DB_URL", default=None,
+              help="database URL (default: SQLite at var/urelief.db)")
+@click.option("--udp", default="127.0.0.1:7420", show_default=True,
+              help="UDP ingest HOST:PORT ('off' to disable; port 0 = any free port)")
+@click.option("--http", default="127.0.0.1:8420", show_default=True,
+              help="HTTP (API, dashboard, webhooks) HOST:PORT")
+@click.option("--sms-gateway", default=None, help="log | sim | modem:/dev/ttyUSB0[@BAUD]")
+@click.option("--tile-url", default=None, help="map tile URL template; '' = no tiles (offline)")
+@click.option("--guardian-sms/--no-guardian-sms", default=None,
+              help="text guardians when an SOS opens an incident (default on)")
+@click.option("--log-level", default="INFO", show_default=True)
+def server_cmd(db_url, udp, http, sms_gateway, tile_url, guardian_sms, log_level) -> None:
+    """Verified UDP/SMS ingest, registry and incident API, live dashboard, /metrics."""
+    import uvicorn
+
+    from urelief.server import logs
+    from urelief.server.app import create_app
+
+    logs.setup(log_level.upper())
+    cfg = ServerConfig.from_env(
+        db_url=db_url, sms_gateway=sms_gateway, tile_url=tile_url, guardian_sms=guardian_sms,
+        udp=None if udp == "off" else parse_hostport(udp))
+    host, port = parse_hostport(http)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    app = create_app(cfg)
+    app.state.http_addr = sock.getsockname()[:2]
+    server = app.state.server
+
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    uv = uvicorn.Server(config)
+
+    orig_startup = uv.startup
+
+    async def startup(sockets=None):
+        await orig_startup(sockets=sockets)
+        # One line on stdout for scripts and tests: where we listen (ports may have been 0).
+        print(json.dumps({"event": "listening", "http": list(app.state.http_addr),
+                          "udp": list(server.udp_addr) if server.udp_addr else None}), flush=True)
+
+    uv.startup = startup
+    try:
+        uv.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)

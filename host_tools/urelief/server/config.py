@@ -1,0 +1,65 @@
+"""Server settings: one dataclass, filled from the command line and `URELIEF_*` environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_db_url() -> str:
+    """Embedded SQLite under ./var/ (created on first use)."""
+    var = Path(os.environ.get("URELIEF_VAR", "var"))
+    var.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(var / 'urelief.db').resolve()}"
+
+
+def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """`HOST:PORT`, `:PORT` or `PORT`; `[::1]:PORT` for IPv6."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or default_host
+    return host, int(port)
+
+
+@dataclass
+class ServerConfig:
+    db_url: str = ""
+    udp: tuple[str, int] | None = ("127.0.0.1", 7420)  # device packets; None = no UDP ingest
+    http: tuple[str, int] = ("127.0.0.1", 8420)
+    # Group commit: the writer commits what has queued up, at most this many rows per transaction.
+    commit_batch_max: int = 512
+    # Token buckets: per source (an IP, a phone number) before verification, so a flood of
+    # forged packets cannot eat the CPU; per device after it (a stuck device cannot flood).
+    source_rate_per_s: float = 2000.0
+    source_burst: int = 4000
+    device_rate_per_s: float = 20.0
+    device_burst: int = 40
+    guardian_sms: bool = True  # text the guardians when an SOS opens an incident
+    guardian_sms_on_drill: bool = False
+    # Map tiles for the dashboard; empty = no tiles (offline): the map still shows the track.
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tile_attribution: str = "&copy; OpenStreetMap contributors"
+    aml_hmac_key: bytes | None = None  # key for AML HTTPS bodies carrying `hmac`
+    sms_gateway: str = "log"  # log | sim | modem:/dev/ttyUSB0[@115200]
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides) -> ServerConfig:
+        env = os.environ
+        cfg = cls(
+            db_url=env.get("URELIEF_DB_URL", ""),
+            tile_url=env.get("URELIEF_TILE_URL", cls.tile_url),
+            guardian_sms=env.get("URELIEF_GUARDIAN_SMS", "1") not in ("0", "false", "no"),
+            sms_gateway=env.get("URELIEF_SMS_GATEWAY", cls.sms_gateway),
+            aml_hmac_key=env["URELIEF_AML_HMAC_KEY"].encode() if env.get("URELIEF_AML_HMAC_KEY") else None,
+        )
+        for name, conv in (("source_rate_per_s", float), ("source_burst", int),
+                           ("device_rate_per_s", float), ("device_burst", int)):
+            if f"URELIEF_{name.upper()}" in env:
+                setattr(cfg, name, conv(env[f"URELIEF_{name.upper()}"]))
+        for k, v in overrides.items():
+            if v is not None:
+                setattr(cfg, k, v)
+        if not cfg.db_url:
+            cfg.db_url = default_db_url()
+        return cfg

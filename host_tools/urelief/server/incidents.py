@@ -1,0 +1,259 @@
+"""Incidents: what packets do to them (inside the ingest's commit), and what operators may do.
+
+Lifecycle: open → acknowledged → dispatched → resolved | false_alarm; a drill ends as `drill`
+whichever way it is closed, and is never dispatched. Every change is an `IncidentEvent`; every
+operator action is also an audit entry in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from urelief import protocol as p
+from urelief.registry import audit
+from urelief.registry.audit import Actor
+from urelief.registry.errors import Conflict, Denied, Invalid, NotFound
+from urelief.registry.models import (
+    INCIDENT_CLOSED,
+    Incident,
+    IncidentEvent,
+    IncidentSource,
+    IncidentStatus,
+    Notification,
+    utcnow,
+)
+
+S = IncidentStatus
+OPEN_STATES = (S.OPEN, S.ACKNOWLEDGED, S.DISPATCHED)
+
+# action -> (states it may start from, resulting state or None = unchanged)
+ACTIONS: dict[str, tuple[tuple[IncidentStatus, ...], IncidentStatus | None]] = {
+    "acknowledge": ((S.OPEN,), S.ACKNOWLEDGED),
+    "dispatch": ((S.OPEN, S.ACKNOWLEDGED), S.DISPATCHED),
+    "question": (OPEN_STATES, None),
+    "stand_down": (OPEN_STATES, None),
+    "resolve": (OPEN_STATES, S.RESOLVED),
+    "false_alarm": (OPEN_STATES, S.FALSE_ALARM),
+}
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+def report_fields(r: p.Report) -> dict[str, Any]:
+    """A report in JSON units (degrees, metres, m/s) for events and the dashboard."""
+    out: dict[str, Any] = {
+        "time": datetime.fromtimestamp(r.time_s, UTC).isoformat() if r.time_s else None,
+        "time_source": r.time_source.name.lower(), "battery_pct": r.battery_pct,
+        "charging": r.charging, "drill": r.drill,
+    }
+    if r.fix and r.lat_e7 is not None and r.lon_e7 is not None:
+        out.update(lat=r.lat_e7 / 1e7, lon=r.lon_e7 / 1e7, accuracy_m=r.accuracy_m,
+                   fix_age_s=r.fix_age_s, trusted=r.trusted, sats=r.sats)
+        if r.moving:
+            out.update(speed_m_s=None if r.speed_cm_s is None else r.speed_cm_s / 100,
+                       course_deg=r.course_deg)
+    if r.cell:
+        out["cell"] = {"mcc": r.mcc, "mnc": r.mnc, "tac": r.tac, "cell_id": r.cell_id,
+                       "rat": r.rat.name.lower(), "signal_dbm": r.signal_dbm}
+    return out
+
+
+@dataclass
+class PacketEffect:
+    """What one stored packet did, for the work done after the commit (live push, SMS)."""
+
+    incident_id: int | None = None
+    opened: bool = False
+    is_drill: bool = False
+    school_id: int | None = None
+    events: list[str] = field(default_factory=list)
+
+
+def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
+    """Inside the ingest transaction: SOS opens (or joins) the device's incident; positions,
+    cancels and tap replies become its events. `items` carry .dev, .counter, .msg, .transport,
+    .received_at."""
+    effects = [PacketEffect() for _ in items]
+    devs = {it.dev.id for it in items}
+    open_by_dev: dict[str, Incident] = {}
+    for inc in s.scalars(select(Incident).where(
+            Incident.device_id.in_(devs), Incident.status.in_(OPEN_STATES)).order_by(Incident.id)):
+        open_by_dev[inc.device_id] = inc
+    for it, eff in zip(items, effects, strict=True):
+        msg = it.msg
+        inc = open_by_dev.get(it.dev.id)
+        rep = report_fields(msg.report)
+        if isinstance(msg, p.Sos):
+            if inc is None:
+                inc = Incident(
+                    status=S.OPEN, source=IncidentSource.DEVICE, device_id=it.dev.id,
+                    subscriber_id=it.dev.subscriber_id, school_id=it.dev.school_id,
+                    trigger=msg.trigger.name.lower(), is_drill=msg.report.drill,
+                    open_counter=it.counter, opened_at=it.received_at)
+                s.add(inc)
+                s.flush()
+                open_by_dev[it.dev.id] = inc
+                eff.opened = True
+                _event(s, inc, "status", it, {"status": S.OPEN.value, "drill": inc.is_drill,
+                                              "trigger": inc.trigger})
+            else:
+                _event(s, inc, "sos", it, {"trigger": msg.trigger.name.lower()})
+        elif inc is None:
+            continue  # check-ins etc. outside an incident are stored packets only
+        elif isinstance(msg, p.Cancel):
+            if msg.duress:
+                inc.duress = True
+            _event(s, inc, "duress" if msg.duress else "cancel", it,
+                   {"sos_counter": msg.sos_counter})
+        elif isinstance(msg, p.TapReply):
+            _event(s, inc, "answer", it, {"question_id": msg.question_id,
+                                          "presses": msg.presses})
+        elif not isinstance(msg, p.Position):
+            _event(s, inc, type(msg).__name__.lower(), it, {})
+        if "lat" in rep:
+            inc.last_lat, inc.last_lon = rep["lat"], rep["lon"]
+            inc.last_accuracy_m = rep.get("accuracy_m")
+            inc.last_fix_at = it.received_at
+            _event(s, inc, "position", it, rep)
+        eff.incident_id, eff.is_drill, eff.school_id = inc.id, inc.is_drill, inc.school_id
+        eff.events.append(type(msg).__name__.lower())
+    return effects
+
+
+def _event(s: Session, inc: Incident, kind: str, it: Any, payload: dict) -> None:
+    s.add(IncidentEvent(incident_id=inc.id, kind=kind, at=it.received_at, payload=payload,
+                        device_counter=it.counter, transport=it.transport))
+
+
+def open_aml(s: Session, loc: Any) -> tuple[Incident, bool]:
+    """An AML location: joins the caller's open AML incident, or opens one."""
+    inc = None
+    if loc.msisdn:
+        inc = s.scalar(select(Incident).where(
+            Incident.source == IncidentSource.AML, Incident.caller_msisdn == loc.msisdn,
+            Incident.status.in_(OPEN_STATES)).order_by(Incident.id.desc()).limit(1))
+    opened = inc is None
+    now = utcnow()
+    if inc is None:
+        inc = Incident(status=S.OPEN, source=IncidentSource.AML, caller_msisdn=loc.msisdn,
+                       trigger="aml", opened_at=now)
+        s.add(inc)
+        s.flush()
+        s.add(IncidentEvent(incident_id=inc.id, kind="status", at=now, transport="aml",
+                            payload={"status": "open", "aml": loc.as_dict()}))
+    if loc.lat is not None:
+        inc.last_lat, inc.last_lon, inc.last_accuracy_m = loc.lat, loc.lon, loc.accuracy_m
+        inc.last_fix_at = loc.time or now
+        s.add(IncidentEvent(incident_id=inc.id, kind="position", at=now, transport="aml", payload={
+            "lat": loc.lat, "lon": loc.lon, "accuracy_m": loc.accuracy_m, "method": loc.method,
+            "time": _iso(loc.time), "confidence_pct": loc.confidence_pct}))
+    return inc, opened
+
+
+# -- operator actions ---------------------------------------------------------------------------
+
+def may_see(actor: Actor, inc: Incident) -> bool:
+    from urelief.registry import policy
+
+    scope = policy.school_scope(actor)
+    return scope is None or inc.school_id == scope
+
+
+def act(s: Session, actor: Actor, incident_id: int, action: str, body: dict) -> Incident:
+    """Apply an operator action; raises Denied / NotFound / Conflict / Invalid."""
+    from urelief.registry import policy
+
+    if action not in ACTIONS:
+        raise NotFound(f"no action {action!r}")
+    inc = s.get(Incident, incident_id)
+    if inc is None or not may_see(actor, inc):
+        raise NotFound(f"no incident {incident_id}")
+    if not policy.may_act_on_incidents(actor):
+        raise Denied(f"role {actor.role} may not act on incidents", school_id=inc.school_id)
+    starts, to = ACTIONS[action]
+    if inc.status not in starts:
+        raise Conflict(f"cannot {action} an incident that is {inc.status.value}")
+    if action == "dispatch" and inc.is_drill:
+        raise Conflict("a drill is never dispatched")
+    now = utcnow()
+    payload: dict[str, Any] = {}
+    if body.get("note"):
+        payload["note"] = str(body["note"])[:500]
+    if action == "question":
+        payload.update(_question(s, inc, body))
+    if to is not None:
+        if to in (S.RESOLVED, S.FALSE_ALARM) and inc.is_drill:
+            to = S.DRILL
+        payload.update({"from": inc.status.value, "status": to.value})
+        inc.status = to
+        if to == S.ACKNOWLEDGED:
+            inc.acknowledged_at = now
+        elif to == S.DISPATCHED:
+            inc.dispatched_at = now
+            inc.acknowledged_at = inc.acknowledged_at or now
+        elif to in INCIDENT_CLOSED:
+            inc.closed_at = now
+    inc.assigned_operator_id = inc.assigned_operator_id or actor.operator_id
+    inc.updated_at = now
+    kind = "status" if to is not None else action
+    s.add(IncidentEvent(incident_id=inc.id, kind=kind, at=now, payload={"action": action, **payload},
+                        operator_id=actor.operator_id, transport="http"))
+    audit.record(s, actor, f"incident.{action}", object_type="incident", object_id=inc.id,
+                 school_id=inc.school_id, detail=payload)
+    return inc
+
+
+def _question(s: Session, inc: Incident, body: dict) -> dict:
+    kind = body.get("kind", "yes_no")
+    if kind not in ("yes_no", "press_n"):
+        raise Invalid("bad question", [{"field": "kind", "message": "yes_no or press_n"}])
+    text = str(body.get("text", "")).strip()[:200]
+    if not text:
+        raise Invalid("bad question", [{"field": "text", "message": "required (what was asked)"}])
+    choices = 2 if kind == "yes_no" else int(body.get("choices", 3))
+    timeout_s = int(body.get("timeout_s", 60))
+    if not (2 <= choices <= 9 and 10 <= timeout_s <= 600):
+        raise Invalid("bad question", [{"field": "choices/timeout_s",
+                                        "message": "2..9 choices, 10..600 s"}])
+    asked = s.scalars(select(IncidentEvent).where(
+        IncidentEvent.incident_id == inc.id, IncidentEvent.kind == "question")).all()
+    qid = (max((e.payload.get("question_id", 0) for e in asked), default=0) + 1) & 0xFF or 1
+    return {"question_id": qid, "kind": kind, "text": text, "choices": choices,
+            "timeout_s": timeout_s}
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+def incident_out(inc: Incident) -> dict:
+    return {
+        "id": inc.id, "status": inc.status.value, "source": inc.source.value,
+        "device_id": inc.device_id, "subscriber_id": inc.subscriber_id,
+        "school_id": inc.school_id, "caller_msisdn": inc.caller_msisdn, "trigger": inc.trigger,
+        "is_drill": inc.is_drill, "duress": inc.duress, "open_counter": inc.open_counter,
+        "opened_at": _iso(inc.opened_at), "acknowledged_at": _iso(inc.acknowledged_at),
+        "dispatched_at": _iso(inc.dispatched_at), "closed_at": _iso(inc.closed_at),
+        "last_lat": inc.last_lat, "last_lon": inc.last_lon,
+        "last_accuracy_m": inc.last_accuracy_m, "last_fix_at": _iso(inc.last_fix_at),
+        "updated_at": _iso(inc.updated_at),
+        "child": inc.subscriber.full_name if inc.subscriber is not None else None,
+    }
+
+
+def event_out(e: IncidentEvent) -> dict:
+    return {"id": e.id, "kind": e.kind, "at": _iso(e.at), "payload": e.payload,
+            "operator_id": e.operator_id, "device_counter": e.device_counter,
+            "transport": e.transport}
+
+
+def notification_out(n: Notification) -> dict:
+    return {"id": n.id, "to": n.to_number, "purpose": n.purpose, "status": n.status.value,
+            "guardian_id": n.guardian_id, "error": n.error, "gateway_ref": n.gateway_ref,
+            "created_at": _iso(n.created_at), "updated_at": _iso(n.updated_at)}

@@ -1,0 +1,305 @@
+"""Verified ingest: every packet, from UDP or SMS, goes through `Ingest.handle`.
+
+    rate limit (per source) → protocol.decode (size, version, type, key, tag, replay window)
+    → group commit (packet row, device state, replay window, incident + events: one transaction)
+    → ack (sealed downlink, same channel) → live push, guardian SMS
+
+The ack is sent only after the commit returned. A copy of a packet already stored (UDP + SMS,
+or a retry whose ack was lost) is acked again and counted as a duplicate, never acted on twice;
+if the original is still being committed the copy waits for that commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, case, func, insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from urelief import protocol as p
+from urelief.registry.db import Database
+from urelief.registry.models import Device, DevicePacket, DeviceStatus, utcnow
+from urelief.server import incidents, logs, metrics
+from urelief.server.config import ServerConfig
+from urelief.server.devices import DOWNLINK_BLOCK, DeviceCache, DeviceState, stored_counter
+from urelief.server.ratelimit import RateLimiter
+from urelief.server.writer import GroupWriter
+
+Reply = Callable[[bytes], Awaitable[None] | None]  # sends one sealed downlink back
+
+
+@dataclass
+class Outcome:
+    status: str  # accepted | duplicate | rejected
+    reason: str | None = None
+    device_id: int | None = None
+    counter: int | None = None
+    incident_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(eq=False)
+class Item:
+    dev: DeviceState
+    counter: int
+    msg: p.Uplink
+    kind: str
+    transport: str
+    received_at: datetime
+    raw: bytes
+    window: p.WindowState  # the device's window with this packet marked
+
+
+_DEVICE_UPDATE = None
+
+
+def _device_update_stmt():
+    """One UPDATE per device per batch; COALESCE keeps what this packet does not carry."""
+    global _DEVICE_UPDATE
+    if _DEVICE_UPDATE is None:
+        t = Device.__table__
+        c = t.c
+
+        def keep(col, name, type_):
+            return func.coalesce(bindparam(name, type_=type_), col)
+
+        dl = bindparam("dl_reserved", type_=c.downlink_counter.type)
+        _DEVICE_UPDATE = update(t).where(c.id == bindparam("b_id")).values(
+            last_counter=bindparam("last_counter"), replay_bitmap=bindparam("replay_bitmap"),
+            last_seen_at=bindparam("seen"),
+            status=case((c.status == DeviceStatus.PROVISIONED.value, DeviceStatus.ACTIVE.value),
+                        else_=c.status),
+            battery_pct=keep(c.battery_pct, "battery_pct", c.battery_pct.type),
+            battery_mv=keep(c.battery_mv, "battery_mv", c.battery_mv.type),
+            firmware_version=keep(c.firmware_version, "fw", c.firmware_version.type),
+            last_lat=keep(c.last_lat, "lat", c.last_lat.type),
+            last_lon=keep(c.last_lon, "lon", c.last_lon.type),
+            last_accuracy_m=keep(c.last_accuracy_m, "acc", c.last_accuracy_m.type),
+            last_fix_at=keep(c.last_fix_at, "fix_at", c.last_fix_at.type),
+            downlink_counter=case((c.downlink_counter < dl, dl), else_=c.downlink_counter),
+        )
+    return _DEVICE_UPDATE
+
+
+def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
+    """The group commit's body (writer thread): store a batch, one transaction."""
+    conn.execute(insert(DevicePacket.__table__), [{
+        "device_id": it.dev.id, "counter": it.counter, "kind": it.kind,
+        "transport": it.transport, "received_at": it.received_at,
+        "payload": p.messages.to_fields(it.msg), "raw": it.raw} for it in items])
+    last: dict[int, Item] = {}
+    count: dict[int, int] = {}
+    fix: dict[int, Item] = {}
+    extra: dict[int, dict] = {}
+    for it in items:
+        last[it.dev.id] = it
+        count[it.dev.id] = count.get(it.dev.id, 0) + 1
+        r = it.msg.report
+        if r.fix and r.lat_e7 is not None:
+            fix[it.dev.id] = it
+        if isinstance(it.msg, p.CheckIn | p.SelfTest):
+            extra.setdefault(it.dev.id, {})["fw"] = ".".join(map(str, it.msg.fw))
+        if isinstance(it.msg, p.CheckIn | p.LowBattery):
+            extra.setdefault(it.dev.id, {})["battery_mv"] = it.msg.battery_mv or None
+    reserved: dict[int, int] = {}
+    params = []
+    for dev_id, it in last.items():
+        dev = it.dev
+        # Room for this batch's acks plus operator downlinks, reserved in this same commit.
+        need = dev.dl_next + count[dev_id] + 8
+        res = dev.dl_reserved if need <= dev.dl_reserved else dev.dl_next + max(
+            DOWNLINK_BLOCK, 2 * count[dev_id])
+        reserved[dev_id] = res
+        f = fix.get(dev_id)
+        fr = f.msg.report if f else None
+        params.append({
+            "b_id": dev_id, "last_counter": it.window.highest, "replay_bitmap": it.window.bitmap,
+            "seen": it.received_at, "battery_pct": it.msg.report.battery_pct,
+            "battery_mv": extra.get(dev_id, {}).get("battery_mv"),
+            "fw": extra.get(dev_id, {}).get("fw"),
+            "lat": fr.lat_e7 / 1e7 if fr else None, "lon": fr.lon_e7 / 1e7 if fr else None,
+            "acc": float(fr.accuracy_m) if fr and fr.accuracy_m is not None else None,
+            "fix_at": f.received_at if f else None, "dl_reserved": res})
+    conn.execute(_device_update_stmt(), params)
+    effects: list[incidents.PacketEffect | None] = [None] * len(items)
+    relevant = [i for i, it in enumerate(items)
+                if isinstance(it.msg, p.Sos) or not _routine(it.msg)]
+    if relevant:
+        with Session(bind=conn) as s:
+            out = incidents.apply_packets(s, [items[i] for i in relevant])
+            s.flush()
+        for i, e in zip(relevant, out, strict=True):
+            effects[i] = e
+    return [{"effect": effects[i], "dl_reserved": reserved[it.dev.id]}
+            for i, it in enumerate(items)]
+
+
+def _routine(msg: p.Uplink) -> bool:
+    """Check-ins and self-tests never touch incidents (positions, cancels, taps may)."""
+    return isinstance(msg, p.CheckIn | p.SelfTest)
+
+
+class Ingest:
+    def __init__(self, cfg: ServerConfig, db: Database, cache: DeviceCache, hub=None,
+                 on_opened: Callable[[int], Awaitable[None]] | None = None):
+        self.cfg = cfg
+        self.db = db
+        self.cache = cache
+        self.hub = hub
+        self.on_opened = on_opened
+        self.source_limit = RateLimiter(cfg.source_rate_per_s, cfg.source_burst)
+        self.device_limit = RateLimiter(cfg.device_rate_per_s, cfg.device_burst)
+        self.writer = GroupWriter(db.engine, flush, cfg.commit_batch_max, name="ingest-writer")
+        self._inflight: dict[tuple[int, int], asyncio.Future] = {}
+        self.rejections: dict[str, int] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.writer.start(loop)
+
+    def stop(self) -> None:
+        self.writer.stop()
+
+    def _reject(self, reason: str, source: str, **kw) -> Outcome:
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+        metrics.PACKETS_REJECTED.labels(reason).inc()
+        logs.event("packet_rejected", level=20 if reason != "rate_limited" else 10,
+                   reason=reason, source=source, **kw)
+        return Outcome("rejected", reason)
+
+    async def handle(self, payload: bytes | str, channel: str, source: str, reply: Reply | None,
+                     *, route: tuple | str | None = None) -> Outcome:
+        """One packet. `source` is what the rate limit counts (an IP, a phone number);
+        `route` is how to reach the device later (UDP address or phone number)."""
+        t0 = time.perf_counter()
+        metrics.PACKETS_RECEIVED.labels(channel).inc()
+        try:
+            if not self.source_limit.allow(source):
+                return self._reject("rate_limited", source)
+            res = self._decode(payload, channel)
+            if isinstance(res, p.Rejected) and res.reason == p.Reason.BAD_TAG:
+                # Re-keyed since we cached it? Re-read the device (rate-limited) and try again.
+                old = self.cache.get(res.device_id)
+                if old is not None and self.cache.get(res.device_id, reload=True) is not old:
+                    res = self._decode(payload, channel)
+            if isinstance(res, p.Rejected):
+                if res.authentic:
+                    return await self._copy(res, channel, source, reply, route, t0)
+                return self._reject(res.reason.value, source, device=res.device_id,
+                                    counter=res.counter, detail=res.detail)
+            return await self._accept(res, payload, channel, reply, route, t0)
+        except Exception as e:  # nothing unhandled: count it, log it, keep serving
+            logs.event("ingest_error", level=40, source=source, error=repr(e))
+            return self._reject("internal_error", source)
+
+    def _decode(self, payload, channel: str) -> p.Accepted | p.Rejected:
+        if channel == "sms":
+            return p.decode_sms(payload, self.cache, self.cache, commit=False)
+        return p.decode_uplink(payload, self.cache, self.cache, commit=False)
+
+    async def _accept(self, res: p.Accepted, payload, channel, reply, route, t0) -> Outcome:
+        dev = self.cache.get(res.device_id)
+        assert dev is not None  # key_for found it
+        if not self.device_limit.allow(dev.id):
+            return self._reject("rate_limited", f"device:{dev.id}")
+        if isinstance(payload, str) or p.is_text_form(payload):
+            raw = p.from_text(payload if isinstance(payload, str) else payload.decode())
+        else:
+            raw = bytes(payload)
+        self.cache.commit(res.device_id, res.counter)  # pending window
+        self._note_route(dev, channel, route)
+        item = Item(dev, res.counter, res.message, res.type.name.lower(), channel, utcnow(), raw,
+                    dev.pending)
+        key = (dev.id, res.counter)
+        fut = self.writer.submit(item)
+        self._inflight[key] = fut
+        try:
+            result = await fut
+        except IntegrityError:  # stored by an earlier life of this server: a duplicate
+            self._inflight.pop(key, None)
+            metrics.PACKETS_DUPLICATE.labels(channel).inc()
+            await self._ack(dev, res.counter, reply, t0)
+            return Outcome("duplicate", device_id=dev.id, counter=res.counter)
+        except Exception as e:
+            self._inflight.pop(key, None)
+            dev.pending = dev.committed  # not stored: the device's retry must be accepted
+            return self._reject("store_failed", str(route), error=repr(e))
+        self._inflight.pop(key, None)
+        if dev.committed.check(res.counter) is None:
+            dev.committed = dev.committed.mark(res.counter)
+        dev.dl_reserved = max(dev.dl_reserved, result["dl_reserved"])
+        await self._ack(dev, res.counter, reply, t0)
+        metrics.PACKETS_ACCEPTED.labels(channel, item.kind).inc()
+        eff: incidents.PacketEffect | None = result["effect"]
+        if eff is not None and eff.incident_id is not None:
+            if eff.opened:
+                dev.ack_level = p.AckLevel.RECEIVED
+                metrics.INCIDENTS_OPENED.labels(str(eff.is_drill).lower()).inc()
+                logs.event("incident_opened", incident=eff.incident_id, device=dev.id,
+                           drill=eff.is_drill, transport=channel)
+                if self.on_opened is not None:
+                    self._spawn(self.on_opened(eff.incident_id))
+            if self.hub is not None:
+                self.hub.publish("incident", {"id": eff.incident_id, "school_id": eff.school_id,
+                                              "opened": eff.opened, "drill": eff.is_drill,
+                                              "events": eff.events})
+        return Outcome("accepted", device_id=dev.id, counter=res.counter,
+                       incident_id=eff.incident_id if eff else None)
+
+    async def _copy(self, res: p.Rejected, channel, source, reply, route, t0) -> Outcome:
+        """An authentic copy (duplicate, or older than the window): ack it if it is stored."""
+        dev = self.cache.get(res.device_id)
+        if dev is None:
+            return self._reject(res.reason.value, source)
+        fut = self._inflight.get((dev.id, res.counter))
+        if fut is not None:
+            try:
+                await asyncio.shield(fut)
+            except Exception:
+                return self._reject("store_failed", source)
+        elif res.reason == p.Reason.TOO_OLD or dev.committed.check(res.counter) is None:
+            # Not known committed in memory: only the database can say it was stored.
+            stored = await asyncio.to_thread(stored_counter, self.db, dev.id, res.counter)
+            if not stored:
+                return self._reject(res.reason.value, source, device=dev.id, counter=res.counter)
+        self._note_route(dev, channel, route)
+        metrics.PACKETS_DUPLICATE.labels(channel).inc()
+        await self._ack(dev, res.counter, reply, t0)
+        return Outcome("duplicate", device_id=dev.id, counter=res.counter)
+
+    def _note_route(self, dev: DeviceState, channel: str, route) -> None:
+        if channel == "udp" and route is not None:
+            dev.udp_addr, dev.udp_at = route, time.monotonic()
+        elif channel == "sms" and route:
+            dev.msisdn = route
+
+    async def _ack(self, dev: DeviceState, counter: int, reply: Reply | None, t0: float) -> None:
+        if reply is None:
+            return
+        pkt = await self.seal(dev, p.Ack(acked_counter=counter, level=dev.ack_level))
+        r = reply(pkt)
+        if asyncio.iscoroutine(r):
+            await r
+        metrics.ACK_LATENCY.observe(time.perf_counter() - t0)
+
+    async def seal(self, dev: DeviceState, msg: p.Downlink) -> bytes:
+        c = dev.take_downlink_counter()
+        if c is None:
+            await asyncio.to_thread(self.cache.reserve_downlinks, dev)
+            c = dev.take_downlink_counter()
+        return p.encode_downlink(msg, device_id=dev.id, key_id=dev.key_id, secret=dev.secret,
+                                 counter=c)
+
+    def _spawn(self, coro) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)

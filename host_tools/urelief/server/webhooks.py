@@ -1,0 +1,138 @@
+"""HTTP endpoints for machines: an SMS gateway's inbound messages and delivery reports, and
+phones' AML HTTPS location messages. Documented in docs/server.md.
+
+    POST /sms/inbound   {"from": "+8210…", "data_hex" | "data_base64" | "text": …}
+    POST /sms/status    {"ref": "…", "status": "sent|delivered|failed", "error"?: "…"}
+    POST /aml           application/x-www-form-urlencoded AML body (v=1&location_latitude=…)
+
+If `URELIEF_GATEWAY_TOKEN` is set, the gateway must send it as `X-Gateway-Token`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import os
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from urelief.server import aml, incidents, logs, metrics
+
+router = APIRouter(tags=["gateway"])
+
+
+class InboundSms(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    sender: str = Field(alias="from", min_length=1, max_length=32, description="E.164 number")
+    to: str | None = None
+    data_hex: str | None = Field(None, max_length=400, description="8-bit user data, hex")
+    data_base64: str | None = Field(None, max_length=300, description="8-bit user data, base64")
+    text: str | None = Field(None, max_length=1000, description="text SMS (GSM-7/UCS-2 decoded)")
+
+
+class SmsStatus(BaseModel):
+    ref: str = Field(min_length=1, max_length=64)
+    status: str = Field(pattern="^(queued|sent|delivered|failed)$")
+    error: str | None = Field(None, max_length=300)
+
+
+def _check_gateway(request: Request) -> None:
+    want = os.environ.get("URELIEF_GATEWAY_TOKEN")
+    if want and not hmac.compare_digest(request.headers.get("x-gateway-token", ""), want):
+        raise HTTPException(401, "bad or missing X-Gateway-Token")
+
+
+def _payload(msg: InboundSms) -> bytes | str:
+    try:
+        if msg.data_hex is not None:
+            return bytes.fromhex(msg.data_hex)
+        if msg.data_base64 is not None:
+            return base64.b64decode(msg.data_base64, validate=True)
+    except (ValueError, binascii.Error) as e:
+        raise HTTPException(422, f"user data does not decode: {e}") from None
+    if msg.text is not None:
+        return msg.text
+    raise HTTPException(422, "one of data_hex, data_base64, text is required")
+
+
+@router.post("/sms/inbound")
+async def sms_inbound(request: Request, msg: InboundSms) -> dict:
+    _check_gateway(request)
+    server = request.app.state.server
+    payload = _payload(msg)
+    if _looks_aml(payload):
+        return await _aml(server, lambda: aml.parse_sms(payload), "sms")
+    text_form = isinstance(payload, str)
+
+    async def reply(pkt: bytes) -> None:
+        from urelief import protocol as p
+
+        r = await server.gateway.send(msg.sender, p.to_text(pkt) if text_form else pkt)
+        metrics.SMS_SENT.labels("ack", "sent" if r.ok else "failed").inc()
+
+    out = await server.ingest.handle(payload, "sms", f"sms:{msg.sender}", reply,
+                                     route=msg.sender)
+    return out.as_dict()
+
+
+def _looks_aml(payload: bytes | str) -> bool:
+    if isinstance(payload, str):
+        return aml.is_aml_text(payload)
+    if payload[:5] in (b'A"ML=', b"AML=1", b"AML=2"):
+        return True
+    # An Android data SMS carries the AML text GSM-7 packed: 'A"ML=' packs to 41 51 93 d9 8b.
+    return payload[:4] == bytes.fromhex("415193d9") or aml.is_aml_text(aml.gsm7_unpack(payload[:8]))
+
+
+async def _aml(server, parse, transport: str) -> dict:
+    try:
+        loc = parse()
+    except aml.AmlError as e:
+        metrics.AML_RECEIVED.labels(transport, e.reason).inc()
+        metrics.PACKETS_REJECTED.labels("aml_" + e.reason).inc()
+        logs.event("aml_rejected", transport=transport, reason=e.reason, detail=str(e))
+        raise HTTPException(422, {"status": "rejected", "reason": e.reason, "detail": str(e)}) from None
+    if loc.authenticated is False:
+        metrics.AML_RECEIVED.labels(transport, "bad_hmac").inc()
+        metrics.PACKETS_REJECTED.labels("aml_bad_hmac").inc()
+        raise HTTPException(401, {"status": "rejected", "reason": "bad_hmac"})
+    for w in loc.warnings:
+        logs.event("aml_warning", transport=transport, warning=w, msisdn=loc.msisdn)
+
+    def store():
+        with server.db.session() as s:
+            inc, opened = incidents.open_aml(s, loc)
+            s.flush()
+            return inc.id, opened
+
+    incident_id, opened = await run_in_threadpool(store)
+    metrics.AML_RECEIVED.labels(transport, "ok").inc()
+    if opened:
+        metrics.INCIDENTS_OPENED.labels("false").inc()
+        logs.event("incident_opened", incident=incident_id, source="aml", transport=transport)
+    server.hub.publish("incident", {"id": incident_id, "school_id": None, "opened": opened,
+                                    "events": ["aml"]})
+    return {"status": "accepted", "incident_id": incident_id, "warnings": loc.warnings,
+            "location": loc.as_dict()}
+
+
+@router.post("/aml")
+async def aml_https(request: Request) -> dict:
+    server = request.app.state.server
+    body = await request.body()
+    if len(body) > 8192:
+        raise HTTPException(413, "AML body too large")
+    return await _aml(server, lambda: aml.parse_https(body, server.cfg.aml_hmac_key), "https")
+
+
+@router.post("/sms/status")
+async def sms_status(request: Request, st: SmsStatus) -> dict:
+    _check_gateway(request)
+    server = request.app.state.server
+    known = await run_in_threadpool(server.notifier.delivery_report, st.ref, st.status, st.error)
+    if not known:
+        raise HTTPException(404, f"no message with ref {st.ref!r}")
+    return {"ok": True}

@@ -11,7 +11,6 @@ from modem import atlines
 _LINE_MAX = const(600)  # bytes; a PDU line is at most 2 * 176 hex chars, +CGNSINF ~ 120
 _CHUNK = const(128)
 _HANG_TIMEOUTS = const(2)  # consecutive unanswered commands before the modem is declared hung
-_BOOT_BURST_MS = const(20000)  # RDY .. SMS Ready on SIMCom modules takes a few seconds
 DEFAULT_MS = const(2000)  # plain commands: "max response time 300 ms" in most manual entries
 
 
@@ -126,6 +125,7 @@ class At:
     pwrkey_off_ms = 1300  # dialects set these from their hardware design manual
     pwrkey_on_ms = 1100
     off_to_on_ms = 2000
+    boot_burst_ms = 20000  # RDY .. SMS Ready on SIMCom modules takes a few seconds
 
     def __init__(self, reader, writer, pwrkey=None, on_reset=None, log=print,
                  urc_prefixes=atlines.URC_PREFIXES, inline_data=(), data_after=()):
@@ -325,12 +325,12 @@ class At:
             self._unknown(line)
 
     def _boot(self, line):
-        """RDY / SMS Ready / *ATREADY. Boot URCs within _BOOT_BURST_MS of each other are one boot;
+        """RDY / SMS Ready / *ATREADY. Boot URCs within boot_burst_ms of each other are one boot;
         one that we did not cause (power_cycle) is an unprompted reboot."""
         self._booted = True
         self.echo = True  # a rebooted module has echo on again (ATE1 default)
         now = time.ticks_ms()
-        burst = self._boot_at is not None and time.ticks_diff(now, self._boot_at) < _BOOT_BURST_MS
+        burst = self._boot_at is not None and time.ticks_diff(now, self._boot_at) < self.boot_burst_ms
         self._boot_at = now
         if burst or self._expect_reboot:
             self._expect_reboot = False

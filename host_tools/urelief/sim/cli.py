@@ -1,3 +1,48 @@
 """`urelief sim …` commands."""
 
-from urelief.cli import sim  # noqa: F401
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from urelief.cli import sim
+from urelief.sim import vm
+
+
+@sim.command("device")
+@click.option("--board", default="sim", show_default=True, help="board name in boards/ or a .json path")
+@click.option("--flash", type=click.Path(dir_okay=False, path_type=Path),
+              help="flash image file (kept across runs; made from the firmware tree if missing)")
+@click.option("--clock", type=click.Choice(["real", "virtual"]), default="real", show_default=True)
+@click.option("--heap-kb", default=vm.DEFAULT_HEAP_KB, show_default=True, help="firmware heap budget")
+@click.option("--firmware", type=click.Path(file_okay=False, path_type=Path),
+              help="deployed tree for a new flash image [default: build/firmware]")
+@click.option("--battery-mv", default=3900.0, show_default=True, help="Li-ion cell voltage")
+def device_cmd(board: str, flash: Path | None, clock: str, heap_kb: int, firmware: Path | None,
+               battery_mv: float) -> None:
+    """Power on one virtual board and print its USB serial port (for mpremote)."""
+    from urelief.sim.device import VirtualDevice
+
+    dev = VirtualDevice(board=board, flash=flash, clock=clock, heap_kb=heap_kb, firmware=firmware,
+                        run_ahead=True)
+    adc = dev.board["pins"].get("battery_adc")
+    if adc:
+        dev.adc(adc["gpio"]).set_mv(battery_mv / adc.get("divider", 1.0))
+    port = dev.console.open_usb()
+    dev.start()
+    click.echo(port, nl=True)
+    click.echo(f"virtual board '{dev.board['name']}' on {port} (flash {dev.flash}, {clock} clock); "
+               "Ctrl-C here powers it off", err=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dev.stop()
+        click.echo(f"powered off; peak heap: {dev.heap_peak['live']} B live, "
+                   f"{dev.heap_peak['alloc']} B allocated", err=True)

@@ -56,8 +56,8 @@ class VirtualDevice:
     ):
         if clock not in ("virtual", "real"):
             raise ValueError("clock must be 'virtual' or 'real'")
-        bp = Path(board) if str(board).endswith(".json") else BOARDS / f"{board}.json"
-        self.board = json.loads(bp.read_text())
+        self.board_file = Path(board) if str(board).endswith(".json") else BOARDS / f"{board}.json"
+        self.board = json.loads(self.board_file.read_text())
         self.heap_kb = heap_kb
         self._tmp = tempfile.TemporaryDirectory(prefix="urelief-dev-")
         self.flash = Path(flash) if flash else Path(self._tmp.name) / "flash.img"
@@ -141,7 +141,8 @@ class VirtualDevice:
         env = vm.micropython_env([SHIMS])
         env.update(URELIEF_MODE="install", URELIEF_FLASH=str(self.flash),
                    URELIEF_FLASH_BLOCKS=str(FLASH_BLOCKS),
-                   URELIEF_INSTALL_SRC=str(Path(tree).resolve()) if tree else "")
+                   URELIEF_INSTALL_SRC=str(Path(tree).resolve()) if tree else "",
+                   URELIEF_INSTALL_BOARD=str(self.board_file.resolve()))
         proc = subprocess.run([vm.micropython_exe(), str(SHIMS / "_vboot.py")], env=env,
                               capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
@@ -231,7 +232,7 @@ class VirtualDevice:
         if self.state != "running":
             return
         self._sent_events += 1
-        self._send_frame(kind, payload)
+        self._send_frame(kind, struct.pack(">q", int(self.clock.now_us())) + payload)
 
     def _flush_to_dev(self) -> None:
         while self._to_dev and self._chan_w >= 0:

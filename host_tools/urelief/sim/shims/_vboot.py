@@ -64,13 +64,16 @@ def _copy_tree(src, dst):
                     fo.write(chunk)
 
 
-def _install(flash, nblocks, src):
-    # Factory image: format the partition and copy the deployed tree onto it.
+def _install(flash, nblocks, src, board):
+    # Factory image: format the partition, copy the deployed tree and the board's pin map.
     bd = _FlashBlocks(flash, nblocks)
     vfs.VfsLfs2.mkfs(bd)
     vfs.mount(vfs.VfsLfs2(bd), '/flash')
     if src:
         _copy_tree(src, '/flash')
+    if board:
+        with open(board, 'rb') as fi, open('/flash/board.json', 'wb') as fo:
+            fo.write(fi.read())
     vfs.umount('/flash')
 
 
@@ -156,7 +159,8 @@ def _run(path):
 def _start():
     mode = _env('URELIEF_MODE') or 'normal'
     if mode == 'install':
-        _install(_env('URELIEF_FLASH'), int(_env('URELIEF_FLASH_BLOCKS')), _env('URELIEF_INSTALL_SRC'))
+        _install(_env('URELIEF_FLASH'), int(_env('URELIEF_FLASH_BLOCKS')),
+                 _env('URELIEF_INSTALL_SRC'), _env('URELIEF_INSTALL_BOARD'))
         sys.exit(0)
     _power_on()
     _run('boot.py')

@@ -7,7 +7,8 @@
 #                 F wdt feed   R reset   S deepsleep(ms)   L lightsleep(ms)   K wake config
 #                 N nvs commit(namespace, json)    G nvs load(namespace)  M rtc memory(bytes)
 #                 Z rtc set(epoch offset us)       H heap(alloc, live)   B boot info
-# host -> device: W wake(now_us)   U uart rx(id, data)   E pin level(gpio, level)   V reply(data)
+# host -> device: W wake(now_us)   V reply(data)   and events stamped with their time (us):
+#                 U uart rx(t, id, data)   E pin level(t, gpio, level)
 import struct
 import sys
 import utime
@@ -63,10 +64,13 @@ class Chan:
         if kind == 0x56:  # V: reply to a request
             self._reply = payload
             return kind
+        # U/E: an event stamped with the device time it happened at
         self.events += 1
+        if self.virtual:
+            self._jump_to(struct.unpack_from('>q', payload)[0])
         h = self.handlers.get(kind)
         if h:
-            h(payload)
+            h(memoryview(payload)[8:])
         return kind
 
     def pump(self, timeout_ms=0):

@@ -1,0 +1,6 @@
+# The terminal's entry point: everything lives in app.py (compiled to .mpy).
+import asyncio
+
+import app
+
+asyncio.run(app.main())

@@ -3,7 +3,7 @@ cuts, the downlink replay guard, allocation, and a downlink-decoder fuzz."""
 
 from pathlib import Path
 
-from urelief.sim import vm
+from urelief.bench.protocol import fuzz_firmware
 
 FLASH = Path(__file__).with_name("mpy_flash.py").read_text()
 SECRET = "bytes(range(32))"
@@ -146,57 +146,9 @@ print(json.dumps((gc.mem_alloc() - a) // 10))
     assert per_packet < 1024, per_packet
 
 
-FUZZ = """
-import json, os, struct
-from proto import ProtoError
-from proto.packet import Codec, from_text
-from proto.seal import Seal, DOWNLINK
-secret = bytes(range(32))
-s = Seal(secret, 0x2A17, 1)
-c = Codec(s)
-reasons = {}
-def feed(pkt):
-    try:
-        c.open(pkt)
-        r = 'accepted'
-    except ProtoError as e:
-        r = e.reason
-    reasons[r] = reasons.get(r, 0) + 1
-buf = bytearray(112)
-for i in range(N):
-    seed = os.urandom(2)
-    n = seed[0] % 113
-    # 1/4 random bytes; 1/4 a valid header, random tag; 1/2 valid header and tag
-    if seed[1] & 1 and seed[1] & 8:
-        feed(os.urandom(n))
-    else:
-        n = max(n, 18)
-        body = os.urandom(n)
-        buf[:n] = body
-        t = 0x81 + seed[1] % 6 if seed[1] & 2 else seed[1]
-        struct.pack_into('>BBII', buf, 0, 0x11, t, 0x2A17, 1 + (seed[0] << 8 | seed[1]))
-        if seed[1] & 4:
-            buf[10] = seed[1] % 20  # config item counts around the limit
-        b = memoryview(buf)[:n]
-        if seed[1] & 1 == 0:
-            b[n - 8:n] = s.tag(buf, n - 8)
-        feed(bytes(b))
-    try:
-        from_text('UR1:' + os.urandom(seed[0] % 40).hex())
-    except ProtoError:
-        pass
-print(json.dumps(reasons))
-"""
-
-
-def test_downlink_decoder_fuzz_raises_only_protoerror(mpy):
-    reasons = mpy.json(FUZZ.replace("N)", "3000)"))
+def test_downlink_decoder_fuzz_raises_only_protoerror():
+    reasons = fuzz_firmware(3000)
     # the fuzz reached past the tag check, and every outcome was a verdict, not a crash
     assert reasons.get("accepted", 0) > 100 and reasons.get("bad_tag", 0) > 100
     assert set(reasons) <= {"accepted", "truncated", "oversized", "wrong_version", "unknown_type",
                             "unknown_device", "bad_tag", "too_old"}
-
-
-def fuzz_firmware(n: int) -> dict:
-    """Used by the bench: n cases in one VM run."""
-    return vm.run_json(FUZZ.replace("N)", f"{n})"), timeout_s=600)

@@ -83,12 +83,11 @@ def encode_plmn(mcc: str | None, mnc: str | None) -> bytes | None:
 
 
 def decode_plmn(b: bytes) -> tuple[str, str] | None:
-    n = [b[0] & 0xF, b[0] >> 4, b[1] & 0xF, b[2] & 0xF, b[2] >> 4, b[1] >> 4]
-    if any(x > 9 for x in n[:5]) or (n[5] > 9 and n[5] != 0xF):
-        return None
-    mcc = "".join(map(str, n[:3]))
-    mnc = "".join(map(str, n[3:5])) + ("" if n[5] == 0xF else str(n[5]))
-    return mcc, mnc
+    h = b.hex()  # nibbles: MCC2 MCC1 MNC3 MCC3 MNC2 MNC1
+    mcc, mnc = h[1] + h[0] + h[3], h[5] + h[4]
+    if h[2] != "f":
+        mnc += h[2]
+    return (mcc, mnc) if (mcc + mnc).isdigit() else None
 
 
 def encode_report(r: Report) -> bytes:
@@ -128,16 +127,14 @@ def encode_report(r: Report) -> bytes:
 
 
 def _enum(kind, v: int):
-    try:
-        return kind(v)
-    except ValueError:
-        return v
+    """The enum member for v, or v itself if this version does not know it."""
+    return kind._value2member_map_.get(v, v)
 
 
 def decode_report(b: bytes, warnings: list[str]) -> Report:
     (flags, t, lat, lon, acc, age, sats, speed, course, batt, plmn, tac, cid, rat,
      sig) = REPORT.unpack_from(b)
-    src = TimeSource(flags >> TIME_SHIFT)
+    src = _enum(TimeSource, flags >> TIME_SHIFT)
     fix = bool(flags & F_FIX)
     if fix and (abs(lat) > LAT_MAX or abs(lon) > LON_MAX):
         warnings.append(f"position out of range ({lat}, {lon}): dropped")
@@ -267,3 +264,4 @@ def header_byte(key_id: int) -> int:
     if not 0 <= key_id <= 15:
         raise ValueError(f"key id {key_id} not in 0..15")
     return VERSION << 4 | key_id
+LAYOUT_TYPES: dict[int, MsgType] = {int(t): t for t in LAYOUTS}

@@ -97,10 +97,7 @@ def _open(packet: bytes, downlink: bool, keys_for, replay_check) -> Accepted | R
     if b0 >> 4 != VERSION:
         return Rejected(Reason.WRONG_VERSION, f"version {b0 >> 4}", device_id, counter)
     key_id = b0 & 0x0F
-    try:
-        mtype = MsgType(raw_type)
-    except ValueError:
-        mtype = None
+    mtype = codec.LAYOUT_TYPES.get(raw_type)
     if mtype is None or mtype.downlink != downlink:
         return Rejected(Reason.UNKNOWN_TYPE, f"type 0x{raw_type:02x}", device_id, counter)
     layout = codec.LAYOUTS[mtype]

@@ -28,6 +28,7 @@ _NONCE = struct.Struct(">IBI5xH")  # device id, direction, counter, zeros, block
 class Keys:
     enc: bytes  # AES-128 key, 16 bytes
     mac: bytes  # HMAC-SHA256 key, 32 bytes
+    aes: algorithms.AES  # enc, validated once
 
 
 @lru_cache(maxsize=100_000)
@@ -37,7 +38,7 @@ def derive_keys(secret: bytes) -> Keys:
         raise ValueError(f"device secret must be {SECRET_LEN} bytes, got {len(secret)}")
     enc = HKDFExpand(hashes.SHA256(), 16, ENC_INFO).derive(secret)
     mac = HKDFExpand(hashes.SHA256(), 32, MAC_INFO).derive(secret)
-    return Keys(enc, mac)
+    return Keys(enc, mac, algorithms.AES(enc))
 
 
 def nonce(device_id: int, direction: int, counter: int) -> bytes:
@@ -49,7 +50,7 @@ def ctr(keys: Keys, device_id: int, direction: int, counter: int, data: bytes) -
     """Encrypt or decrypt (the same operation) `data` with AES-128-CTR."""
     if not data:
         return b""
-    enc = Cipher(algorithms.AES(keys.enc), modes.CTR(nonce(device_id, direction, counter)))
+    enc = Cipher(keys.aes, modes.CTR(nonce(device_id, direction, counter)))
     return enc.encryptor().update(data)
 
 

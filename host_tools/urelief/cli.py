@@ -20,7 +20,6 @@ def _register() -> None:
     from urelief.registry import cli as _registry_cli  # noqa: F401
     from urelief.sim import replay_nmea as _replay_nmea  # noqa: F401
     from urelief import boards as _boards  # noqa: F401
-    from urelief import boards as _boards  # noqa: F401
     from urelief.server import cli as _server_cli  # noqa: F401
 
 

@@ -25,7 +25,7 @@ class A7670(Modem):
     boot_ms = 16000
     urc_prefixes = atlines.URC_PREFIXES + ("+NETOPEN:", "+CIPOPEN:", "+CIPSEND:", "+CIPRXGET:",
                                             "+IPCLOSE:", "+CIPEVENT:", "+CIPCLOSE:", "+CGPS:")
-    data_after = ("+CIPRXGET:",)  # "+CIPRXGET: 2,<link>,<n>,<rest>" then <n> bytes
+    data_after = ("+CIPRXGET: 2,",)  # "+CIPRXGET: 2,<link>,<n>,<rest>" then <n> bytes
     apn = ""
 
     def __init__(self, reader, writer, pwrkey=None, log=print):

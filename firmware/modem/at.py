@@ -47,6 +47,7 @@ class Framer:
         self.inline = tuple(p.encode() for p in inline_prefixes)
         self.want_prompt = False
         self.raw_left = 0  # bytes still owed to a 'data' event
+        self.skip_lf = False
         self.overlong = 0
 
     def feed(self, data):
@@ -57,6 +58,10 @@ class Framer:
 
     def next(self):
         buf = self.buf
+        if self.skip_lf and buf:  # the LF of a CR LF whose CR ended the previous line
+            self.skip_lf = False
+            if buf[0] == 10:
+                buf = self.buf = buf[1:]
         if self.raw_left:
             if len(buf) < self.raw_left:
                 return None
@@ -101,6 +106,7 @@ class Framer:
                 return ("line", line)
             return None
         line = _text(bytes(buf[:end]))
+        self.skip_lf = buf[end] == 13
         self.buf = buf[end + 1:]
         return ("line", line)
 

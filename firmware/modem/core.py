@@ -147,15 +147,15 @@ def hex_pdu(pdu_line):
 
 
 def gnss_answer(line, kind):
-    """A modem GNSS answer line -> the Fix from firmware/gnss (another area owns those parsers:
-    gnss.modem_at.parse_<kind>), or the raw line while that parser does not exist."""
+    """A modem GNSS answer line -> gnss.Fix via the GNSS area's parsers (gnss/at.py:
+    cgnsinf, cgnssinfo, qgpsloc); the raw line if that module is absent."""
     if line is None:
         return None
     try:
-        from gnss import modem_at
+        from gnss import at as gnss_at
     except ImportError:
         return line
-    fn = getattr(modem_at, "parse_" + kind, None)
+    fn = getattr(gnss_at, kind, None)
     return fn(line) if fn else line
 
 

@@ -202,7 +202,8 @@ class Button:
         self._head = 0  # written by the IRQ
         self._tail = 0  # read by the task
         self.dropped = 0  # edges lost to a full ring (statistics)
-        # Monotonic ms from ticks_ms (which wraps): the recogniser never sees a wrap.
+        # Monotonic ms since this driver started (ticks_ms wraps after ~12 days; this count
+        # does not, and does not depend on where ticks_ms starts).
         self._t0 = self._ticks_ms()
         self._t = 0
         if woke is None:

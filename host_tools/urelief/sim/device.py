@@ -576,7 +576,7 @@ class VirtualDevice:
             return
         ext0 = self._wake_cfg.get("ext0")
         if ext0 and self.pin(ext0[0]).level == ext0[1]:
-            self.clock.post(lambda: self._wake_from_sleep(EXT0_WAKE))
+            self._wake_from_sleep(EXT0_WAKE)
             return
         ext1 = self._wake_cfg.get("ext1")
         if ext1:
@@ -584,7 +584,7 @@ class VirtualDevice:
             gpios = [g for g in range(64) if mask >> g & 1]
             levels = [self.pin(g).level for g in gpios]
             if (level and any(levels)) or (not level and gpios and not any(levels)):
-                self.clock.post(lambda: self._wake_from_sleep(EXT1_WAKE))
+                self._wake_from_sleep(EXT1_WAKE)
 
     def _wake_from_sleep(self, reason: int) -> None:
         if self.state == "sleeping":

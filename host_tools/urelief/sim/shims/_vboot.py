@@ -1,16 +1,14 @@
 # Power-on of the virtual board: what the ESP32 ROM, bootloader and MicroPython's _boot.py do.
 # Wires the peripherals to the host, mounts littlefs from the flash image, runs boot.py then
 # main.py from it, and leaves the REPL to the USB console. Started as `micropython -i _vboot.py`.
-import gc
-import json
-import os
-import struct
-import sys
-import uselect  # noqa: F401  (the real one, before `select` is replaced)
-import utime  # noqa: F401
-import vfs
+import gc as _gc
+import json as _json
+import os as _os
+import struct as _struct
+import sys as _sys
+import vfs as _vfs
 
-_env = os.getenv
+_env = _os.getenv
 
 
 class _FlashBlocks:
@@ -47,11 +45,11 @@ class _FlashBlocks:
 
 
 def _copy_tree(src, dst):
-    for name, kind, *_ in os.ilistdir(src):
+    for name, kind, *_ in _os.ilistdir(src):
         s, d = src + '/' + name, dst + '/' + name
         if kind == 0x4000:
             try:
-                os.mkdir(d)
+                _os.mkdir(d)
             except OSError:
                 pass
             _copy_tree(s, d)
@@ -67,14 +65,14 @@ def _copy_tree(src, dst):
 def _install(flash, nblocks, src, board):
     # Factory image: format the partition, copy the deployed tree and the board's pin map.
     bd = _FlashBlocks(flash, nblocks)
-    vfs.VfsLfs2.mkfs(bd)
-    vfs.mount(vfs.VfsLfs2(bd), '/flash')
+    _vfs.VfsLfs2.mkfs(bd)
+    _vfs.mount(_vfs.VfsLfs2(bd), '/flash')
     if src:
         _copy_tree(src, '/flash')
     if board:
         with open(board, 'rb') as fi, open('/flash/board.json', 'wb') as fo:
             fo.write(fi.read())
-    vfs.umount('/flash')
+    _vfs.umount('/flash')
 
 
 def _power_on():
@@ -83,7 +81,7 @@ def _power_on():
     virtual = _env('URELIEF_CLOCK') == 'virtual'
     chan = _vchan.Chan(rfd, wfd, virtual)
     _vchan.chan = chan
-    info = json.loads(chan.request(0x42))
+    info = _json.loads(chan.request(0x42))
     chan.boot_at(info['now_us'])
 
     import _vtime
@@ -103,57 +101,60 @@ def _power_on():
     for name, mod in (('time', _vtime), ('utime', _vtime), ('select', _vselect),
                       ('uselect', _vselect), ('machine', _vmachine), ('umachine', _vmachine),
                       ('esp32', _vesp32)):
-        sys.modules[name] = mod
+        _sys.modules[name] = mod
 
-    heap = [0, 0, 0]  # peak allocated, peak live, device us of the last collect
+    heap = [0, 0, -1000000]  # peak allocated, peak live, device us of the last collect
     reserve = int(_env('URELIEF_SHIM_RESERVE'))  # bytes of heap the board's shims may take
 
+    # bound now: the REPL's namespace loses this script's module names once it has run
+    mem_alloc, collect, pack = _gc.mem_alloc, _gc.collect, _struct.pack
+
     def sample_heap():
-        a = gc.mem_alloc() - reserve
+        a = mem_alloc() - reserve
         now = chan.now_us()
         if now - heap[2] >= 1000000:  # measure live objects at most once a device second
-            gc.collect()
+            collect()
             heap[2] = now
-            live = gc.mem_alloc() - reserve
+            live = mem_alloc() - reserve
             if live > heap[1]:
                 heap[1] = live
-                chan.send(0x48, struct.pack('>ii', heap[0], heap[1]))
+                chan.send(0x48, pack('>ii', heap[0], heap[1]))
         if a > heap[0]:
             heap[0] = a
-            chan.send(0x48, struct.pack('>ii', heap[0], heap[1]))
+            chan.send(0x48, pack('>ii', heap[0], heap[1]))
 
     chan.on_idle = sample_heap
 
     bd = _FlashBlocks(_env('URELIEF_FLASH'), int(_env('URELIEF_FLASH_BLOCKS')))
-    vfs.umount('/')
-    vfs.mount(vfs.VfsLfs2(bd), '/')
-    os.chdir('/')
-    sys.path[:] = ['', '.frozen', '/lib']
+    _vfs.umount('/')
+    _vfs.mount(_vfs.VfsLfs2(bd), '/')
+    _os.chdir('/')
+    _sys.path[:] = ['', '.frozen', '/lib']
     # On a board the peripherals are C code; here they are Python on the same heap. Fill what
     # they left of their reserve, so the firmware gets exactly its ESP32-sized budget.
-    gc.collect()
-    spare = reserve - gc.mem_alloc() - 64
+    _gc.collect()
+    spare = reserve - _gc.mem_alloc() - 64
     if spare < 0:
         print('virtual board: shims exceed their heap reserve by', -spare, 'bytes')
     else:
         _vmachine._ballast = bytearray(spare)
-    gc.collect()
+    _gc.collect()
 
 
 def _run(path):
     try:
-        os.stat(path)
+        _os.stat(path)
     except OSError:
         return
-    g = {'__name__': '__main__', '__file__': path}
     try:
         with open(path) as f:
             src = f.read()
-        exec(compile(src, path, 'exec'), g)
+        # As on a board: main.py runs in __main__'s globals, which the REPL then shares.
+        exec(compile(src, path, 'exec'), globals())
     except SystemExit:
         raise
     except BaseException as e:  # a board prints the traceback and carries on to the REPL
-        sys.print_exception(e)
+        _sys.print_exception(e)
 
 
 def _start():
@@ -161,7 +162,7 @@ def _start():
     if mode == 'install':
         _install(_env('URELIEF_FLASH'), int(_env('URELIEF_FLASH_BLOCKS')),
                  _env('URELIEF_INSTALL_SRC'), _env('URELIEF_INSTALL_BOARD'))
-        sys.exit(0)
+        _sys.exit(0)
     _power_on()
     _run('boot.py')
     if mode == 'normal':
@@ -170,4 +171,4 @@ def _start():
 
 _start()
 del _start, _run, _power_on, _install, _copy_tree, _FlashBlocks, _env
-del gc, json, os, struct, sys, vfs, uselect, utime
+del _gc, _json, _os, _struct, _sys, _vfs

@@ -7,12 +7,20 @@ PYTEST_ARGS ?=
 
 .PHONY: setup build test demo lint bench clean
 
-setup: $(STAMP)
+DASH    := host_tools/urelief/server/dashboard
+LEAFLET := $(DASH)/node_modules/leaflet/dist/leaflet.js
+
+setup: $(STAMP) $(LEAFLET)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# The dashboard's map library from npm, vendored into its node_modules (served by the server).
+$(LEAFLET): $(DASH)/package.json $(DASH)/package-lock.json
+	cd $(DASH) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Compile every firmware module with mpy-cross into build/firmware (the tree deployed and simulated).

@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import DEVICE2, OTHER_SCHOOL_DEVICE, SECRET2, SECRET3, Device, report
-
+from srvkit import DEVICE2, OTHER_SCHOOL_DEVICE, SECRET2, SECRET3, Device, report
 from urelief import protocol as p
 
 

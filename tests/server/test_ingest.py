@@ -8,9 +8,8 @@ import base64
 import time
 
 import pytest
-from conftest import DEVICE, DEVICE2, SECRET, SECRET2, Device, report
 from sqlalchemy import create_engine, func, select
-
+from srvkit import DEVICE, DEVICE2, SECRET, SECRET2, Device, report
 from urelief import protocol as p
 from urelief.registry.models import DevicePacket, Incident
 

@@ -1,0 +1,162 @@
+"""Helpers for the server tests: a real server process (`urelief server`) on loopback, with a registry seeded through the
+registry's own service layer: one school, a dispatcher, an admin, a second school's admin, a
+pupil with two guardians, and provisioned devices whose secrets the tests hold."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from urelief import protocol as p
+from urelief.registry import migrate
+from urelief.registry.db import Database
+from urelief.registry.keys import ServerKey
+from urelief.registry.models import Role
+from urelief.registry.service import Registry, cli_actor
+
+SERVER_KEY = "11" * 32
+DEVICE = 0x00C0FFEE
+DEVICE2 = 0x00C0FFEF
+OTHER_SCHOOL_DEVICE = 0x00BADA55
+SECRET = bytes(range(32))
+SECRET2 = bytes(range(32, 64))
+SECRET3 = bytes(range(64, 96))
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Seed:
+    db_url: str
+    school_id: int
+    other_school_id: int
+    subscriber_id: int
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+def seed(db_url: str) -> Seed:
+    migrate.upgrade(db_url)
+    db = Database(db_url)
+    reg = Registry(db, ServerKey(bytes.fromhex(SERVER_KEY)))
+    admin = cli_actor()
+    school = reg.create_school(admin, "S1", "Hanbit Elementary", "12 Sejong-ro, Seoul")
+    other = reg.create_school(admin, "S2", "Dasom Middle School")
+    sub = reg.create_subscriber(admin, {
+        "school_id": school["id"], "pupil_ref": "P-0042", "full_name": "Kim Minji",
+        "class_name": "4-2", "birth_year": 2016, "responder_notes": "asthma: inhaler in bag",
+        "guardians": [
+            {"name": "Kim Jiwoo", "phone": "+821055500001", "relation": "mother"},
+            {"name": "Park Sungho", "phone": "+821055500002", "relation": "father"}]})
+    sub2 = reg.create_subscriber(admin, {
+        "school_id": other["id"], "pupil_ref": "Q-7", "full_name": "Lee Seojun",
+        "class_name": "1-1", "birth_year": 2012, "guardians": []})
+    reg.register_device(admin, DEVICE, SECRET, subscriber_id=sub["id"], board="virtual")
+    reg.register_device(admin, DEVICE2, SECRET2, subscriber_id=sub["id"], board="virtual")
+    reg.register_device(admin, OTHER_SCHOOL_DEVICE, SECRET3, subscriber_id=sub2["id"])
+    s = Seed(db_url, school["id"], other["id"], sub["id"])
+    for name, role, school_id in (("disp", Role.DISPATCHER, None), ("boss", Role.ADMIN, None),
+                                  ("aud", Role.AUDITOR, None),
+                                  ("s2admin", Role.SCHOOL_ADMIN, other["id"])):
+        _, token = reg.create_operator(admin, name, role, school_id=school_id, password=PASSWORD)
+        s.tokens[name] = token
+    db.dispose()
+    return s
+
+
+class ServerProc:
+    """`urelief server` in a subprocess; `kill()` is a kill -9."""
+
+    def __init__(self, workdir: Path, db_url: str, extra_env: dict | None = None):
+        self.workdir = workdir
+        self.db_url = db_url
+        self.env = {**os.environ, "URELIEF_SERVER_KEY": SERVER_KEY,
+                    "URELIEF_VAR": str(workdir / "var"), **(extra_env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.http = ""
+        self.udp: tuple[str, int] = ("", 0)
+
+    def start(self, udp_port: int = 0, http_port: int = 0) -> ServerProc:
+        self.log = open(self.workdir / "server.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "urelief"), "server", "--db", self.db_url,
+             "--udp", f"127.0.0.1:{udp_port}", "--http", f"127.0.0.1:{http_port}",
+             "--tile-url", ""],
+            stdout=subprocess.PIPE, stderr=self.log, env=self.env, cwd=self.workdir)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("server exited: " + (self.workdir / "server.log").read_text()[-3000:])
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("event") == "listening":
+                self.http = "http://{}:{}".format(*msg["http"])
+                self.udp = tuple(msg["udp"])
+                return self
+        raise RuntimeError("server did not start in time")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Device:
+    """A test terminal: seals uplinks with its secret, talks UDP, opens the server's acks."""
+
+    def __init__(self, device_id: int, secret: bytes, server: ServerProc, counter: int = 0):
+        self.id, self.secret, self.server = device_id, secret, server
+        self.counter = counter
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(5.0)
+        self.downlinks = p.MemoryReplayWindow()
+
+    def seal(self, msg, counter: int | None = None) -> bytes:
+        if counter is None:
+            self.counter += 1
+            counter = self.counter
+        return p.encode_uplink(msg, device_id=self.id, key_id=1, secret=self.secret,
+                               counter=counter)
+
+    def send(self, packet: bytes) -> None:
+        self.sock.sendto(packet, self.server.udp)
+
+    def recv(self, timeout: float = 5.0):
+        """The next downlink, opened and verified (p.Accepted), or None on timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            data, _ = self.sock.recvfrom(2048)
+        except TimeoutError:
+            return None
+        return p.decode_downlink(data, device_id=self.id, key_id=1, secret=self.secret,
+                                 replay=self.downlinks)
+
+    def exchange(self, packet: bytes, timeout: float = 5.0):
+        self.send(packet)
+        return self.recv(timeout)
+
+
+def report(lat=37.5665, lon=126.9780, acc=8, drill=False, battery=77) -> p.Report:
+    return p.Report(time_s=int(time.time()), time_source=p.TimeSource.GNSS, fix=True,
+                    lat_e7=int(lat * 1e7), lon_e7=int(lon * 1e7), accuracy_m=acc, fix_age_s=2,
+                    sats=9, trusted=True, battery_pct=battery, drill=drill)
+
+

@@ -317,3 +317,23 @@ def check_cmd(files: tuple[Path, ...], strict: bool) -> None:
             failed = True
     if failed:
         raise SystemExit(1)
+
+
+@boards.command("power")
+@click.argument("board", required=False)
+@click.option("--capacity", default=1500.0, show_default=True, help="Cell capacity, mAh.")
+@click.option("--checkins", default=1.0, show_default=True, help="Check-ins per day.")
+@click.option("--awake-s", type=float, help="Measured ESP32 awake seconds per check-in.")
+@click.option("--modem-s", type=float, help="Measured modem connected seconds per check-in.")
+def power_cmd(board: str | None, capacity: float, checkins: float, awake_s: float | None,
+              modem_s: float | None) -> None:
+    """Days of standby on a cell for BOARD (default: every board with a power profile)."""
+    from urelief.power import PROFILES, Budget
+
+    names = [board] if board else sorted(PROFILES)
+    for name in names:
+        if name not in PROFILES:
+            raise click.BadParameter(f"no power profile for {name!r} (have: {sorted(PROFILES)})")
+        b = Budget(PROFILES[name], capacity_mah=capacity, checkins_per_day=checkins)
+        click.echo(b.with_duty(awake_s, modem_s).table())
+        click.echo("")

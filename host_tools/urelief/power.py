@@ -1,0 +1,168 @@
+"""Power budget: days of standby on a cell, from sleep currents and the daily duty cycle.
+
+Every figure carries its source and its kind: "datasheet" (typical value from the part's
+datasheet), "vendor" (the board maker's measurement), "derived" (Ohm's law on our own
+wiring) or "assumed" (no published figure found: measure it on the bench, then replace it).
+The duty cycle (seconds awake per check-in) defaults to our own estimate and can be replaced
+with the firmware's measured figures (`urelief boards power --awake-s ... --modem-s ...`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float  # µA for sleep figures, mA for active ones
+    kind: str  # datasheet | vendor | derived | assumed
+    source: str
+
+
+# -- sleep (µA, always on) -----------------------------------------------------------------------
+ESP32_DEEP_SLEEP = Figure("ESP32 deep sleep (RTC timer + RTC memory, ext0 wake)", 10, "datasheet",
+                          "ESP32 Series Datasheet, 'Power consumption by power modes': Deep-sleep, "
+                          "RTC timer + RTC memory 10 uA")
+ESP32S3_DEEP_SLEEP = Figure("ESP32-S3 deep sleep (RTC memory + RTC peripherals on)", 8, "datasheet",
+                            "ESP32-S3 Series Datasheet, 'Current consumption in low-power modes': "
+                            "Deep-sleep, RTC memory and RTC peripherals powered up 8 uA")
+SIM70XX_PSM = Figure("SIM7080G in PSM (registered, radio off)", 9, "datasheet",
+                     "SIM7000 Hardware Design (the SIM7080G's predecessor in the same family) as "
+                     "quoted in the Botletics SIM7000 shield wiki 'Current Consumption': PSM 9 uA; "
+                     "conservative for the SIM7080G, whose own spec sheet gives less")
+RT9080_IQ = Figure("RT9080-33 LDO quiescent", 2, "datasheet",
+                   "Richtek RT9080 datasheet: 600 mA LDO, ground current 2 uA typical")
+DW01A_IQ = Figure("cell protection IC (DW01A) operating current", 3, "datasheet",
+                  "DW01A datasheet: supply current 3.0 uA typical")
+DIVIDER_1M = Figure("battery divider 1 M + 1 M at 4.0 V", 2.0, "derived",
+                    "4.0 V / 2 MOhm = 2 uA (hw/README.md wiring)")
+TP4056_BAT = Figure("TP4056 BAT pin leakage with no input power", 2, "assumed",
+                    "TP4056 datasheet lists the battery drain in sleep mode as a few uA; "
+                    "2 uA assumed, measure")
+MAXM10_BACKUP = Figure("u-blox MAX-M10S on V_BCKP only (ephemeris kept for hot start)", 35,
+                       "assumed", "order of magnitude of the u-blox M10 backup-mode current; "
+                       "check the MAX-M10S datasheet revision in hand and measure")
+LILYGO_7080_BOARD = Figure("LilyGO T-SIM7080G board asleep (ESP32-S3 deep sleep, modem asleep, "
+                           "AXP2101 on)", 1200, "vendor",
+                           "Xinyuan-LilyGO/LilyGo-T-SIM7080G README, BIGIOT_Gnss_Upload example: "
+                           "'Timed wake-up consumes about 1.2mA'")
+A7670_SLEEP = Figure("A7670 asleep between pagings (LTE Cat-1 has no PSM; DTR sleep, DRX)", 1000,
+                     "assumed", "no published A7670 figure found; Cat-1 modules of the same class "
+                     "report 0.3-0.5 mA in DRX sleep (Air780E low-power page) before board losses; "
+                     "1 mA assumed, measure")
+LILYGO_A7670_BOARD = Figure("LilyGO T-A7670 regulators, charger, LEDs", 500, "assumed",
+                            "not published; the modem LEDs cannot be turned off (vendor README): "
+                            "0.5 mA assumed, measure")
+
+# -- active (mA while it lasts) ------------------------------------------------------------------
+ESP32_AWAKE = Figure("ESP32 running MicroPython, radio off", 40, "datasheet",
+                     "ESP32 Series Datasheet: Modem-sleep (CPU on, Wi-Fi/BT off) 20-68 mA "
+                     "depending on clock; 40 mA taken for 160 MHz")
+MODEM_CONNECTED = Figure("SIM7080G LTE-M connected, sending one small UDP datagram", 60, "assumed",
+                         "between the SIM7000 HD's idle-on-LTE 11 mA and LTE data 167 mA @ 23 dBm "
+                         "(Botletics wiki); a 100-byte datagram keeps the transmitter on for "
+                         "milliseconds, the receiver on until the RRC inactivity timer ends")
+MODEM_IDLE = Figure("SIM7080G LTE-M idle (PSM active timer T3324 running)", 11, "datasheet",
+                    "SIM7000 Hardware Design via the Botletics wiki: idle on LTE 11 mA")
+A7670_CONNECTED = Figure("A7670 LTE Cat-1 connected, one small datagram", 100, "assumed",
+                         "Cat-1 draws more than LTE-M; 100 mA average assumed, measure")
+
+
+@dataclass(frozen=True)
+class Burst:
+    figure: Figure
+    seconds: float  # per check-in
+
+    @property
+    def mah(self) -> float:
+        return self.figure.value * self.seconds / 3600
+
+
+@dataclass(frozen=True)
+class Profile:
+    board: str
+    sleep: tuple[Figure, ...]
+    checkin: tuple[Burst, ...]  # one daily check-in (heartbeat with battery, signal, version)
+    note: str = ""
+
+
+PROFILES = {
+    "devkitc-sim7080g-ublox": Profile(
+        "devkitc-sim7080g-ublox",
+        (ESP32_DEEP_SLEEP, SIM70XX_PSM, RT9080_IQ, DW01A_IQ, DIVIDER_1M, TP4056_BAT, MAXM10_BACKUP),
+        (Burst(ESP32_AWAKE, 4.0), Burst(MODEM_CONNECTED, 10.0), Burst(MODEM_IDLE, 10.0)),
+        "as modified in hw/README.md: AMS1117, power LED and USB bridge out of the battery path"),
+    "sim": Profile(
+        "sim",
+        (ESP32S3_DEEP_SLEEP, SIM70XX_PSM, RT9080_IQ, DW01A_IQ, DIVIDER_1M, TP4056_BAT, MAXM10_BACKUP),
+        (Burst(ESP32_AWAKE, 4.0), Burst(MODEM_CONNECTED, 10.0), Burst(MODEM_IDLE, 10.0)),
+        "the virtual board, costed as the reference build with an ESP32-S3"),
+    "lilygo-t-sim7080g-s3": Profile(
+        "lilygo-t-sim7080g-s3",
+        (LILYGO_7080_BOARD,),
+        (Burst(ESP32_AWAKE, 4.0), Burst(MODEM_CONNECTED, 10.0), Burst(MODEM_IDLE, 10.0)),
+        "as sold: the vendor's own sleep measurement"),
+    "lilygo-t-a7670": Profile(
+        "lilygo-t-a7670",
+        (ESP32_DEEP_SLEEP, A7670_SLEEP, LILYGO_A7670_BOARD),
+        (Burst(ESP32_AWAKE, 4.0), Burst(A7670_CONNECTED, 10.0)),
+        "Cat-1 without PSM: the modem pages every DRX cycle all day"),
+}
+
+
+@dataclass
+class Budget:
+    profile: Profile
+    capacity_mah: float = 1500
+    usable: float = 0.8  # cut-off near 3.5 V, ageing and cold: 80 % of the label
+    self_discharge_pct_month: float = 2.0  # Li-ion cell at 20 C, typical 1-3 %/month
+    checkins_per_day: float = 1
+    extra: list[Burst] = field(default_factory=list)  # e.g. SOS drills
+
+    @property
+    def sleep_ua(self) -> float:
+        return sum(f.value for f in self.profile.sleep)
+
+    @property
+    def checkin_mah(self) -> float:
+        return sum(b.mah for b in self.profile.checkin)
+
+    @property
+    def self_discharge_mah_day(self) -> float:
+        return self.capacity_mah * self.self_discharge_pct_month / 100 / 30
+
+    @property
+    def daily_mah(self) -> float:
+        return (self.sleep_ua * 24 / 1000 + self.checkin_mah * self.checkins_per_day
+                + sum(b.mah for b in self.extra) + self.self_discharge_mah_day)
+
+    @property
+    def days(self) -> float:
+        return self.capacity_mah * self.usable / self.daily_mah
+
+    def with_duty(self, awake_s: float | None = None, modem_s: float | None = None) -> Budget:
+        """The same budget with measured seconds per check-in: ESP32 awake, modem connected."""
+        bursts = []
+        for b in self.profile.checkin:
+            if awake_s is not None and b.figure is ESP32_AWAKE:
+                b = replace(b, seconds=awake_s)
+            elif modem_s is not None and b.figure in (MODEM_CONNECTED, A7670_CONNECTED):
+                b = replace(b, seconds=modem_s)
+            bursts.append(b)
+        return replace(self, profile=replace(self.profile, checkin=tuple(bursts)))
+
+    def table(self) -> str:
+        lines = [f"{self.profile.board}: {self.profile.note}", "  sleep (always on):"]
+        for f in self.profile.sleep:
+            lines.append(f"    {f.value:8.1f} uA  {f.name}  [{f.kind}: {f.source}]")
+        lines.append(f"    {self.sleep_ua:8.1f} uA  total = {self.sleep_ua * 24 / 1000:.2f} mAh/day")
+        lines.append(f"  check-in x{self.checkins_per_day:g}/day:")
+        for b in self.profile.checkin:
+            lines.append(f"    {b.figure.value:6.0f} mA x {b.seconds:5.1f} s = {b.mah:.3f} mAh  "
+                         f"{b.figure.name}  [{b.figure.kind}: {b.figure.source}]")
+        lines.append(f"  self-discharge {self.self_discharge_pct_month:g} %/month = "
+                     f"{self.self_discharge_mah_day:.2f} mAh/day")
+        lines.append(f"  total {self.daily_mah:.2f} mAh/day; {self.capacity_mah:g} mAh x "
+                     f"{self.usable:.0%} usable -> {self.days:.0f} days")
+        return "\n".join(lines)

@@ -21,6 +21,7 @@ def _register() -> None:
     from urelief.sim import replay_nmea as _replay_nmea  # noqa: F401
     from urelief import boards as _boards  # noqa: F401
     from urelief.server import cli as _server_cli  # noqa: F401
+    from urelief.protocol import cli as _protocol_cli  # noqa: F401
 
 
 _register()

@@ -120,3 +120,19 @@ def test_window_matches_a_reference_model(counters):
 def test_decoder_fuzz_small():
     counts = fuzz_server(3000)
     assert counts["accepted"] > 0 and counts["bad_tag"] > 0
+
+
+def test_cli_decodes_an_sms_text_packet():
+    import json
+
+    from click.testing import CliRunner
+    from urelief.cli import main
+
+    text = p.to_text(_sos(12))
+    out = CliRunner().invoke(main, ["protocol", "decode", text, "--secret", SECRET.hex()])
+    assert out.exit_code == 0, out.output
+    shown = json.loads(out.output)
+    assert shown["verdict"] == "accepted" and shown["fields"]["lat_e7"] == 375_665_350
+    bad = CliRunner().invoke(main, ["protocol", "decode", text[:-3] + "AAA", "--secret",
+                                    SECRET.hex()])
+    assert json.loads(bad.output)["verdict"] == "bad_tag"

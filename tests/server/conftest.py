@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 from srvkit import ServerProc, seed
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, request):
     work = tmp_path_factory.mktemp("server")
-    db_url = f"sqlite:///{work / 'urelief.db'}"
+    db_url = os.environ.get("URELIEF_TEST_DB_URL") or f"sqlite:///{work / 'urelief.db'}"
     s = seed(db_url)
-    proc = ServerProc(work, db_url).start()
+    env = getattr(request.module, "SERVER_ENV", {})
+    proc = ServerProc(work, db_url, env).start()
     proc.seed = s
     yield proc
     proc.stop()

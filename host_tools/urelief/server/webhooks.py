@@ -64,7 +64,12 @@ async def sms_inbound(request: Request, msg: InboundSms) -> dict:
     server = request.app.state.server
     payload = _payload(msg)
     if _looks_aml(payload):
-        return await _aml(server, lambda: aml.parse_sms(payload), "sms")
+        def parse():
+            loc = aml.parse_sms(payload)
+            loc.msisdn = loc.msisdn or msg.sender  # v1 carries no number: the SMS sender's
+            return loc
+
+        return await _aml(server, parse, "sms")
     text_form = isinstance(payload, str)
 
     async def reply(pkt: bytes) -> None:

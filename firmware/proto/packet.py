@@ -55,7 +55,8 @@ _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 class Report:
-    # What every uplink carries; None = unknown. Units as on the wire (docs/protocol.md).
+    # What every uplink carries: ints (no floats), None = unknown; units as named, see
+    # docs/protocol.md section 2. The encoder saturates out-of-range values, never raises.
     def __init__(self):
         self.time_s = None  # UTC Unix seconds
         self.time_source = TIME_NONE
@@ -159,7 +160,7 @@ class Codec:
             flags |= _F_CELL
             tac = _clamp(r.tac or 0, 0, 0xFFFF)
             cid = _clamp(r.cell_id or 0, 0, 0xFFFFFFFF)
-            rat = _clamp(r.rat, 0, 0xFF)
+            rat = _clamp(r.rat or 0, 0, 0xFF)
             sig = 0 if r.signal_dbm is None else _clamp(-r.signal_dbm, 1, 0xFF)
         else:
             p[0] = p[1] = p[2] = 0

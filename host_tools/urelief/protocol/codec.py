@@ -118,7 +118,7 @@ def encode_report(r: Report) -> bytes:
         plmn = p
         tac = _clamp(r.tac or 0, 0, 0xFFFF)
         cid = _clamp(r.cell_id or 0, 0, 0xFFFF_FFFF)
-        rat = _clamp(int(r.rat), 0, 0xFF)
+        rat = _clamp(int(r.rat or 0), 0, 0xFF)
         sig = 0 if r.signal_dbm is None else _clamp(-r.signal_dbm, 1, 0xFF)
     batt = 0xFF if r.battery_pct is None else _clamp(r.battery_pct, 0, 100)
     flags |= (F_CHARGING if r.charging else 0) | (F_DRILL if r.drill else 0)

@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-
 from urelief import boards
 from urelief.paths import BOARDS, ROOT
 

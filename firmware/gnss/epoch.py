@@ -1,22 +1,13 @@
 """Epoch assembler: merges the sentences a receiver sends for one measurement into one `Fix`.
 
 An epoch ends when a time-stamped sentence (GGA RMC GLL GNS ZDA) carries a different UTC time,
-or, with no time to go by (no fix yet), when a formatter already seen in the epoch comes again.
+or, with no time to go by (no fix yet), when a talker's formatter comes a second time.
 The date is carried across epochs (GGA alone has none) and rolled over at midnight.
 """
 
-from micropython import const
 
 from gnss.fix import MODE_2D, MODE_3D, MODE_NO_FIX, MODE_UNKNOWN, Fix
-from gnss.nmea import GGA, GLL, GNS, GSA, RMC, VTG, ZDA
-
-# Bits of `_seen` per formatter that stamps time.
-_B_GGA = const(1)
-_B_RMC = const(2)
-_B_GLL = const(4)
-_B_GNS = const(8)
-_B_ZDA = const(16)
-
+from gnss.nmea import GGA, GLL, GNS, GSA, RMC, TALKERS, VTG, ZDA
 
 _DAYS = b"\x1f\x1c\x1f\x1e\x1f\x1e\x1f\x1f\x1e\x1f\x1e\x1f"  # days per month, non-leap
 
@@ -43,16 +34,17 @@ def _cs(t_ms):
 
 
 def _bit(kind):
+    """A bit per time-stamping formatter, 0 for the others."""
     if kind == GGA:
-        return _B_GGA
+        return 1
     if kind == RMC:
-        return _B_RMC
+        return 2
     if kind == GLL:
-        return _B_GLL
+        return 4
     if kind == GNS:
-        return _B_GNS
+        return 8
     if kind == ZDA:
-        return _B_ZDA
+        return 16
     return 0
 
 
@@ -64,11 +56,13 @@ class Epoch:
     def __init__(self):
         self.date = None  # last date seen (yyyymmdd), carried
         self.had_fix = False  # a 2D/3D epoch was seen: the receiver's clock is set
+        self._seen = bytearray(len(TALKERS))  # per talker: bits of the formatters seen
         self._date_time = None  # time_ms of the epoch that set `date`
         self._start()
 
     def _start(self):
-        self._seen = 0
+        for i in range(len(self._seen)):
+            self._seen[i] = 0
         self._count = 0
         self._time = None
         self._zda = False  # the time came from ZDA: a time message, trusted without a fix
@@ -89,14 +83,19 @@ class Epoch:
         kind = p.kind
         done = None
         bit = _bit(kind)
-        if bit and self._count:
-            t = p.time_ms
-            if (t is not None and self._time is not None and _cs(t) != _cs(self._time)) or (
-                self._seen & bit and (t is None or self._time is None)
-            ):
-                done = self.flush(now_ms)
+        if bit:
+            seen = self._seen
+            i = TALKERS.index(p.talker)
+            if self._count:
+                t = p.time_ms
+                if t is not None and self._time is not None:
+                    new = _cs(t) != _cs(self._time)
+                else:  # no time to go by: this talker's formatter comes a second time
+                    new = seen[i] & bit
+                if new:
+                    done = self.flush(now_ms)
+            seen[i] |= bit
         self._count += 1
-        self._seen |= bit
         if p.time_ms is not None:
             self._time = p.time_ms  # the latest stamp (they may differ by a few ms, see _cs)
             if kind == ZDA:

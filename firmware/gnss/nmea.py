@@ -1,7 +1,7 @@
 """NMEA 0183 (up to 4.11) sentence parser: pure, fed one line at a time, never raises on input.
 
 `Nmea.feed(line)` checks framing and checksum, decodes GGA RMC GSA GNS VTG GLL ZDA GSV from the
-talkers in `_TALKERS`, and leaves the sentence's values in attributes until the next call (None =
+talkers in `TALKERS`, and leaves the sentence's values in attributes until the next call (None =
 empty field). Nothing is allocated per sentence beyond what the caller's line already is: fields
 are located by index into the line and numbers are read straight into ints in fixed units.
 Everything refused is counted in the statistics attributes, never raised.
@@ -22,7 +22,7 @@ ZDA = const(0x5A4441)
 GSV = const(0x475356)
 
 # Talkers: GPS, any-GNSS, GLONASS, Galileo, BeiDou (4.1 and legacy), QZSS (4.11 and legacy), NavIC.
-_TALKERS = (0x4750, 0x474E, 0x474C, 0x4741, 0x4742, 0x4244, 0x4751, 0x515A, 0x4749)
+TALKERS = (0x4750, 0x474E, 0x474C, 0x4741, 0x4742, 0x4244, 0x4751, 0x515A, 0x4749)
 
 _MAX_FIELDS = const(40)  # GSV has 20 data fields, GSA 18: more commas than this is not NMEA
 _NMEA_MAX = const(82)  # spec limit, '$' to LF inclusive; real receivers exceed it
@@ -285,7 +285,7 @@ class Nmea:
         self._buf = buf
         talker = buf[start + 1] << 8 | buf[start + 2]
         kind = buf[start + 3] << 16 | buf[start + 4] << 8 | buf[start + 5]
-        if talker not in _TALKERS or not self._decode(kind):
+        if talker not in TALKERS or not self._decode(kind):
             self.unsupported += 1
             self._buf = b""
             return 0

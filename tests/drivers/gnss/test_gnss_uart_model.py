@@ -9,6 +9,7 @@ import datetime as dt
 import heapq
 import itertools
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -166,8 +167,10 @@ def test_firmware_service_reads_the_receiver_on_a_virtual_device(tmp_path):
     try:
         dev.start()
         rx = GnssReceiver(dev, _walk()).attach()
-        dev.run_until(lambda: "FIX 3" in dev.output, timeout_ms=40_000, timeout_s=120)
-        first = [ln for ln in dev.output.splitlines() if ln.startswith("FIX 3")][0]
+        whole = re.compile(r"^FIX 3 (\S+ ){3}\S+\r?\n", re.M)  # a complete line, not a partial one
+        dev.run_until(lambda: whole.search(dev.output) is not None, timeout_ms=40_000,
+                      timeout_s=120)
+        first = whole.search(dev.output).group(0).strip()
     finally:
         dev.stop()
     _, mode, when, lat, lon, alt = first.split()

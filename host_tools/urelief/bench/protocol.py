@@ -3,10 +3,12 @@ MicroPython VM, and the decoder fuzz (hypothesis, >= 100k cases; firmware downli
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import Counter
 
 from urelief import protocol as p
+from urelief.paths import TESTS
 from urelief.protocol import codec, seal
 from urelief.protocol import vectors as v
 from urelief.sim import vm
@@ -201,6 +203,29 @@ def bench_firmware() -> dict:
     return vm.run_json(FIRMWARE_BENCH.replace("ACK)", repr(ack.hex()) + ")"), timeout_s=300)
 
 
+COUNTER_WEAR = """
+import json
+from proto.counter import Counter
+out = {}
+for block in (1, 64):
+    bd = mount(IMG + str(block), fresh=True)
+    Counter.create('/flash/ctr')
+    c = Counter('/flash/ctr', block)
+    p0 = bd.programs
+    for _ in range(1000):
+        c.next()
+    out[block] = bd.programs - p0
+    vfs.umount('/flash')
+print(json.dumps(out))
+"""
+
+
+def bench_counter_wear(tmp: str) -> dict:
+    """littlefs block programs for 1000 uplink counters: reserved blocks of 64 vs one per write."""
+    flash = (TESTS / "protocol" / "mpy_flash.py").read_text()
+    return vm.run_json(flash + COUNTER_WEAR.replace("IMG", repr(tmp + "/img")), timeout_s=300)
+
+
 def main() -> None:
     s = bench_server()
     print(f"server decode_uplink (verify+decrypt+decode+replay): {s['decode_uplink_us']:.1f} µs/packet"
@@ -214,6 +239,10 @@ def main() -> None:
     print(f"firmware open (verify+decrypt) of an ACK under the VM: {f['open_ms']:.3f} ms/packet")
     sizes = {t.name.lower(): codec.HEADER_LEN + lay.size + p.TAG_LEN
              for t, lay in codec.LAYOUTS.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        wear = bench_counter_wear(tmp)
+    print(f"uplink counter flash wear: {wear['64']} littlefs block programs per 1000 packets "
+          f"with 64-counter reservations (vs {wear['1']} persisting every counter)")
     print("packet bytes: " + ", ".join(f"{k} {n}" for k, n in sizes.items()))
     t0 = time.perf_counter()
     counts = fuzz_server(100_000)

@@ -121,3 +121,26 @@ def test_date_carries_across_midnight(mpy):
     assert times == ["2024-12-31T23:59:59.000Z", "2025-01-01T00:00:00.000Z",
                      "2025-01-01T00:00:01.000Z"]
     assert (leap, common, century, month) == (20240229, 20230301, 21000301, 20241201)
+
+
+_NO_FIX_TALKERS = r"""
+import json
+from gnss.service import Gnss
+g = Gnss(ticks_ms=lambda: 0)
+n = [0]
+def count(f):
+    n[0] += 1
+g.on_fix = count
+second = [b"$GPGGA,,,,,,0,00,99.99,,,,,,*48", b"$GAGGA,,,,,,0,00,99.99,,,,,,*59",
+          b"$GPRMC,,V,,,,,,,,,,N*53", b"$GARMC,,V,,,,,,,,,,N*42"]
+for _ in range(5):
+    for line in second:
+        g.feed_line(line)
+g.end_epoch()
+print(json.dumps([n[0], g.last.mode, g.last.time_ms, g.nmea.parsed]))
+"""
+
+
+def test_no_fix_multi_talker_receiver_gives_one_epoch_a_second(mpy):
+    epochs, mode, time_ms, parsed = mpy.json(_NO_FIX_TALKERS)
+    assert parsed == 20 and epochs == 5 and mode == 1 and time_ms is None

@@ -1,9 +1,8 @@
 # The terminal's application: board pin map -> panic button -> silent haptic confirmation.
 import asyncio
 
-import machine
-
 import config
+import machine
 from hw.button import Button
 from hw.haptics import SENT, Haptics
 

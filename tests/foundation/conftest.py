@@ -5,7 +5,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from urelief.build import build
 from urelief.paths import BUILD_FIRMWARE
 from urelief.sim.device import VirtualDevice

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from urelief.sim.device import SOFT_RESET
 
 FOREVER_MAIN = """

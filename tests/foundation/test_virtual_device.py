@@ -3,7 +3,6 @@
 import time
 
 import pytest
-
 from urelief.sim.device import (
     DEEPSLEEP_RESET,
     EXT0_WAKE,
@@ -208,9 +207,8 @@ def test_one_virtual_hour_runs_in_seconds(device, tree):
         """)
     dev = device(firmware=fw)
     t0 = time.monotonic()
-    dev.run_until(lambda: "hour" in dev.output, timeout_ms=3_700_000, timeout_s=10)
+    line = dev.wait_line("hour", timeout_ms=3_700_000, timeout_s=10)
     wall = time.monotonic() - t0
-    line = next(x for x in dev.output.splitlines() if x.startswith("hour"))
     seconds, tenths = eval(line.split(" ", 1)[1])  # noqa: S307 - our own firmware's list
     assert 3590 <= seconds <= 3601 and 35900 <= tenths <= 36010
     assert wall < 10

@@ -124,7 +124,7 @@ class Console:
     def _from_host(self, data: bytes) -> None:
         proc = self._dev._proc
         fwd = bytearray()
-        for i, b in enumerate(data):
+        for b in data:
             if b == 0x03 and proc is not None and _sigint_caught(proc.pid):
                 self._send(fwd)
                 fwd.clear()

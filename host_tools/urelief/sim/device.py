@@ -99,6 +99,8 @@ class VirtualDevice:
         self._sel.register(self._kick_r, selectors.EVENT_READ, "kick")
         self.console = Console(self)
         self._thread: threading.Thread | None = None
+        self._watching_w = -1
+        self._notified = 0.0
         self._stopping = False
         self.boots = 0
 
@@ -215,6 +217,21 @@ class VirtualDevice:
     def wait_output(self, text: str, timeout_ms: float = 60_000) -> bool:
         return self.run_until(lambda: text in self.output, timeout_ms=timeout_ms)
 
+    def line(self, prefix: str) -> str | None:
+        """The first complete console line starting with prefix, or None."""
+        for ln in self.output.split("\n")[:-1]:
+            if ln.startswith(prefix):
+                return ln.rstrip("\r")
+        return None
+
+    def wait_line(self, prefix: str, timeout_ms: float = 60_000, timeout_s: float = 60) -> str:
+        """Run until a complete console line starts with prefix; return it."""
+        if not self.run_until(lambda: self.line(prefix) is not None, timeout_ms=timeout_ms,
+                              timeout_s=timeout_s):
+            raise DeviceError(f"no line {prefix!r} within {timeout_ms} ms; console tail:\n"
+                              f"{self.output[-1500:]}")
+        return self.line(prefix) or ""
+
     def _raise_errors(self) -> None:
         if self.errors:
             e = self.errors.pop(0)
@@ -292,7 +309,11 @@ class VirtualDevice:
                 self.clock.run_posts(self._error)
                 self._tick()
                 self._update_write_interest()
-                self._cond.notify_all()
+                # Wake a waiting test thread now and then, not at every frame (GIL contention).
+                now = time.monotonic()
+                if now - self._notified > 0.002 or self._idle is not None:
+                    self._notified = now
+                    self._cond.notify_all()
         with self._lock:
             self._kill()
 
@@ -308,16 +329,18 @@ class VirtualDevice:
         return None
 
     def _update_write_interest(self) -> None:
-        if self._chan_w < 0:
+        # Watch the pipe for room only while bytes wait (rare: the board reads promptly).
+        want = self._chan_w if self._to_dev and self._chan_w >= 0 else -1
+        if want == self._watching_w:
             return
-        want = bool(self._to_dev)
-        try:
-            if want:
-                self._sel.register(self._chan_w, selectors.EVENT_WRITE, "chan_w")
-            else:
-                self._sel.unregister(self._chan_w)
-        except (KeyError, ValueError):
-            pass
+        if self._watching_w >= 0:
+            try:
+                self._sel.unregister(self._watching_w)
+            except (KeyError, ValueError):
+                pass
+        if want >= 0:
+            self._sel.register(want, selectors.EVENT_WRITE, "chan_w")
+        self._watching_w = want
 
     def _tick(self) -> None:
         c = self.clock
@@ -360,8 +383,14 @@ class VirtualDevice:
         return False
 
     def _wake_board(self) -> None:
+        # The lease lets the board skip its own idles up to the next thing the host has
+        # scheduled (or the horizon) without a round trip; it ends when the board speaks.
         self._idle = None
-        self._send_frame(0x57, struct.pack(">q", int(self.clock.now_us())))
+        lease = 0.0
+        if self.clock.virtual and not self.clock.held and not self.clock._posts:
+            lease = min(self.clock.next_due_us(), self._horizon)
+        lease = min(lease, 2**62)
+        self._send_frame(0x57, struct.pack(">qq", int(self.clock.now_us()), int(lease)))
 
     # -- frames from the board ---------------------------------------------------------------
     def _read_chan(self) -> None:
@@ -547,6 +576,7 @@ class VirtualDevice:
                 except (KeyError, ValueError):
                     pass
                 os.close(fd)
+        self._watching_w = -1
         self._chan_r = self._chan_w = -1
         self._idle = None
         for t in (self._wdt_timer, self._sleep_timer):

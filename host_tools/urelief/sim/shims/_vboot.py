@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (the module deletes its own names once run, leaving the REPL clean)
 # Power-on of the virtual board: what the ESP32 ROM, bootloader and MicroPython's _boot.py do.
 # Wires the peripherals to the host, mounts littlefs from the flash image, runs boot.py then
 # main.py from it, and leaves the REPL to the USB console. Started as `micropython -i _vboot.py`.
@@ -6,6 +7,7 @@ import json as _json
 import os as _os
 import struct as _struct
 import sys as _sys
+
 import vfs as _vfs
 
 _env = _os.getenv
@@ -84,10 +86,10 @@ def _power_on():
     info = _json.loads(chan.request(0x42))
     chan.boot_at(info['now_us'])
 
-    import _vtime
-    import _vselect
-    import _vmachine
     import _vesp32
+    import _vmachine
+    import _vselect
+    import _vtime
     _vtime.set_rtc_offset(info['rtc_offset_us'], False)
     b = _vmachine._boot
     b['reset_cause'] = info['reset_cause']
@@ -112,7 +114,9 @@ def _power_on():
     def sample_heap():
         a = mem_alloc() - reserve
         now = chan.now_us()
-        if now - heap[2] >= 1000000:  # measure live objects at most once a device second
+        # Measure live objects (a collect) at most once a device second, and only when what is
+        # allocated, garbage included, exceeds the live peak known so far.
+        if a > heap[1] and now - heap[2] >= 1000000:
             collect()
             heap[2] = now
             live = mem_alloc() - reserve

@@ -7,12 +7,13 @@
 #                 F wdt feed   R reset   S deepsleep(ms)   L lightsleep(ms)   K wake config
 #                 N nvs commit(namespace, json)    G nvs load(namespace)  M rtc memory(bytes)
 #                 Z rtc set(epoch offset us)       H heap(alloc, live)   B boot info
-# host -> device: W wake(now_us)   V reply(data)   and events stamped with their time (us):
+# host -> device: W wake(now_us, lease_us)   V reply(data)   and events stamped with their time (us):
 #                 U uart rx(t, id, data)   E pin level(t, gpio, level)
 import struct
 import sys
-import utime
+
 import uselect
+import utime
 
 _HDR = struct.calcsize('>BH')
 
@@ -32,6 +33,9 @@ class Chan:
         self._reply = None
         self.on_idle = None  # called before each idle wait (heap sampling)
         self.events = 0  # U/E frames received: the host wakes an idle at once if it sent more
+        # Virtual clock lease: the host promised nothing happens before this device time unless
+        # the board itself speaks first, so idles ending earlier skip ahead without asking.
+        self.lease_us = 0
 
     # -- device time ------------------------------------------------------------------
     # The virtual clock is the chip's clock plus skipped idle time: it never runs slower than
@@ -50,6 +54,7 @@ class Chan:
 
     # -- frames -----------------------------------------------------------------------
     def send(self, kind, payload=b''):
+        self.lease_us = 0
         n = len(payload) + 8
         self.w.write(struct.pack('>BHq', kind, n, self.now_us()) + payload)
 
@@ -57,9 +62,11 @@ class Chan:
         self.r.readinto(self._hdr)
         kind, n = struct.unpack('>BH', self._hdr)
         payload = self.r.read(n) if n else b''
-        if kind == 0x57:  # W: wake, carries the new device time
+        if kind == 0x57:  # W: wake, carries the new device time and a lease
             if self.virtual:
-                self._jump_to(struct.unpack('>q', payload)[0])
+                t, lease = struct.unpack('>qq', payload)
+                self._jump_to(t)
+                self.lease_us = lease
             return kind
         if kind == 0x56:  # V: reply to a request
             self._reply = payload
@@ -100,6 +107,9 @@ class Chan:
                 return
             now = self.now_us()
             until = -1 if timeout_ms < 0 else now + timeout_ms * 1000
+            if 0 <= until <= self.lease_us:
+                self._jump_to(until)
+                return
             self.send(0x49, struct.pack('>qI', until, self.events))
             while self._read_frame() != 0x57:
                 pass

@@ -2,6 +2,7 @@
 # deep-sleep wake sources and pad hold.
 import json
 import struct
+
 import _vchan
 
 WAKEUP_ALL_LOW = False

@@ -1,11 +1,10 @@
 # `machine` for the virtual board (ESP32 port semantics and constants). Each peripheral is a
 # thin proxy: the electrical side (button, battery, modem, GNSS) is modelled by the host.
 import struct
-import sys
-import micropython
-from umachine import PinBase, Signal, mem8, mem16, mem32, time_pulse_us  # noqa: F401
+
 import _vchan
 import _vtime
+from umachine import PinBase, Signal, mem8, mem16, mem32, time_pulse_us  # noqa: F401
 
 # reset_cause() values, as the ESP32 port reports them
 PWRON_RESET = 1

@@ -1,7 +1,7 @@
 # `select` for the virtual board: polls virtual streams (UARTs), ThreadSafeFlags and any stream
 # with ioctl(MP_STREAM_POLL); while nothing is ready the board idles on its clock.
-from uselect import POLLERR, POLLHUP, POLLIN, POLLOUT  # noqa: F401
 import _vchan
+from uselect import POLLERR, POLLHUP, POLLIN, POLLOUT  # noqa: F401
 
 _MP_STREAM_POLL = 3
 

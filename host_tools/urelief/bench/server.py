@@ -1,0 +1,293 @@
+"""Police server ingest over real UDP on loopback, against a real `urelief server` process.
+
+- throughput: as fast as acks come back (a window of packets in flight): verified, durably
+  stored packets per second (every ack is opened and checked, the stored rows counted after);
+- ack latency p50/p99 at a fixed offered rate (1,000 packets/s), send to verified ack.
+
+SQLite always; PostgreSQL too when `URELIEF_TEST_PG_URL` names a server (a scratch database is
+created and dropped). The load generator (`Load`) is also what the crash-safety test uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from urelief import protocol as p
+
+SERVER_KEY_HEX = "42" * 32
+BENCH_ENV = {  # the bench offers one source far above the per-source/per-device defaults
+    "URELIEF_SOURCE_RATE_PER_S": "1e9", "URELIEF_SOURCE_BURST": "1000000000",
+    "URELIEF_DEVICE_RATE_PER_S": "1e9", "URELIEF_DEVICE_BURST": "1000000000",
+    "URELIEF_GUARDIAN_SMS": "0", "URELIEF_SERVER_KEY": SERVER_KEY_HEX,
+}
+
+
+def provision(db_url: str, n: int, first_id: int = 0x01000000) -> list[tuple[int, bytes]]:
+    """Migrate and register `n` devices through the registry's service; returns (id, secret)."""
+    from urelief.registry import migrate
+    from urelief.registry.db import Database
+    from urelief.registry.keys import ServerKey
+    from urelief.registry.service import Registry, cli_actor
+
+    migrate.upgrade(db_url)
+    db = Database(db_url)
+    reg = Registry(db, ServerKey(bytes.fromhex(SERVER_KEY_HEX)))
+    admin = cli_actor()
+    devices = []
+    for i in range(n):
+        secret = os.urandom(32)
+        reg.register_device(admin, first_id + i, secret, board="bench")
+        devices.append((first_id + i, secret))
+    db.dispose()
+    return devices
+
+
+class ServerProcess:
+    """`urelief server` with its UDP/HTTP ports reported on stdout; kill() is a kill -9."""
+
+    def __init__(self, db_url: str, workdir: Path, env: dict | None = None):
+        self.db_url, self.workdir = db_url, workdir
+        self.env = {**os.environ, **BENCH_ENV, "URELIEF_VAR": str(workdir / "var"), **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.udp: tuple[str, int] = ("127.0.0.1", 0)
+        self.http = ""
+
+    def start(self, timeout_s: float = 60.0) -> ServerProcess:
+        exe = str(Path(sys.executable).parent / "urelief")
+        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 (lives with the process)
+        self.proc = subprocess.Popen(
+            [exe, "server", "--db", self.db_url, "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0",
+             "--log-level", "WARNING"], stdout=subprocess.PIPE, stderr=log, env=self.env)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("server exited; see " + str(self.workdir / "server.log"))
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("event") == "listening":
+                self.udp = tuple(msg["udp"])
+                self.http = "http://{}:{}".format(*msg["http"])
+                return self
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+
+@dataclass
+class Load:
+    """Devices sending sealed Position packets over one UDP socket; acks opened and matched."""
+
+    devices: list[tuple[int, bytes]]
+    server: tuple[str, int]
+    sent_at: dict[tuple[int, int], float] = field(default_factory=dict)
+    acked: dict[tuple[int, int], float] = field(default_factory=dict)  # -> latency s
+    bad_acks: int = 0
+
+    def __post_init__(self) -> None:
+        self.secrets = dict(self.devices)
+        self.counters = {d: 0 for d, _ in self.devices}
+        self.transport = None
+
+    def packets(self, n: int) -> list[tuple[tuple[int, int], bytes]]:
+        """Seal `n` packets round-robin over the devices (before timing starts)."""
+        out = []
+        t = int(time.time())
+        for i in range(n):
+            dev, secret = self.devices[i % len(self.devices)]
+            self.counters[dev] += 1
+            c = self.counters[dev]
+            rep = p.Report(time_s=t, time_source=p.TimeSource.GNSS, fix=True,
+                           lat_e7=375665000 + i % 1000, lon_e7=1269780000, accuracy_m=10,
+                           fix_age_s=1, sats=8, trusted=True, battery_pct=80)
+            out.append(((dev, c), p.encode_uplink(p.Position(report=rep), device_id=dev,
+                                                   key_id=1, secret=secret, counter=c)))
+        return out
+
+    # asyncio.DatagramProtocol
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        now = time.perf_counter()
+        dev = int.from_bytes(data[2:6], "big") if len(data) >= 6 else -1
+        secret = self.secrets.get(dev)
+        res = p.decode_downlink(data, device_id=dev, key_id=1, secret=secret) if secret else None
+        if res is None or not res.ok or not isinstance(res.message, p.Ack):
+            self.bad_acks += 1
+            return
+        key = (dev, res.message.acked_counter)
+        t0 = self.sent_at.get(key)
+        if t0 is not None and key not in self.acked:
+            self.acked[key] = now - t0
+
+    def error_received(self, exc) -> None:
+        pass
+
+    def connection_lost(self, exc) -> None:
+        pass
+
+    def send(self, key, pkt) -> None:
+        self.sent_at[key] = time.perf_counter()
+        self.transport.sendto(pkt)
+
+
+async def open_load(load: Load) -> Load:
+    loop = asyncio.get_running_loop()
+    await loop.create_datagram_endpoint(lambda: load, remote_addr=load.server)
+    return load
+
+
+async def burst(load: Load, pkts, window: int = 512, timeout_s: float = 60.0) -> float:
+    """Send all with at most `window` unacked in flight; seconds until the last ack."""
+    t0 = time.perf_counter()
+    deadline = t0 + timeout_s
+    i = 0
+    while len(load.acked) < len(pkts) and time.perf_counter() < deadline:
+        inflight = i - len(load.acked)
+        while i < len(pkts) and inflight < window:
+            load.send(*pkts[i])
+            i += 1
+            inflight += 1
+        await asyncio.sleep(0.0005)
+        if i == len(pkts) and len(load.acked) < len(pkts):
+            await asyncio.sleep(0.002)
+    return time.perf_counter() - t0
+
+
+async def paced(load: Load, pkts, rate_per_s: float, tail_s: float = 2.0) -> None:
+    """Offer packets at a fixed rate (in 5 ms ticks), then wait for stragglers."""
+    t0 = time.perf_counter()
+    i = 0
+    while i < len(pkts):
+        due = int((time.perf_counter() - t0) * rate_per_s)
+        while i < min(due, len(pkts)):
+            load.send(*pkts[i])
+            i += 1
+        await asyncio.sleep(0.005)
+    end = time.perf_counter() + tail_s
+    while len(load.acked) < len(pkts) and time.perf_counter() < end:
+        await asyncio.sleep(0.01)
+
+
+def stored_rows(db_url: str) -> int:
+    from sqlalchemy import func, select
+
+    from urelief.registry.db import Database
+    from urelief.registry.models import DevicePacket
+
+    db = Database(db_url)
+    with db.Session() as s:
+        n = s.scalar(select(func.count()).select_from(DevicePacket))
+    db.dispose()
+    return n
+
+
+def pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
+
+
+def run_backend(name: str, db_url: str, workdir: Path, n_devices: int = 200,
+                n_burst: int = 20_000, rate: float = 1000.0, rate_s: float = 5.0) -> dict:
+    devices = provision(db_url, n_devices)
+    server = ServerProcess(db_url, workdir).start()
+    try:
+        async def go():
+            load = await open_load(Load(devices, server.udp))
+            warm = load.packets(500)
+            await burst(load, warm)
+            pkts = load.packets(n_burst)
+            load.acked.clear()
+            secs = await burst(load, pkts)
+            got_burst = len(load.acked)
+            load.acked.clear()
+            paced_pkts = load.packets(int(rate * rate_s))
+            await paced(load, paced_pkts, rate)
+            lat = [load.acked[k] for k, _ in paced_pkts if k in load.acked]
+            return secs, got_burst, lat, len(paced_pkts), load.bad_acks
+
+        secs, got, lat, offered, bad = asyncio.run(go())
+    finally:
+        server.stop()
+    rows = stored_rows(db_url)
+    total_sent = 500 + n_burst + int(rate * rate_s)
+    return {"backend": name, "burst_packets": n_burst, "burst_acked": got,
+            "throughput_pkt_s": got / secs, "rate_offered_pkt_s": rate, "rate_packets": offered,
+            "rate_acked": len(lat), "ack_p50_ms": pct(lat, 0.50) * 1e3,
+            "ack_p99_ms": pct(lat, 0.99) * 1e3, "bad_acks": bad, "rows_stored": rows,
+            "rows_expected": total_sent}
+
+
+def _pg_scratch(base: str):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from urelief.registry.db import normalize_url
+
+    admin_url = make_url(normalize_url(base))
+    name = f"urelief_bench_{uuid.uuid4().hex[:8]}"
+    eng = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with eng.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        eng.dispose()
+
+    return admin_url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def _print(r: dict) -> None:
+    print(f"   {r['backend']:<10} ingest throughput {r['throughput_pkt_s']:8.0f} verified+stored pkt/s "
+          f"({r['burst_acked']}/{r['burst_packets']} acked)", flush=True)
+    print(f"   {r['backend']:<10} ack latency at {r['rate_offered_pkt_s']:.0f}/s offered: "
+          f"p50 {r['ack_p50_ms']:.2f} ms, p99 {r['ack_p99_ms']:.2f} ms "
+          f"({r['rate_acked']}/{r['rate_packets']} acked)", flush=True)
+    print(f"   {r['backend']:<10} rows stored {r['rows_stored']} of {r['rows_expected']} sent; "
+          f"bad acks {r['bad_acks']}", flush=True)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="urelief-bench-") as tmp:
+        work = Path(tmp)
+        _print(run_backend("sqlite", f"sqlite:///{work / 'bench.db'}", work))
+        pg = os.environ.get("URELIEF_TEST_PG_URL")
+        if not pg:
+            print("   postgresql: skipped (set URELIEF_TEST_PG_URL)", flush=True)
+            return
+        url, drop = _pg_scratch(pg)
+        try:
+            (work / "pg").mkdir()
+            _print(run_backend("postgresql", url, work / "pg"))
+        finally:
+            drop()
+
+
+if __name__ == "__main__":
+    main()

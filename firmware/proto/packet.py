@@ -136,9 +136,10 @@ class Codec:
         struct.pack_into(_HEADER, b, 0, VERSION << 4 | s.key_id, mtype, s.device_id, counter)
         flags = 0
         t = 0
-        if r.time_source and r.time_s is not None:
+        src = (r.time_source or 0) & 3
+        if src and r.time_s is not None:
             t = _clamp(r.time_s, 0, 0xFFFFFFFF)
-            flags = (r.time_source & 3) << 6
+            flags = src << 6
         lat = lon = acc = age = sats = 0
         if r.fix and r.lat_e7 is not None and r.lon_e7 is not None:
             flags |= _F_FIX
@@ -243,10 +244,10 @@ class Codec:
             raise ProtoError("unknown_device")
         if not s.tag_ok(b, end):
             raise ProtoError("bad_tag")
-        if counter == 0:
-            raise ProtoError("too_old")  # never sent: counters start at 1
         s.crypt(b, HEADER_LEN, end, DOWNLINK, counter)
         d = _decode(mtype, counter, b, end)
+        if counter == 0:
+            raise ProtoError("too_old")  # never sent: counters start at 1
         if guard is not None:
             guard.check(counter)
             guard.accept(counter)

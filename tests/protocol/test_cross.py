@@ -35,7 +35,7 @@ def random_fields(r: random.Random) -> dict:
     mtype = r.choice(sorted(TAILS))
     return {
         "type": mtype,
-        "time_s": _maybe(r, -5, 2**32 + 5), "time_source": r.randrange(4),
+        "time_s": _maybe(r, -5, 2**32 + 5), "time_source": r.randrange(6),
         "fix": r.random() < 0.8, "lat_e7": _maybe(r, -1_000_000_000, 1_000_000_000),
         "lon_e7": _maybe(r, -2_000_000_000, 2_000_000_000), "accuracy_m": _maybe(r, -1, 70_000),
         "fix_age_s": _maybe(r, -1, 3_000_000), "sats": _maybe(r, -1, 300),

@@ -93,8 +93,8 @@ def decode_plmn(b: bytes) -> tuple[str, str] | None:
 def encode_report(r: Report) -> bytes:
     flags = 0
     t = 0
-    src = TimeSource(r.time_source)
-    if src != TimeSource.NONE and r.time_s is not None:
+    src = int(r.time_source or 0) & 3
+    if src and r.time_s is not None:
         t = _clamp(r.time_s, 0, 0xFFFF_FFFF)
         flags |= src << TIME_SHIFT
     lat = lon = sats = 0

@@ -183,3 +183,25 @@ def test_no_gesture_configured_is_refused(fw):
         "try:\n Recogniser(hold_ms=0, presses=0)\nexcept ValueError as e:\n print('refused', e)\n"
     )
     assert "refused" in out
+
+
+def test_recogniser_does_not_allocate_per_edge(fw):
+    out = fw.json("""
+import gc, json
+from hw.button import Recogniser
+r = Recogniser(hold_ms=3000, presses=3)
+r.begin(1, 0)
+gc.collect(); gc.disable()
+before = gc.mem_alloc()
+t = 2000
+for i in range(1000):
+    r.update(0, t); r.update(1, t + 2); r.update(0, t + 3); r.update(1, t + 60)
+    r.tick(t + 100)
+    t += 300
+grown = gc.mem_alloc() - before
+gc.enable()
+print(json.dumps([grown, r.bumps]))
+""")
+    grown, bumps = out
+    assert bumps == 1000
+    assert grown < 512  # 4000 edges: nothing per edge (only the loop's own objects)

@@ -1,13 +1,13 @@
 """Epoch assembler: merges the sentences a receiver sends for one measurement into one `Fix`.
 
-An epoch ends when a time-stamped sentence (GGA RMC GLL GNS ZDA) carries a different UTC time,
+An epoch ends when a time-stamped sentence (GGA RMC GLL GNS ZDA GST) carries a different UTC time,
 or, with no time to go by (no fix yet), when a talker's formatter comes a second time.
 The date is carried across epochs (GGA alone has none) and rolled over at midnight.
 """
 
 
 from gnss.fix import MODE_2D, MODE_3D, MODE_NO_FIX, MODE_UNKNOWN, Fix
-from gnss.nmea import GGA, GLL, GNS, GSA, RMC, TALKERS, VTG, ZDA
+from gnss.nmea import GGA, GLL, GNS, GSA, GST, RMC, TALKERS, VTG, ZDA
 
 _DAYS = b"\x1f\x1c\x1f\x1e\x1f\x1e\x1f\x1f\x1e\x1f\x1e\x1f"  # days per month, non-leap
 
@@ -25,6 +25,18 @@ def next_day(date):
             m = 1
             y += 1
     return y * 10000 + m * 100 + d
+
+
+def isqrt(n):
+    """Integer square root (Newton), without floats."""
+    if n <= 0:
+        return 0
+    x = n
+    y = (x + 1) // 2
+    while y < x:
+        x = y
+        y = (x + n // x) // 2
+    return x
 
 
 def _cs(t_ms):
@@ -45,6 +57,8 @@ def _bit(kind):
         return 8
     if kind == ZDA:
         return 16
+    if kind == GST:
+        return 32
     return 0
 
 
@@ -78,6 +92,7 @@ class Epoch:
         self._course = None
         self._hdop = None
         self._sats = None
+        self._acc = None  # GST horizontal 1-sigma, cm
 
     def add(self, p, now_ms=None):
         kind = p.kind
@@ -126,6 +141,8 @@ class Epoch:
             self._course = p.course_cdeg
         if p.hdop_c is not None:
             self._hdop = p.hdop_c
+        if p.lat_sd_cm is not None and p.lon_sd_cm is not None:
+            self._acc = isqrt(p.lat_sd_cm * p.lat_sd_cm + p.lon_sd_cm * p.lon_sd_cm)
         return done
 
     def flush(self, now_ms=None):
@@ -159,6 +176,7 @@ class Epoch:
             f.alt_mm = self._alt  # in 2D the receiver's held altitude: kept, mode says so
             f.speed_mms = self._speed
             f.course_cdeg = self._course
+            f.accuracy_cm = self._acc
         elif f.mode >= MODE_2D:
             f.mode = MODE_NO_FIX
         if f.mode >= MODE_2D:

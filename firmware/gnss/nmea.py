@@ -1,6 +1,6 @@
 """NMEA 0183 (up to 4.11) sentence parser: pure, fed one line at a time, never raises on input.
 
-`Nmea.feed(line)` checks framing and checksum, decodes GGA RMC GSA GNS VTG GLL ZDA GSV from the
+`Nmea.feed(line)` checks framing and checksum, decodes GGA RMC GSA GNS VTG GLL ZDA GST GSV from the
 talkers in `TALKERS`, and leaves the sentence's values in attributes until the next call (None =
 empty field). Nothing is allocated per sentence beyond what the caller's line already is: fields
 are located by index into the line and numbers are read straight into ints in fixed units.
@@ -20,6 +20,7 @@ VTG = const(0x565447)
 GLL = const(0x474C4C)
 ZDA = const(0x5A4441)
 GSV = const(0x475356)
+GST = const(0x475354)
 
 # Talkers: GPS, any-GNSS, GLONASS, Galileo, BeiDou (4.1 and legacy), QZSS (4.11 and legacy), NavIC.
 TALKERS = (0x4750, 0x474E, 0x474C, 0x4741, 0x4742, 0x4244, 0x4751, 0x515A, 0x4749)
@@ -167,6 +168,7 @@ class Nmea:
         self.sys_id = None  # GSA system ID (NMEA 4.1)
         self.faa = 0  # mode indicator byte (A D E F M N P R S), 0 if absent
         self.in_view = None  # GSV
+        self.lat_sd_cm = self.lon_sd_cm = None  # GST 1-sigma position errors
 
     def stats(self):
         return {
@@ -381,6 +383,10 @@ class Nmea:
                     self.bad_fields += 1
         elif kind == GSV:
             self.in_view = self._num(3, 0)
+        elif kind == GST:
+            self.time_ms = self._time(1)
+            self.lat_sd_cm = self._num(6, 2)
+            self.lon_sd_cm = self._num(7, 2)
         else:
             return False
         return True

@@ -18,7 +18,7 @@ from gnss.nmea import Nmea
 p = Nmea()
 A = ("kind", "talker", "time_ms", "date", "lat_e7", "lon_e7", "valid", "quality", "fix_type",
      "alt_mm", "sep_mm", "speed_mms", "course_cdeg", "hdop_c", "pdop_c", "vdop_c", "sats", "prns",
-     "in_view")
+     "in_view", "lat_sd_cm", "lon_sd_cm")
 with open(%r, "rb") as fh:
     for raw in fh:
         for line in raw.rstrip(b"\\\\r\\\\n").split(b"\\\\r"):
@@ -29,7 +29,7 @@ with open(%r, "rb") as fh:
 """
 _KEYS = ("bad", "cut", "kind", "talker", "time_ms", "date", "lat_e7", "lon_e7", "valid", "quality",
          "fix_type", "alt_mm", "sep_mm", "speed_mms", "course_cdeg", "hdop_c", "pdop_c", "vdop_c",
-         "sats", "prns", "in_view")
+         "sats", "prns", "in_view", "lat_sd_cm", "lon_sd_cm")
 KN = 1852 / 3600  # m/s per knot
 
 
@@ -116,12 +116,16 @@ def _compare(msg, f: dict) -> list[str]:
             check("date", f["date"] == int(msg.year) * 10000 + int(msg.month) * 100 + int(msg.day))
         else:
             check("date", f["date"] is None)
+    elif kind == "GST":
+        check("time", f["time_ms"] == _ms(msg.timestamp))
+        check("lat_sd", _close(f["lat_sd_cm"], msg.std_dev_latitude, 100, 0.00501))
+        check("lon_sd", _close(f["lon_sd_cm"], msg.std_dev_longitude, 100, 0.00501))
     elif kind == "GSV":
         check("in_view", f["in_view"] == _int(msg.num_sv_in_view))
     return bad
 
 
-SUPPORTED = {"GGA", "RMC", "GLL", "GNS", "VTG", "GSA", "ZDA", "GSV"}
+SUPPORTED = {"GGA", "RMC", "GLL", "GNS", "VTG", "GSA", "ZDA", "GST", "GSV"}
 
 
 @pytest.mark.parametrize("log", G.logs(), ids=lambda p: p.stem)

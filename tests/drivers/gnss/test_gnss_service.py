@@ -144,3 +144,21 @@ print(json.dumps([n[0], g.last.mode, g.last.time_ms, g.nmea.parsed]))
 def test_no_fix_multi_talker_receiver_gives_one_epoch_a_second(mpy):
     epochs, mode, time_ms, parsed = mpy.json(_NO_FIX_TALKERS)
     assert parsed == 20 and epochs == 5 and mode == 1 and time_ms is None
+
+
+_GST = r"""
+import json
+from gnss.service import Gnss
+g = Gnss(ticks_ms=lambda: 0)
+for line in (b"$GPRMC,150121.000,A,5104.0859,N,11405.7388,W,0.06,194.17,090322,,,D*78",
+             b"$GPGST,150121.000,004.0,008.5,004.7,132.0,006.6,007.0,00013*70"):
+    g.feed_line(line)
+g.end_epoch()
+print(json.dumps([g.fix.mode, g.fix.accuracy_m, g.fix.hdop]))
+"""
+
+
+def test_accuracy_comes_from_gst_when_the_receiver_sends_it(mpy):
+    mode, acc, hdop = mpy.json(_GST)  # Quectel L70 sentences from the gpsd log
+    assert mode == 2 and hdop is None
+    assert acc == 9.62  # sqrt(6.6² + 7.0²) m, horizontal 1-sigma

@@ -4,6 +4,8 @@ MicroPython VM and print one JSON object per epoch (what the device would have c
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -48,12 +50,19 @@ def replay(log: str | Path, *, heap_kb: int = vm.DEFAULT_HEAP_KB) -> tuple[list[
 
 
 @sim.command("replay-nmea")
-@click.argument("log", type=click.Path(exists=True, dir_okay=False))
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--lines", is_flag=True, help="Add the log line range of each epoch.")
 @click.option("--stats", is_flag=True, help="End with the parser's counters as a JSON object.")
 def replay_nmea(log: str, lines: bool, stats: bool) -> None:
-    """Run LOG (NMEA 0183, one sentence a line) through the firmware GNSS code; one JSON per epoch."""
-    epochs, counters = replay(log)
+    """Run LOG (NMEA 0183, one sentence a line; '-' reads stdin, e.g. a receiver's serial port)
+    through the firmware GNSS code on MicroPython; one JSON object per epoch."""
+    if log == "-":
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "stdin.nmea"
+            path.write_bytes(sys.stdin.buffer.read())
+            epochs, counters = replay(path)
+    else:
+        epochs, counters = replay(log)
     for e in epochs:
         row = {k: e[k] for k in FIELDS}
         if lines:

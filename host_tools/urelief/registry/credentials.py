@@ -33,7 +33,8 @@ def _scrypt(secret: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
     )
 
 
-def hash_secret(secret: str, log2_n: int = PASSWORD_LOG2_N) -> str:
+def hash_secret(secret: str, log2_n: int | None = None) -> str:
+    log2_n = PASSWORD_LOG2_N if log2_n is None else log2_n
     salt = _random.token_bytes(16)
     digest = _scrypt(secret, salt, log2_n, _R, _P)
     return f"scrypt${log2_n}${_R}${_P}${_b64(salt)}${_b64(digest)}"

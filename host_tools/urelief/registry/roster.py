@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from urelief.registry.models import Consent, Guardian, NotifyPref, Subscriber
 
@@ -206,27 +206,31 @@ def apply(s: Session, school_id: int, rows: list[dict], recorded_by: int | None)
     """Write validated rows in the caller's transaction. -> counts."""
     existing = {
         sub.pupil_ref: sub
-        for sub in s.scalars(select(Subscriber).where(Subscriber.school_id == school_id))
+        for sub in s.scalars(
+            select(Subscriber)
+            .where(Subscriber.school_id == school_id)
+            .options(selectinload(Subscriber.guardians), selectinload(Subscriber.consents))
+        )
     }
     created = updated = unchanged = 0
     for row in rows:
         fields = row["subscriber"]
         sub = existing.get(fields["pupil_ref"])
         if sub is None:
-            sub = Subscriber(school_id=school_id, **fields)
-            s.add(sub)
-            s.flush()
+            s.add(Subscriber(school_id=school_id, **fields,
+                             guardians=[Guardian(**g) for g in row["guardians"]],
+                             consents=_new_consents(row["consent"], set(), recorded_by)))
             created += 1
-            changed = True
-        else:
-            changed = _set_fields(sub, fields)
-        if _replace_guardians(s, sub, row["guardians"]):
-            changed = True
-        if _add_consents(s, sub, row["consent"], recorded_by):
-            changed = True
-        if sub.id is not None and fields["pupil_ref"] in existing:
-            updated += changed
-            unchanged += not changed
+            continue
+        changed = _set_fields(sub, fields)
+        changed |= _replace_guardians(sub, row["guardians"])
+        added = _new_consents(row["consent"], {(c.scope, c.given_by, c.given_at)
+                                               for c in sub.consents if c.withdrawn_at is None},
+                              recorded_by)
+        sub.consents.extend(added)
+        changed |= bool(added)
+        updated += changed
+        unchanged += not changed
     s.flush()
     return {"rows": len(rows), "created": created, "updated": updated, "unchanged": unchanged}
 
@@ -240,27 +244,17 @@ def _set_fields(obj: Any, fields: dict) -> bool:
     return changed
 
 
-def _replace_guardians(s: Session, sub: Subscriber, guardians: list[dict]) -> bool:
+def _replace_guardians(sub: Subscriber, guardians: list[dict]) -> bool:
     current = [(g.name, g.phone, g.relation, g.notify, g.priority) for g in sub.guardians]
     wanted = [(g["name"], g["phone"], g["relation"], g["notify"], g["priority"]) for g in guardians]
     if current == wanted:
         return False
-    for g in list(sub.guardians):
-        sub.guardians.remove(g)  # delete-orphan
-    s.flush()
-    for g in guardians:
-        sub.guardians.append(Guardian(**g))
+    sub.guardians[:] = [Guardian(**g) for g in guardians]  # old ones go (delete-orphan)
     return True
 
 
-def _add_consents(s: Session, sub: Subscriber, consent: dict, recorded_by: int | None) -> bool:
-    have = {(c.scope, c.given_by, c.given_at) for c in sub.consents if c.withdrawn_at is None}
-    added = False
-    for scope in consent["scopes"]:
-        key = (scope, consent["given_by"], consent["given_at"])
-        if key not in have:
-            sub.consents.append(Consent(scope=scope, given_by=consent["given_by"],
-                                        given_at=consent["given_at"], recorded_by=recorded_by,
-                                        evidence="roster import"))
-            added = True
-    return added
+def _new_consents(consent: dict, have: set, recorded_by: int | None) -> list[Consent]:
+    return [Consent(scope=scope, given_by=consent["given_by"], given_at=consent["given_at"],
+                    recorded_by=recorded_by, evidence="roster import")
+            for scope in consent["scopes"]
+            if (scope, consent["given_by"], consent["given_at"]) not in have]

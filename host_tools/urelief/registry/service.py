@@ -363,7 +363,7 @@ class Registry:
             total = s.scalar(select(func.count()).select_from(stmt.subquery()))
             rows = s.scalars(stmt.order_by(Subscriber.id).offset(offset).limit(limit)).all()
             audit.record(s, actor, "subscriber.list", object_type="subscriber",
-                         school_id=school_id, detail={"offset": offset, "count": len(rows),
+                         school_id=school_id or policy.school_scope(actor), detail={"offset": offset, "count": len(rows),
                                                       "ids": [r.id for r in rows]})
             return page([subscriber_out(r) for r in rows], total, offset, limit)
         return self._run(actor, "subscriber.list", fn, object_type="subscriber")
@@ -561,7 +561,8 @@ class Registry:
                 stmt = stmt.where(Device.status == _enum_value(DeviceStatus, status, "status"))
             total = s.scalar(select(func.count()).select_from(stmt.subquery()))
             rows = s.scalars(stmt.order_by(Device.id).offset(offset).limit(limit)).all()
-            audit.record(s, actor, "device.list", object_type="device", school_id=school_id,
+            audit.record(s, actor, "device.list", object_type="device",
+                         school_id=school_id or policy.school_scope(actor),
                          detail={"offset": offset, "count": len(rows)})
             return page([device_out(d) for d in rows], total, offset, limit)
         return self._run(actor, "device.list", fn, object_type="device")

@@ -29,6 +29,8 @@ class Recogniser:
     def __init__(self, hold_ms=3000, presses=0, window_ms=2000, active=0, emit=None):
         if hold_ms <= 0 and presses <= 0:
             raise ValueError('button: no gesture (hold_ms and presses both 0)')
+        if presses == 1 or 0 < hold_ms < 500:
+            raise ValueError('button: one press or a hold < 500 ms is no deliberate gesture')
         self.hold_ms = hold_ms  # 0: no HOLD gesture
         self.presses = presses  # 0: no PRESSES gesture
         self.window_ms = window_ms
@@ -48,8 +50,10 @@ class Recogniser:
     def _keep(self, kind, n, t):
         self.gestures.append((kind, n, t))
 
-    def begin(self, level, t, woke=False):
-        # Start at boot: `level` read at boot; woke=True when this button woke the chip.
+    def begin(self, level, t, woke=False, warm=False):
+        # Start at boot with the `level` read at boot. woke: this button woke the chip from deep
+        # sleep. warm: out of deep sleep for another reason (timer, modem RI): pins were held
+        # by the RTC domain, so no hold-off, and a press already down at boot counts from now.
         down = level == self.active
         self._raw = self._down = down
         self._raw_t = t
@@ -65,7 +69,7 @@ class Recogniser:
                 self._down_t = t - self.wake_credit_ms
             else:
                 self._short_press(t - self.wake_credit_ms, t)
-        else:
+        elif not warm:
             self._holdoff_until = t + self.holdoff_ms
             self._ignore = down  # held at power-on (or stuck): not a gesture until released
 
@@ -179,7 +183,7 @@ class Button:
     #   asyncio.create_task(btn.run()); await btn.hold.wait()   or   async for g in btn: ...
     poll_ms = 10  # re-check period while a press is being recognised
 
-    def __init__(self, pin_cfg, gestures, woke=None):
+    def __init__(self, pin_cfg, gestures, woke=None, warm=None):
         import asyncio
         import time
 
@@ -208,7 +212,9 @@ class Button:
         self._t = 0
         if woke is None:
             woke = pin_cfg.get('wake', False) and woke_by_button(machine)
-        self.rec.begin(self.pin.value(), 0, woke)
+        if warm is None:
+            warm = machine.reset_cause() == getattr(machine, 'DEEPSLEEP_RESET', -1)
+        self.rec.begin(self.pin.value(), 0, woke, warm)
         self.pin.irq(self._irq, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
 
     def _irq(self, pin):

@@ -24,3 +24,24 @@ class FirmwareVM:
 @pytest.fixture(scope="session")
 def fw(mpy) -> FirmwareVM:
     return FirmwareVM(mpy)
+
+
+@pytest.fixture
+def wait_console():
+    """wait_console(dev, pred, timeout_ms) -> bool: run the device until pred(dev.output).
+
+    The virtual board's console can trail device time by a moment of real time (an idle board
+    jumps ahead at once), so a miss is re-checked for up to 2 s of real time."""
+    import time
+
+    def wait(dev, pred, timeout_ms):
+        if dev.run_until(lambda: pred(dev.output), timeout_ms=timeout_ms):
+            return True
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            if pred(dev.output):
+                return True
+            time.sleep(0.02)
+        return False
+
+    return wait

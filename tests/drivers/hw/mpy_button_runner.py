@@ -11,8 +11,8 @@ spec = json.loads(sys.stdin.readline())
 r = Recogniser.from_config(spec['cfg'], spec['active'])
 for k, v in spec['tune'].items():
     setattr(r, k, v)
-level, t0, woke = spec['begin']
-r.begin(level, t0, woke)
+level, t0, woke = spec['begin'][:3]
+r.begin(level, t0, woke, spec['begin'][3] if len(spec['begin']) > 3 else False)
 mode, end = spec['mode'], spec['end']
 
 

@@ -140,6 +140,16 @@ def test_wake_press_still_held_counts_with_credit(fw):
     assert out["gestures"][0][2] == 2750  # 3000 ms from the estimated press, 250 ms before boot
 
 
+def test_held_at_a_timer_wake_counts_from_boot(fw):
+    # Out of deep sleep for the daily check-in while the child is already pressing: no
+    # hold-off, no "held at power-on" rule; the hold counts from boot (no credit).
+    out = recognise(fw, [(3100.0, 1)], cfg=HOLD3, begin=(0, 0, False, True))
+    assert out["kinds"] == [("hold", 1)]
+    assert out["gestures"][0][2] == 3000
+    cold = recognise(fw, [(3100.0, 1)], cfg=HOLD3, begin=(0, 0, False, False))
+    assert cold["kinds"] == []
+
+
 def test_wake_tap_is_the_first_of_three(fw, human):
     # A tap woke the chip and was over before boot: two more presses complete the triple.
     edges = human.multi_press_edges(300, 2)
@@ -177,10 +187,12 @@ def test_poll_and_edges_agree_on_a_random_day(fw, seed):
     assert all(abs(x[2] - y[2]) <= 20 for x, y in zip(a["gestures"], b["gestures"], strict=True))
 
 
-def test_no_gesture_configured_is_refused(fw):
+@pytest.mark.parametrize("args", ["hold_ms=0, presses=0", "hold_ms=0, presses=1",
+                                  "hold_ms=200, presses=0"])
+def test_gestures_that_are_not_deliberate_are_refused(fw, args):
     out = fw.run(
         "from hw.button import Recogniser\n"
-        "try:\n Recogniser(hold_ms=0, presses=0)\nexcept ValueError as e:\n print('refused', e)\n"
+        f"try:\n Recogniser({args})\nexcept ValueError as e:\n print('refused', e)\n"
     )
     assert "refused" in out
 

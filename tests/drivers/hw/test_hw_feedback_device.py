@@ -33,7 +33,7 @@ async def main():
     while h.busy:
         await asyncio.sleep_ms(50)
     print('played', h.played)
-    await asyncio.sleep_ms(2000)   # the host drains the cell meanwhile
+    await asyncio.sleep_ms(3000)   # the cell runs down meanwhile (at 7 s device time)
     await gauge(20)
 
 asyncio.run(main())
@@ -57,7 +57,7 @@ def durations(edges):
     return [(lv, round(t2 - t1)) for (lv, t1), (_, t2) in zip(edges, edges[1:], strict=False)]
 
 
-def test_patterns_rhythm_dark_led_and_battery_gauge(dev):
+def test_patterns_rhythm_dark_led_and_battery_gauge(dev, wait_console):
     cell = LiIonCell(capacity_mah=1500, soc=0.5)
     model = BatteryModel(dev, BAT_ADC, divider=2.0, cell=cell)
     model.apply()  # the cell is there before power-on
@@ -65,7 +65,8 @@ def test_patterns_rhythm_dark_led_and_battery_gauge(dev):
     dev.pin(MOTOR).on_change(lambda lv, t: motor.append((lv, t)))
     dev.pin(LED).on_change(lambda lv, t: led.append((lv, t)))
     dev.start()
-    assert dev.wait_output("played", timeout_ms=20_000)
+    dev.clock.post(lambda: dev.clock.call_later(7000, lambda: model.set_soc(0.07)))
+    assert wait_console(dev, lambda out: "played" in out, 20_000)
     first = dev.output.split("battery ")[1].split()
     assert abs(int(first[0]) - 3803) <= 3  # 50 % SoC: 3.803 V on the published curve
     assert 48 <= int(first[1]) <= 52 and first[2] == "False"
@@ -83,7 +84,6 @@ def test_patterns_rhythm_dark_led_and_battery_gauge(dev):
     assert motor[-1][0] == 0  # off at the end
     assert all(lv == 1 for lv, _ in led)  # active-low LED only ever driven off: covert
 
-    dev.clock.post(lambda: model.set_soc(0.07))  # the cell runs down
-    assert dev.run_until(lambda: dev.output.count("battery ") == 2, timeout_ms=20_000)
+    assert wait_console(dev, lambda out: out.count("battery ") == 2, 20_000)
     last = dev.output.split("battery ")[2].split()
     assert int(last[1]) <= 8 and last[2] == "True"

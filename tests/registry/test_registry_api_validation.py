@@ -75,3 +75,19 @@ def test_openapi_lists_registry_routes(live_url):
                  "/api/schools/{school_id}/roster", "/api/subscribers/{subscriber_id}/consents"):
         assert path in doc["paths"], path
     assert "text/csv" in doc["paths"]["/api/schools/{school_id}/roster"]["post"]["requestBody"]["content"]
+
+
+def test_consent_must_name_a_guardian_of_the_same_pupil(world, http, registry):
+    adm = http("admin")
+    other_guardian = registry.get_subscriber(cli_actor(), world.pupils["B-001"]["id"])["guardians"][0]
+    r = adm.post(f"/api/subscribers/{world.pupils['A-001']['id']}/consents",
+                 json={"given_by": "Choi Mina", "scope": "location",
+                       "guardian_id": other_guardian["id"]})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "guardian_id"
+    own = registry.get_subscriber(cli_actor(), world.pupils["A-001"]["id"])["guardians"][0]
+    r = adm.post(f"/api/subscribers/{world.pupils['A-001']['id']}/consents",
+                 json={"given_by": own["name"], "scope": "location", "guardian_id": own["id"]})
+    assert r.status_code == 201 and r.json()["guardian_id"] == own["id"]
+    listed = adm.get(f"/api/subscribers/{world.pupils['A-001']['id']}/consents").json()
+    assert listed["total"] == 4 and {c["scope"] for c in listed["items"]} == {
+        "registry", "location", "guardian_sms"}

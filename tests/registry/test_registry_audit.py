@@ -99,3 +99,22 @@ def test_orm_refuses_to_change_audit_rows(registry):
         e.action = "forged"
         with pytest.raises(PermissionError):
             s.flush()
+
+
+def test_chain_stays_intact_under_concurrent_writers(world, registry):
+    """Four threads changing the roster at once: every change audited, one unbroken chain."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = cli_actor()
+    pupils = [p["id"] for p in world.pupils.values()]
+    before = len(_entries(registry))
+
+    def work(i: int) -> None:
+        registry.update_subscriber(root, pupils[i % len(pupils)], {"class_name": f"c{i}"})
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(40)))
+    assert len(_entries(registry, action="subscriber.update")) == 40
+    assert len(_entries(registry)) == before + 40
+    with registry.db.Session() as s:
+        assert audit.verify_chain(s)[0]

@@ -415,15 +415,8 @@ class Registry:
     # guardians -----------------------------------------------------------------------------
 
     def list_guardians(self, actor: Actor, subscriber_id: int) -> dict:
-        def fn(s: Session) -> dict:
-            sub = _get(s, Subscriber, subscriber_id)
-            policy.check_read(actor, sub.school_id, "subscriber")
-            audit.record(s, actor, "guardian.list", object_type="subscriber", object_id=sub.id,
-                         school_id=sub.school_id)
-            items = [guardian_out(g) for g in sub.guardians]
-            return page(items, len(items), 0, max(len(items), 1))
-        return self._run(actor, "guardian.list", fn, object_type="subscriber",
-                         object_id=subscriber_id)
+        return self._subscriber_part(actor, subscriber_id, "guardian.list",
+                                     lambda sub: [guardian_out(g) for g in sub.guardians])
 
     def add_guardian(self, actor: Actor, subscriber_id: int, data: dict) -> dict:
         def fn(s: Session) -> dict:
@@ -464,15 +457,20 @@ class Registry:
     # consents ------------------------------------------------------------------------------
 
     def list_consents(self, actor: Actor, subscriber_id: int) -> dict:
+        return self._subscriber_part(actor, subscriber_id, "consent.list",
+                                     lambda sub: [consent_out(c) for c in sub.consents])
+
+    def _subscriber_part(self, actor: Actor, subscriber_id: int, action: str,
+                         items: Callable[[Subscriber], list[dict]]) -> dict:
+        """One subscriber's guardians or consents, as a single page."""
         def fn(s: Session) -> dict:
             sub = _get(s, Subscriber, subscriber_id)
             policy.check_read(actor, sub.school_id, "subscriber")
-            audit.record(s, actor, "consent.list", object_type="subscriber", object_id=sub.id,
+            audit.record(s, actor, action, object_type="subscriber", object_id=sub.id,
                          school_id=sub.school_id)
-            items = [consent_out(c) for c in sub.consents]
-            return page(items, len(items), 0, max(len(items), 1))
-        return self._run(actor, "consent.list", fn, object_type="subscriber",
-                         object_id=subscriber_id)
+            out = items(sub)
+            return page(out, len(out), 0, max(len(out), 1))
+        return self._run(actor, action, fn, object_type="subscriber", object_id=subscriber_id)
 
     def record_consent(self, actor: Actor, subscriber_id: int, data: dict) -> dict:
         def fn(s: Session) -> dict:
@@ -480,8 +478,10 @@ class Registry:
             policy.check_roster_write(actor, sub.school_id)
             fields = _consent_fields(data)
             gid = fields.get("guardian_id")
-            if gid is not None and s.get(Guardian, gid) is None:
-                raise Invalid("invalid consent", [{"field": "guardian_id", "message": "no such guardian"}])
+            guardian = s.get(Guardian, gid) if gid is not None else None
+            if gid is not None and (guardian is None or guardian.subscriber_id != sub.id):
+                raise Invalid("invalid consent", [{"field": "guardian_id",
+                                                   "message": "not a guardian of this pupil"}])
             c = Consent(subscriber_id=sub.id, recorded_by=actor.operator_id, **fields)
             s.add(c)
             s.flush()

@@ -132,6 +132,8 @@ class At:
     pwrkey_on_ms = 1100
     off_to_on_ms = 2000
     boot_burst_ms = 20000  # RDY .. SMS Ready on SIMCom modules takes a few seconds
+    recover_gap_ms = 30000  # no second power cycle while the first boot may still be running
+    _recover_at = None
 
     def __init__(self, reader, writer, pwrkey=None, on_reset=None, log=print,
                  urc_prefixes=atlines.URC_PREFIXES, inline_data=(), data_after=()):
@@ -250,8 +252,14 @@ class At:
         self._timeouts = 0
         return True
 
+    def may_recover(self):
+        """Hung, and no power cycle within the last recover_gap_ms (a booting modem is silent)."""
+        return self.hung and (self._recover_at is None or
+                              time.ticks_diff(time.ticks_ms(), self._recover_at) > self.recover_gap_ms)
+
     async def recover(self):
         """Power-cycle a hung modem and ask for re-initialisation."""
+        self._recover_at = time.ticks_ms()
         await self.power_cycle()
         if self.on_reset:
             self.on_reset("hang")

@@ -11,8 +11,6 @@ ECHO = const(6)
 EMPTY = const(7)
 UNKNOWN = const(8)  # none of the above: logged and counted by the engine
 
-KIND_NAMES = ("", "ok", "error", "intermediate", "prompt", "urc", "echo", "empty", "unknown")
-
 # V.250 result codes that end a command with failure; "SEND OK"/"SEND FAIL" end a socket send
 # on Quectel (+QISEND) and older SIMCom (+CIPSEND) modules.
 _ERRORS = ("ERROR", "NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE", "COMMAND NOT SUPPORT",
@@ -95,23 +93,6 @@ def classify(line, expect=None, echo=None, in_command=False, prefixes=URC_PREFIX
     if in_command and expect == "":
         return INTERMEDIATE
     return UNKNOWN
-
-
-def split_lines(data):
-    """Whole lines of a byte buffer as the engine sees them (either CR or LF ends a line;
-    empty lines dropped; a trailing "> " prompt without terminator kept)."""
-    out = []
-    cur = bytearray()
-    for b in data:
-        if b == 13 or b == 10:
-            if cur:
-                out.append(bytes(cur).decode())
-                cur = bytearray()
-        else:
-            cur.append(b)
-    if cur:
-        out.append(bytes(cur).decode())
-    return out
 
 
 def fields(line, prefix_len):

@@ -100,25 +100,6 @@ def parse_cesq(line):
     return out
 
 
-def parse_cclk(line):
-    """+CCLK: "yy/MM/dd,hh:mm:ss±zz" (27.007 §8.15, zone in quarter hours)
-    -> (year, month, day, hour, minute, second, tz_minutes) or None."""
-    s = line[atlines.after_colon(line):].strip().strip('"')
-    try:
-        d, t = s.split(",")
-        yy, mo, dd = (int(x) for x in d.split("/"))
-        tz = 0
-        for sign in "+-":
-            j = t.find(sign)
-            if j > 0:
-                tz = int(t[j + 1:]) * 15 * (-1 if sign == "-" else 1)
-                t = t[:j]
-        hh, mi, ss = (int(x) for x in t.split(":"))
-    except (ValueError, IndexError):
-        return None
-    return 2000 + yy, mo, dd, hh, mi, ss, tz
-
-
 def parse_cpin(line):
     """+CPIN: <code> (27.007 §8.3) -> 'READY', 'SIM PIN', ... or None (an error answer)."""
     if line.startswith("+CME ERROR"):
@@ -265,21 +246,29 @@ class Modem:
         try:
             return await self.at.cmd(cmd, expect, timeout_ms, payload)
         except AtTimeout:
-            if self.at.hung:
+            if self.at.may_recover():
                 await self.at.recover()
             raise
 
     # ------------------------------------------------------------------ SIM, network
 
-    async def check_sim(self):
-        """27.007 §8.3: READY or raise ModemError('SIM ...')."""
-        try:
-            lines = await self.cmd("AT+CPIN?", "+CPIN:", _SIM_MS)
-        except AtError as e:
-            raise ModemError("no SIM (%s %s)" % (e.kind, e.code))
-        state = parse_cpin(lines[0]) if lines else None
-        if state != "READY":
-            raise ModemError("SIM %s" % state)
+    async def check_sim(self, tries=20):
+        """27.007 §8.3: READY, waiting while the SIM is busy after boot (+CME ERROR: 14 or
+        NOT READY, ~1-2 s); ModemError('no SIM ...') / ('SIM PIN') otherwise."""
+        for _ in range(tries):
+            try:
+                lines = await self.cmd("AT+CPIN?", "+CPIN:", _SIM_MS)
+            except AtError as e:
+                if e.code != 14:  # 10 = SIM not inserted, 13 = SIM failure
+                    raise ModemError("no SIM (%s %s)" % (e.kind, e.code))
+                lines = None
+            state = parse_cpin(lines[0]) if lines else None
+            if state == "READY":
+                return
+            if state not in (None, "NOT READY"):
+                raise ModemError("SIM %s" % state)
+            await asyncio.sleep_ms(500)
+        raise ModemError("SIM not ready")
 
     def _on_cpin(self, line, _):
         if parse_cpin(line) == "NOT READY":
@@ -340,17 +329,6 @@ class Modem:
         if not r or r[1] is None:
             return None
         return r[1], r[2], r[3]
-
-    async def operator(self):
-        """+COPS? numeric MCC/MNC (27.007 §7.3) or None."""
-        await self.cmd("AT+COPS=3,2")
-        lines = await self.cmd("AT+COPS?", "+COPS:")
-        f = atlines.fields(lines[0], atlines.after_colon(lines[0])) if lines else []
-        return f[2] if len(f) > 2 and f[2] else None
-
-    async def network_time(self):
-        lines = await self.cmd("AT+CCLK?", "+CCLK:")
-        return parse_cclk(lines[0]) if lines else None
 
     # ------------------------------------------------------------------ SMS (27.005, PDU mode)
 
@@ -445,21 +423,6 @@ class Modem:
     async def gnss_fix(self):
         raise ModemError("gnss not supported")
 
-    async def set_psm(self, enable, tau_s=86400, active_s=10):
-        """+CPSMS (27.007 §7.38) with GPRS-timer-3 TAU and timer-2 active time."""
-        if not self.has("psm"):
-            raise ModemError("psm not supported")
-        if not enable:
-            await self.cmd("AT+CPSMS=0")
-            return
-        await self.cmd('AT+CPSMS=1,,,"%s","%s"' % (timer3(tau_s), timer2(active_s)))
-
-    async def set_edrx(self, enable, act=4, cycle="0101"):
-        """+CEDRXS (27.007 §7.40): act 4 = E-UTRAN (WB-S1 / LTE-M), 5 = NB-S1; cycle 4 bits."""
-        if not self.has("psm"):
-            raise ModemError("edrx not supported")
-        await self.cmd('AT+CEDRXS=%d,%d,"%s"' % (1 if enable else 0, act, cycle))
-
 
 async def _pop(items, evt, timeout_ms):
     if not items:
@@ -472,26 +435,3 @@ async def _pop(items, evt, timeout_ms):
     if not items:
         evt.clear()
     return item
-
-
-def _bits(v, n):
-    s = bin(v)[2:]
-    return "0" * (n - len(s)) + s
-
-
-def timer3(seconds):
-    """GPRS Timer 3 octet as 8 bits (24.008 §10.5.7.4a): unit in bits 8-6, value in 5-1."""
-    for unit, step in ((3, 2), (4, 30), (5, 60), (0, 600), (1, 3600), (2, 36000), (6, 1152000)):
-        v = (seconds + step - 1) // step
-        if v < 32:
-            return _bits(unit, 3) + _bits(v, 5)
-    return "11011111"  # 31 x 320 h
-
-
-def timer2(seconds):
-    """GPRS Timer 2 octet as 8 bits (24.008 §10.5.7.4): 2 s, 1 min or 6 min units."""
-    for unit, step in ((0, 2), (1, 60), (2, 360)):
-        v = (seconds + step - 1) // step
-        if v < 32:
-            return _bits(unit, 3) + _bits(v, 5)
-    return "01011111"

@@ -12,6 +12,12 @@ HERE = Path(__file__).parent
 MM = mm_at()
 
 
+def split_lines(text: str) -> list[str]:
+    """Whole lines as the engine's framer cuts them: CR or LF ends a line, empty lines dropped,
+    everything else (trailing spaces included) kept."""
+    return [x for x in text.replace("\r", "\n").split("\n") if x]
+
+
 def run(vm, code, data):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(data, f)
@@ -24,11 +30,11 @@ def test_final_result_codes_match_modemmanager(mpy_modem):
     got = run(mpy_modem, r"""
 import json
 from modem import atlines
-for case in json.load(open(DATA)):
-    kinds = [atlines.classify(l, "+X:", None, True) for l in atlines.split_lines(case.encode())]
+for lines in json.load(open(DATA)):
+    kinds = [atlines.classify(l, "+X:", None, True) for l in lines]
     finals = [k for k in kinds if k in (atlines.FINAL_OK, atlines.FINAL_ERROR)]
     print(json.dumps([bool(finals), bool(finals) and finals[0] == atlines.FINAL_ERROR]))
-""", [c["input"] for c in cases])
+""", [split_lines(c["input"]) for c in cases])
     assert got == [[c["final_result_found"], c["is_error"]] for c in cases]
 
 
@@ -100,10 +106,9 @@ def test_registration_lines_match_modemmanager(mpy_modem):
     got = run(mpy_modem, r"""
 import json
 from modem import atlines, core
-for text, solicited in json.load(open(DATA)):
-    line = atlines.split_lines(text.encode())[0]
+for line, solicited in json.load(open(DATA)):
     print(json.dumps(core.parse_reg(line, solicited)))
-""", [[v["input"], v["solicited"]] for v in regs])
+""", [[split_lines(v["input"])[0], v["solicited"]] for v in regs])
     act_names = {None: "UNKNOWN", 0: "GSM", 2: "UMTS", 3: "EDGE", 7: "LTE", 11: "5GNR"}
     for v, g in zip(regs, got, strict=True):
         e = v["expected"]
@@ -115,10 +120,10 @@ for text, solicited in json.load(open(DATA)):
 def test_signal_clock_sim_parsers_match_modemmanager(mpy_modem):
     got = run(mpy_modem, r"""
 import json
-from modem import core
+from modem import core, extra
 d = json.load(open(DATA))
 print(json.dumps([core.parse_cesq(x["input"]) for x in d["cesq"]]))
-print(json.dumps([core.parse_cclk(x["input"]) for x in d["cclk"]]))
+print(json.dumps([extra.parse_cclk(x["input"]) for x in d["cclk"]]))
 print(json.dumps([core.parse_cpin(x["input"]) for x in d["cpin"]]))
 print(json.dumps([core.parse_csq("+CSQ: 20,99"), core.parse_csq("+CSQ: 99,99")]))
 """, {k: MM[k] for k in ("cesq", "cclk", "cpin")})
@@ -246,3 +251,25 @@ asyncio.run(main())
     assert r["resets_after_hang"] == ["hang"]
     assert r["reset_raised"] and r["resets"] == ["hang", "reboot"]
     assert r["mr"] == 7
+
+
+def test_psm_timers_and_command(mpy_modem):
+    """24.008 §10.5.7.4a/§10.5.7.4 timer octets and the +CPSMS line a dialect with PSM sends."""
+    (r,) = run(mpy_modem, r"""
+import json, asyncio
+from modem import extra
+from modem.sim7080 import Sim7080
+from mpy_at_harness import FakeUart
+async def main():
+    u = FakeUart({'AT+CPSMS=1,,,"00000110","00000101"': b"\r\nOK\r\n"})
+    m = Sim7080(u, u, log=lambda *a: None)
+    m.at.echo = False
+    m.at.start()
+    await extra.set_psm(m, True, tau_s=3600, active_s=10)
+    print(json.dumps([extra.timer3(3600), extra.timer3(60), extra.timer3(86400), extra.timer3(10 ** 8),
+                      extra.timer2(10), extra.timer2(120), extra.timer2(1800), u.written[-1].decode()]))
+asyncio.run(main())
+""", None)
+    # finest unit that holds the value: 1 h = 6 x 10 min, 60 s = 30 x 2 s, 1 day = 24 x 1 h
+    assert r == ["00000110", "01111110", "00111000", "11011111", "00000101", "00100010", "00111110",
+                 'AT+CPSMS=1,,,"00000110","00000101"\r']

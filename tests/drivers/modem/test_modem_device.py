@@ -14,9 +14,12 @@ from urelief.paths import FIRMWARE
 from urelief.sim.device import VirtualDevice
 from urelief.sim.modem import SmsNetwork, make
 
-APP = r'''
+# Shared head of the scenarios (MicroPython): console markers "T <key> <value>", a poll helper,
+# and the modem on UART1 with PWRKEY on GPIO 41 as boards/sim.json wires it.
+PRELUDE = r'''
 import asyncio, machine, gc
 from modem import dialect, on_uart
+from modem.at import AtError
 from modem.core import ModemError
 
 def log(*a):
@@ -29,15 +32,20 @@ async def until(pred, ms):
         await asyncio.sleep_ms(100)
     return pred()
 
+def modem():
+    uart = machine.UART(1, 115200, tx=17, rx=18, rxbuf=1024)
+    key = machine.Pin(41, machine.Pin.OUT, value=0)
+    return on_uart(dialect(DIALECT), uart, key.value, log=lambda s: print("L", s))
+'''
+
+APP = PRELUDE + r'''
 async def udp_roundtrip(m, payload):
     await m.udp_open("sos.test", 7000)
     await m.udp_send(payload)
     return await m.udp_recv(10000)
 
 async def main():
-    uart = machine.UART(1, 115200, tx=17, rx=18, rxbuf=1024)
-    key = machine.Pin(41, machine.Pin.OUT, value=0)
-    m = on_uart(dialect(DIALECT), uart, key.value, log=lambda s: print("L", s))
+    m = modem()
     await m.start()
     log("started", m.name, m.caps)
     asyncio.create_task(m.supervise())
@@ -185,7 +193,7 @@ def _hex2(body) -> str:
     return (body[:2] if isinstance(body, bytes) else body[:2].encode()).hex()
 
 
-@pytest.mark.parametrize("dialect", ["sim7080", "a7670"])
+@pytest.mark.parametrize("dialect", ["sim7080", "a7670", "bg95"])
 def test_driver_against_emulated_module(dialect, firmware_tree, tmp_path):
     r, modem, net, server = run_scenario(dialect, APP, firmware_tree, tmp_path, {
         "ready-for-reboot": lambda m, n: m.reboot(),
@@ -208,26 +216,9 @@ def test_driver_against_emulated_module(dialect, firmware_tree, tmp_path):
     assert modem.boots == 3  # power-on, the unprompted reboot, the hang's power cycle
 
 
-APP_FAULTS = r'''
-import asyncio, machine
-from modem import dialect, on_uart
-from modem.at import AtError
-from modem.core import ModemError
-
-def log(*a):
-    print("T", *a)
-
-async def until(pred, ms):
-    for _ in range(ms // 100):
-        if pred():
-            return True
-        await asyncio.sleep_ms(100)
-    return pred()
-
+APP_FAULTS = PRELUDE + r'''
 async def main():
-    uart = machine.UART(1, 115200, tx=17, rx=18, rxbuf=1024)
-    key = machine.Pin(41, machine.Pin.OUT, value=0)
-    m = on_uart(dialect(DIALECT), uart, key.value, log=lambda s: print("L", s))
+    m = modem()
     await m.start()
     asyncio.create_task(m.supervise())
     log("registered", await m.wait_registered(60000))

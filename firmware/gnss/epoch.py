@@ -6,8 +6,12 @@ The date is carried across epochs (GGA alone has none) and rolled over at midnig
 """
 
 
+from micropython import const
+
 from gnss.fix import MODE_2D, MODE_3D, MODE_NO_FIX, MODE_UNKNOWN, Fix
 from gnss.nmea import GGA, GLL, GNS, GSA, GST, RMC, TALKERS, VTG, ZDA
+
+_HALF_DAY_MS = const(43200000)
 
 _DAYS = b"\x1f\x1c\x1f\x1e\x1f\x1e\x1f\x1f\x1e\x1f\x1e\x1f"  # days per month, non-leap
 
@@ -82,7 +86,6 @@ class Epoch:
         self._zda = False  # the time came from ZDA: a time message, trusted without a fix
         self._date = None
         self._lat = self._lon = None
-        self._pos_valid = None  # validity of the sentence that gave the position
         self._gga_valid = None  # GGA/GNS verdict; None if none came
         self._rmc_valid = None  # RMC/GLL/VTG verdict
         self._gsa = 0  # best GSA fix type
@@ -118,7 +121,7 @@ class Epoch:
         if p.date is not None:
             self._date = p.date
         if kind == GSA:
-            if p.fix_type is not None and p.fix_type > self._gsa:
+            if p.fix_type is not None and self._gsa < p.fix_type <= MODE_3D:
                 self._gsa = p.fix_type
             if p.prns:
                 self._prns = (self._prns or 0) + p.prns
@@ -156,8 +159,8 @@ class Epoch:
             self.date = self._date
             self._date_time = self._time
         elif self.date is not None and self._time is not None:
-            if self._date_time is not None and self._time < self._date_time:
-                self.date = next_day(self.date)  # midnight passed since the date was seen
+            if self._date_time is not None and self._date_time - self._time > _HALF_DAY_MS:
+                self.date = next_day(self.date)  # the clock wrapped: midnight passed
             self._date_time = self._time
         f.date = self.date
         # Mode: GSA says it outright; else GGA/GNS (3D when it has an altitude); else RMC/GLL.

@@ -10,6 +10,7 @@ plays on the board and the conflicting function.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -308,7 +309,8 @@ def check_cmd(files: tuple[Path, ...], strict: bool) -> None:
     failed = False
     for path in files or board_files():
         rep = check_file(path)
-        click.echo(f"{rep.path}: {rep.verdict.upper()}"
+        shown = os.path.relpath(path) if Path(path).is_absolute() else str(path)
+        click.echo(f"{shown}: {rep.verdict.upper()}"
                    + (f" ({len(rep.errors)} errors, {len(rep.warnings)} warnings)"
                       if rep.findings else ""))
         for f in rep.findings:

@@ -32,6 +32,7 @@ class Gnss:
         self.updated = asyncio.Event()
         self._power = power  # callable(bool) switching the receiver, or None
         self._ticks = ticks_ms
+        self._rx_ms = 0  # ticks of the last line from the UART
 
     def power(self, on):
         """Switch the receiver on or off; off ends the epoch in progress."""
@@ -78,16 +79,25 @@ class Gnss:
         self.updated.set()
 
     async def run_uart(self, reader):
-        """Feed lines from an asyncio.StreamReader (over machine.UART) forever; a silence of
-        `gap_ms` ends the epoch at once instead of at the next burst."""
+        """Feed lines from an asyncio.StreamReader (over machine.UART) forever. A silence of
+        `gap_ms` ends the epoch at once instead of at the next burst; a side task watches for
+        it, so no read is ever cancelled (a cancelled readline would lose a partial line)."""
+        self._rx_ms = self._ticks()
+        quiet = asyncio.create_task(self._end_on_silence())
+        try:
+            while True:
+                line = await reader.readline()
+                self._rx_ms = self._ticks()
+                if line:
+                    self.feed_line(line)
+        finally:
+            quiet.cancel()
+
+    async def _end_on_silence(self):
         while True:
-            try:
-                line = await asyncio.wait_for_ms(reader.readline(), self.gap_ms)
-            except asyncio.TimeoutError:
+            await asyncio.sleep_ms(self.gap_ms)
+            if time.ticks_diff(self._ticks(), self._rx_ms) >= self.gap_ms:
                 self.end_epoch()
-                continue
-            if line:
-                self.feed_line(line)
 
     async def run_modem(self, query, parse):
         """While on, every `poll_ms`: `await query()` (the modem's answer, e.g. the +CGNSINF line)

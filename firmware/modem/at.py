@@ -188,7 +188,8 @@ class At:
                 await self._send(cmd + "\r")
                 if payload is not None:
                     await self._wait(p.prompt, prompt_ms, p)
-                    await self._send(payload)
+                    if p.final is None:  # an error instead of "> " ends the command here
+                        await self._send(payload)
                 await self._wait(p.done, timeout_ms, p)
             finally:
                 self._pending = None
@@ -322,6 +323,7 @@ class At:
                 self.echo = False
             p.final = line
             p.done.set()
+            p.prompt.set()
         elif k == atlines.PROMPT:
             p.prompt.set()
         elif k == atlines.URC:

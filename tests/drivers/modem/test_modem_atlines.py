@@ -199,7 +199,7 @@ def test_engine_faults(mpy_modem):
     SMS prompt is answered with the PDU + Ctrl-Z."""
     (r,) = run(mpy_modem, r"""
 import json, asyncio
-from modem.at import At, AtTimeout, ModemReset
+from modem.at import At, AtError, AtTimeout, ModemReset
 from modem.core import Modem
 from mpy_at_harness import FakeUart
 async def main():
@@ -241,6 +241,11 @@ async def main():
     u.script["AT+CMGS=15"] = b"\r\n> "
     u.script["0001000B915155661632F4000402CAFE\x1a"] = b"\r\n+CMGS: 7\r\n\r\nOK\r\n"
     r["mr"] = await m.send_sms("+15556661234", b"\xca\xfe")
+    u.script["AT+CMGS=15"] = b"\r\n+CMS ERROR: 331\r\n"  # no network: refused before "> "
+    try:
+        await m.send_sms("+15556661234", b"\xca\xfe")
+    except AtError as e:
+        r["cms"] = [e.kind, e.code, len(u.written)]
     print(json.dumps(r))
 asyncio.run(main())
 """, None)
@@ -251,6 +256,7 @@ asyncio.run(main())
     assert r["resets_after_hang"] == ["hang"]
     assert r["reset_raised"] and r["resets"] == ["hang", "reboot"]
     assert r["mr"] == 7
+    assert r["cms"][:2] == ["CMS", 331]
 
 
 def test_psm_timers_and_command(mpy_modem):

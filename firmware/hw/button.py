@@ -7,7 +7,9 @@
 #   HOLD     held without a break for hold_ms (fires while still held), n = 1
 #   PRESSES  the Nth short press with the last N inside window_ms, n = N
 #   COUNT    a run of short presses closed by a quiet gap of count_gap_ms, n = presses in the
-#            run (answers to a dispatcher's "press N" question; cancel patterns)
+#            run (answers to a dispatcher's "press N" question; cancel patterns). Only while
+#            `counting` is on (config "count": true, or set by the app while it asks): stray
+#            taps must not reach an app that does not expect them.
 from micropython import const
 
 HOLD = 'hold'
@@ -26,7 +28,8 @@ class Recogniser:
     wake_credit_ms = 250  # a press that woke the chip from deep sleep was down this long before
     count_gap_ms = 1500  # quiet time after a release that closes a run of presses
 
-    def __init__(self, hold_ms=3000, presses=0, window_ms=2000, active=0, emit=None):
+    def __init__(self, hold_ms=3000, presses=0, window_ms=2000, active=0, emit=None,
+                 counting=False):
         if hold_ms <= 0 and presses <= 0:
             raise ValueError('button: no gesture (hold_ms and presses both 0)')
         if presses == 1 or 0 < hold_ms < 500:
@@ -34,6 +37,7 @@ class Recogniser:
         self.hold_ms = hold_ms  # 0: no HOLD gesture
         self.presses = presses  # 0: no PRESSES gesture
         self.window_ms = window_ms
+        self.counting = counting  # emit COUNT gestures
         self.active = active  # pin level while pressed
         self.gestures = []  # (kind, n, t_ms) when no emit callback is given
         self.emit = emit if emit is not None else self._keep
@@ -43,9 +47,9 @@ class Recogniser:
 
     @classmethod
     def from_config(cls, cfg, active=0, emit=None):
-        # cfg: {"hold_ms": 3000, "presses": 3, "window_ms": 2000} (missing keys: defaults)
+        # cfg: {"hold_ms": 3000, "presses": 3, "window_ms": 2000, "count": false}
         return cls(cfg.get('hold_ms', 3000), cfg.get('presses', 0),
-                   cfg.get('window_ms', 2000), active, emit)
+                   cfg.get('window_ms', 2000), active, emit, cfg.get('count', False))
 
     def _keep(self, kind, n, t):
         self.gestures.append((kind, n, t))
@@ -120,7 +124,8 @@ class Recogniser:
         if self._count_pending() and t >= self._up_t + self.count_gap_ms:
             n = self._run
             self._run = 0
-            self.emit(COUNT, n, self._up_t + self.count_gap_ms)
+            if self.counting:
+                self.emit(COUNT, n, self._up_t + self.count_gap_ms)
 
     def _on_press(self, t):
         self._down_t = t
@@ -269,6 +274,10 @@ class Button:
             self._ready.clear()
             await self._ready.wait()
         return self._queue.pop(0)
+
+    def counting(self, on=True):
+        # While the app waits for an answer ("press N"), COUNT gestures come out; else never.
+        self.rec.counting = on
 
     def arm_wake(self):
         # Before deep sleep: let a press (the active level) wake the chip (RTC GPIO: ext0).

@@ -10,7 +10,7 @@ from urelief.sim.models.button import Human
 
 RUNNER = Path(__file__).with_name("mpy_button_runner.py").read_text()
 HOLD3 = {"hold_ms": 3000}
-TRIPLE = {"hold_ms": 3000, "presses": 3, "window_ms": 2000}
+TRIPLE = {"hold_ms": 3000, "presses": 3, "window_ms": 2000, "count": True}
 
 
 def recognise(fw, edges, cfg=TRIPLE, begin=(1, 0, False), end=None, mode="edges", tune=None,
@@ -104,6 +104,12 @@ def test_two_presses_answer_a_question_as_count_2(fw, human):
     out = recognise(fw, edges)
     assert out["kinds"] == [("count", 2)]
     assert out["gestures"][0][2] >= edges[-1][0] + 1500 - 0.01  # after the quiet gap
+
+
+def test_no_count_unless_asked_for(fw, human):
+    edges = human.multi_press_edges(2000, 2)
+    out = recognise(fw, edges, cfg={"hold_ms": 3000, "presses": 3})
+    assert out["kinds"] == []  # two stray taps reach no one
 
 
 def test_hold_and_presses_configured_together(fw, human):

@@ -167,15 +167,23 @@ async def burst(load: Load, pkts, window: int = 512, timeout_s: float = 60.0) ->
     t0 = time.perf_counter()
     deadline = t0 + timeout_s
     i = 0
-    while len(load.acked) < len(pkts) and time.perf_counter() < deadline:
-        inflight = i - len(load.acked)
+    base = len(load.acked)
+    progress_at, last_acked = t0, base
+    while len(load.acked) - base < len(pkts) and time.perf_counter() < deadline:
+        inflight = i - (len(load.acked) - base)
         while i < len(pkts) and inflight < window:
             load.send(*pkts[i])
             i += 1
             inflight += 1
         await asyncio.sleep(0.0005)
-        if i == len(pkts) and len(load.acked) < len(pkts):
-            await asyncio.sleep(0.002)
+        now = time.perf_counter()
+        if len(load.acked) != last_acked:
+            progress_at, last_acked = now, len(load.acked)
+        elif now - progress_at > 0.2:  # a lost datagram: resend what is unacked, as devices do
+            for key, pkt in pkts[:i]:
+                if key not in load.acked:
+                    load.transport.sendto(pkt)
+            progress_at = now
     return time.perf_counter() - t0
 
 

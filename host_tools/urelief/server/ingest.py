@@ -12,18 +12,20 @@ if the original is still being committed the copy waits for that commit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, case, func, insert, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from urelief import protocol as p
 from urelief.registry.db import Database
-from urelief.registry.models import Device, DevicePacket, DeviceStatus, utcnow
+from urelief.registry.models import Device, DevicePacket, DeviceStatus, Incident, utcnow
 from urelief.server import incidents, logs, metrics
 from urelief.server.config import ServerConfig
 from urelief.server.devices import DOWNLINK_BLOCK, DeviceCache, DeviceState, stored_counter
@@ -88,12 +90,56 @@ def _device_update_stmt():
     return _DEVICE_UPDATE
 
 
+_PACKET_COLS = "device_id, counter, kind, transport, received_at, payload, raw"
+
+
+def _insert_packets(conn: Connection, items: Sequence[Item]) -> None:
+    """One executemany straight to the driver: SQLAlchemy's per-row type processing costs more
+    than SQLite's own insert. Other dialects take the portable path."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        sql = f"INSERT INTO device_packets ({_PACKET_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        rows = [(it.dev.id, it.counter, it.kind, it.transport,
+                 it.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                 json.dumps(payload_fields(it.msg)), it.raw) for it in items]
+    elif name == "postgresql":
+        sql = (f"INSERT INTO device_packets ({_PACKET_COLS}) "
+               "VALUES (%s, %s, %s, %s, %s, %s::json, %s)")
+        rows = [(it.dev.id, it.counter, it.kind, it.transport, it.received_at,
+                 json.dumps(payload_fields(it.msg)), it.raw) for it in items]
+    else:
+        conn.execute(insert(DevicePacket.__table__), [{
+            "device_id": it.dev.id, "counter": it.counter, "kind": it.kind,
+            "transport": it.transport, "received_at": it.received_at,
+            "payload": payload_fields(it.msg), "raw": it.raw} for it in items])
+        return
+    conn.exec_driver_sql(sql, rows)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_REPORT = tuple(f.name for f in dataclasses.fields(p.Report))
+
+
+def payload_fields(msg: p.Uplink) -> dict:
+    """The decoded message as flat JSON fields (as protocol's `to_fields`, without the deep
+    copies of `dataclasses.asdict`: this runs once per stored packet)."""
+    names = _FIELDS.get(type(msg))
+    if names is None:
+        names = _FIELDS[type(msg)] = tuple(
+            f.name for f in dataclasses.fields(msg) if f.name != "report")
+    r = msg.report
+    out = {"type": p.messages.TYPE_OF[type(msg)].name.lower()}
+    for k in _REPORT:
+        out[k] = getattr(r, k)
+    for k in names:
+        v = getattr(msg, k)
+        out[k] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
 def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
     """The group commit's body (writer thread): store a batch, one transaction."""
-    conn.execute(insert(DevicePacket.__table__), [{
-        "device_id": it.dev.id, "counter": it.counter, "kind": it.kind,
-        "transport": it.transport, "received_at": it.received_at,
-        "payload": p.messages.to_fields(it.msg), "raw": it.raw} for it in items])
+    _insert_packets(conn, items)
     last: dict[int, Item] = {}
     count: dict[int, int] = {}
     fix: dict[int, Item] = {}
@@ -129,8 +175,14 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
             "fix_at": f.received_at if f else None, "dl_reserved": res})
     conn.execute(_device_update_stmt(), params)
     effects: list[incidents.PacketEffect | None] = [None] * len(items)
+    maybe = {it.dev.id for it in items if not _routine(it.msg) and not isinstance(it.msg, p.Sos)}
+    if maybe:  # cheap Core probe first: most positions belong to no open incident
+        t = Incident.__table__
+        maybe = set(conn.execute(select(t.c.device_id).where(
+            t.c.device_id.in_(maybe), t.c.status.in_([s.value for s in incidents.OPEN_STATES])
+        )).scalars())
     relevant = [i for i, it in enumerate(items)
-                if isinstance(it.msg, p.Sos) or not _routine(it.msg)]
+                if isinstance(it.msg, p.Sos) or it.dev.id in maybe]
     if relevant:
         with Session(bind=conn) as s:
             out = incidents.apply_packets(s, [items[i] for i in relevant])

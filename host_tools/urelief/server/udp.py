@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from urelief.server.ingest import Ingest
 
@@ -30,6 +31,20 @@ class UdpIngest(asyncio.DatagramProtocol):
         pass
 
 
+RCVBUF_BYTES = 8 << 20  # absorbs bursts (many devices at once) while the loop is busy
+
+
 async def serve(ingest: Ingest, host: str, port: int) -> tuple[asyncio.DatagramTransport, UdpIngest]:
     loop = asyncio.get_running_loop()
-    return await loop.create_datagram_endpoint(lambda: UdpIngest(ingest), local_addr=(host, port))
+    transport, proto = await loop.create_datagram_endpoint(lambda: UdpIngest(ingest),
+                                                           local_addr=(host, port))
+    sock = transport.get_extra_info("socket")
+    for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if opt is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF_BYTES)
+            break
+        except OSError:  # FORCE needs CAP_NET_ADMIN; plain SO_RCVBUF is capped by rmem_max
+            continue
+    return transport, proto

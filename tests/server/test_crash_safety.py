@@ -1,0 +1,87 @@
+"""Crash safety: kill -9 the server while devices stream packets over UDP. After a restart on
+the same database, every packet that was acked is stored, and every packet that was not can be
+resent and is acked then (nothing lost, nothing wrongly called a replay)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from sqlalchemy import create_engine, select
+from urelief.bench.server import Load, ServerProcess, open_load, provision
+from urelief.registry.models import DevicePacket
+
+pytestmark = pytest.mark.slow
+
+
+def stored_keys(db_url: str) -> set[tuple[int, int]]:
+    engine = create_engine(db_url)
+    with engine.connect() as c:
+        keys = {tuple(r) for r in c.execute(select(DevicePacket.device_id, DevicePacket.counter))}
+    engine.dispose()
+    return keys
+
+
+def test_kill_9_under_load_loses_no_acked_packet(tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'crash.db'}"
+    devices = provision(db_url, 20)
+    server = ServerProcess(db_url, tmp_path).start()
+    load = Load(devices, server.udp)
+    pkts = load.packets(6000)
+
+    async def stream_and_kill():
+        await open_load(load)
+        t0 = time.perf_counter()
+        sent = 0
+        killed_at = None
+        while sent < len(pkts):
+            due = min(len(pkts), int((time.perf_counter() - t0) * 2000))  # 2,000 packets/s
+            while sent < due:
+                load.send(*pkts[sent])
+                sent += 1
+            if killed_at is None and len(load.acked) >= 1500:
+                server.kill()  # SIGKILL: no shutdown, no flush, mid-commit
+                killed_at = sent
+            await asyncio.sleep(0.002)
+            if killed_at is not None and sent >= killed_at + 500:
+                break  # some more packets into the void, as a device would
+        await asyncio.sleep(0.2)
+        return killed_at
+
+    try:
+        killed_at = asyncio.run(stream_and_kill())
+        assert killed_at is not None, "the server never got to 1,500 acks"
+        acked_before = set(load.acked)
+        assert len(acked_before) >= 1500
+
+        server.start()  # same database
+        stored = stored_keys(db_url)
+        lost = acked_before - stored
+        assert not lost, f"{len(lost)} acked packets missing after the crash, e.g. {sorted(lost)[:5]}"
+
+        # The devices retry everything unacked: each must now be acked (stored or stored now).
+        retry = [(k, pkt) for k, pkt in pkts[:killed_at + 500] if k not in acked_before]
+        assert retry, "the kill came after every packet was acked: nothing was in flight"
+
+        async def resend():
+            load.server = server.udp
+            load.acked.clear()
+            await open_load(load)
+            for i in range(0, len(retry), 200):
+                for k, pkt in retry[i:i + 200]:
+                    load.send(k, pkt)
+                await asyncio.sleep(0.05)
+            deadline = time.perf_counter() + 20
+            while len(load.acked) < len(retry) and time.perf_counter() < deadline:
+                missing = [(k, pkt) for k, pkt in retry if k not in load.acked]
+                for k, pkt in missing[:500]:
+                    load.send(k, pkt)
+                await asyncio.sleep(0.3)
+
+        asyncio.run(resend())
+        assert len(load.acked) == len(retry)
+        assert {k for k, _ in retry} <= stored_keys(db_url)
+        assert load.bad_acks == 0
+    finally:
+        server.stop()

@@ -61,8 +61,12 @@ class Counter:
             limit = c + self.block
             if limit > MAX_COUNTER:
                 limit = MAX_COUNTER + 1
-            _write(self.path, struct.pack(">II", limit & MAX_COUNTER,
-                                          (limit & MAX_COUNTER) ^ MAX_COUNTER))
+            try:
+                _write(self.path, struct.pack(">II", limit & MAX_COUNTER,
+                                              (limit & MAX_COUNTER) ^ MAX_COUNTER))
+            except OSError as e:
+                # never hand out an unpersisted counter: after a reboot it would be reused
+                raise ProtoError("counter", "cannot persist: " + str(e))
             self._limit = limit
         self._next = c + 1
         return c

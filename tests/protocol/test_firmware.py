@@ -152,3 +152,31 @@ def test_downlink_decoder_fuzz_raises_only_protoerror():
     assert reasons.get("accepted", 0) > 100 and reasons.get("bad_tag", 0) > 100
     assert set(reasons) <= {"accepted", "truncated", "oversized", "wrong_version", "unknown_type",
                             "unknown_device", "bad_tag", "too_old"}
+
+
+def test_counter_refuses_when_flash_is_full_rather_than_hand_out_unpersisted_values(mpy, tmp_path):
+    img = str(tmp_path / "flash.img")
+    res = _run_json(mpy, f"""
+import json
+from proto import ProtoError
+from proto.counter import Counter
+mount({img!r}, fresh=True)
+Counter.create('/flash/ctr')
+c = Counter('/flash/ctr')
+got = [c.next() for _ in range(64)]  # the first reservation fits
+for size in (4096, 256, 8):  # fill the volume with closed files, big then small
+    i = 0
+    try:
+        while True:
+            with open('/flash/fill%d.%d' % (size, i), 'wb') as f:
+                f.write(bytes(size))
+            i += 1
+    except OSError:
+        pass
+try:
+    got.append(c.next())
+except ProtoError as e:
+    got.append(e.reason)
+print(json.dumps(got))
+""")
+    assert res[:64] == list(range(1, 65)) and res[64] == "counter"

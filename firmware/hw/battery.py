@@ -71,15 +71,16 @@ class Battery(Gauge):
 
     def __init__(self, adc_cfg, charge_cfg=None, adc=None, charge_pin=None):
         super().__init__(adc_cfg.get('divider', 2.0))
-        import machine
         if adc is None:
+            import machine
             adc = machine.ADC(machine.Pin(adc_cfg['gpio']), atten=machine.ADC.ATTN_11DB)
-        self.adc = adc
+        self.adc = adc  # 11 dB: 0-3.1 V at the pin, a 4.2 V cell through a 1:1 divider fits
         self._chg = charge_pin
         self._chg_active = 0
         if charge_cfg is not None:
             self._chg_active = 0 if charge_cfg.get('active', 'low') == 'low' else 1
             if charge_pin is None:
+                import machine
                 pull = machine.Pin.PULL_UP if charge_cfg.get('pull') == 'up' else None
                 self._chg = machine.Pin(charge_cfg['gpio'], machine.Pin.IN, pull)
         self._reads = [0] * _READS

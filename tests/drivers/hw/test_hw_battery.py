@@ -80,3 +80,31 @@ def test_cell_model_drains_and_sags():
     cell.drain(1500, 30 * 60 * 1000)  # 1.5 A for 30 min: half the charge
     assert abs(cell.soc - 0.5) < 1e-9
     assert cell.terminal_mv(2000) < cell.terminal_mv(0) - 250  # a 2 A burst sags ~300 mV
+
+
+def test_watch_calls_on_low_once_per_fall(fw):
+    out = fw.json("""
+import asyncio, json
+from hw.battery import Battery
+class Adc:
+    uv = 1950000                       # 3.90 V at the cell
+    def read_uv(self):
+        return Adc.uv
+bat = Battery({'gpio': 4, 'divider': 2.0}, adc=Adc())
+calls = []
+async def main():
+    t = asyncio.create_task(bat.watch(5, lambda: calls.append(bat.percent)))
+    await asyncio.sleep_ms(100)
+    Adc.uv = 1830000                   # 3.66 V: ~9 %
+    await asyncio.sleep_ms(200)
+    Adc.uv = 1835000                   # wobbling around the edge: no second call
+    await asyncio.sleep_ms(100)
+    Adc.uv = 1950000                   # charged again, then down again: a second call
+    await asyncio.sleep_ms(200)
+    Adc.uv = 1830000
+    await asyncio.sleep_ms(200)
+    t.cancel()
+    print(json.dumps(calls))
+asyncio.run(main())
+""")
+    assert len(out) == 2 and all(p <= 15 for p in out)

@@ -181,3 +181,21 @@ def test_password_guessing_is_throttled(world, live_url, registry):
         outcomes = s.scalars(select(AuditEntry.outcome).where(
             AuditEntry.action == "auth.login", AuditEntry.username == "auditor")).all()
     assert outcomes == ["denied"] * 5 + ["throttled"] * 2
+
+
+def test_directory_reads_by_role(world, http, live_url):
+    assert [s["code"] for s in http("sa_b").get("/api/schools").json()["items"]] == ["B"]
+    assert http("disp").get("/api/schools").json()["total"] == 2
+    ops = http("auditor").get("/api/operators").json()
+    assert {o["username"] for o in ops["items"]} == set(world.operators)
+    assert all("password" not in k for o in ops["items"] for k in o)
+    assert http("disp").get("/api/operators").status_code == 403
+    # Only an admin makes operators; the token comes back once and works at once.
+    r = http("admin").post("/api/operators", json={"username": "new.disp", "role": "dispatcher"})
+    assert r.status_code == 201
+    import httpx
+
+    me = httpx.get(f"{live_url}/api/auth/me",
+                   headers={"Authorization": f"Bearer {r.json()['token']}"}).json()
+    assert me == {"operator_id": r.json()["operator"]["id"], "username": "new.disp",
+                  "role": "dispatcher", "school_id": None}

@@ -296,7 +296,7 @@ def to_text(packet):
 
 def from_text(text):
     # Packet bytes from the SMS text form; ProtoError("bad_encoding") if it is not one.
-    s = text.strip()
+    s = "".join(text.split())  # gateways may fold long texts: white space is ignored
     if not s.startswith(TEXT_PREFIX):
         raise ProtoError("bad_encoding", "no UR1: prefix")
     s = s[len(TEXT_PREFIX):]

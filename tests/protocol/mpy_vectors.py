@@ -70,6 +70,8 @@ def run(path, guard_path):
         _out("downlink", v["name"], [downlink_fields(d), d.counter, downlink_fields(d2)])
     for v in vec.pop("reject_downlink"):
         _out("reject", v["name"], _reason(main.open, bytes.fromhex(v["packet"])))
+    for v in vec.pop("text_folded"):
+        _out("folded", v["name"], from_text(v["text"]).hex())
     guard = ReplayGuard(guard_path)
     for i, v in enumerate(vec.pop("replay_downlink")):
         _out("replay", i, _reason(lambda p: main.open(p, guard),

@@ -126,3 +126,9 @@ def test_cancel_and_duress_cancel_look_the_same_on_the_air(vectors):
     by = {v["name"]: bytes.fromhex(v["packet"]) for v in vectors["uplink"]}
     a, b = by["cancel"], by["cancel_under_duress"]
     assert len(a) == len(b) and a[:2] == b[:2] and a[2:6] == b[2:6]
+
+
+def test_both_sides_ignore_white_space_in_the_text_form(vectors, firmware_results):
+    for v in vectors["text_folded"]:
+        assert p.from_text(v["text"]).hex() == v["packet"]
+        assert firmware_results["folded"][v["name"]] == v["packet"]

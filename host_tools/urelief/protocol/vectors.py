@@ -203,6 +203,8 @@ def build() -> dict:
             {"name": "config_items_truncated", "packet": config_short.hex(),
              "reason": "truncated"},
         ],
+        "text_folded": [{"name": "ack_folded_by_a_gateway", "packet": ack.hex(),
+                         "text": " " + to_text(ack)[:20] + "\r\n " + to_text(ack)[20:] + "\n"}],
         "replay_uplink": _replay_sequence(encode_uplink, UPLINKS[1][2]),
         "replay_downlink": _replay_sequence(encode_downlink, DOWNLINKS[0][2]),
     }

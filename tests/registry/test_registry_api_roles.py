@@ -122,6 +122,9 @@ def test_school_admin_edits_own_school_only(world, http):
     own, other = world.pupils["A-002"], world.pupils["B-001"]
     r = a.patch(f"/api/subscribers/{own['id']}", json={"responder_notes": "deaf: text only"})
     assert r.status_code == 200 and r.json()["responder_notes"] == "deaf: text only"
+    r = a.patch(f"/api/subscribers/{own['id']}", json={"active": False})
+    assert r.status_code == 200 and r.json()["active"] is False
+    assert a.patch(f"/api/subscribers/{own['id']}", json={"full_name": None}).status_code == 422
     assert a.patch(f"/api/subscribers/{other['id']}", json={"class_name": "1-1"}).status_code == 403
     r = a.post(f"/api/schools/{world.schools['B']['id']}/roster",
                content="pupil_ref,full_name\n", headers={"Content-Type": "text/csv"})

@@ -423,6 +423,8 @@ class Registry:
             sub = _get(s, Subscriber, subscriber_id)
             policy.check_roster_write(actor, sub.school_id)
             fields = _subscriber_fields(patch, partial=True)
+            if patch.get("active") is not None:
+                fields["active"] = bool(patch["active"])  # left the school / service ended
             changed = {k: v for k, v in fields.items() if getattr(sub, k) != v}
             for k, v in changed.items():
                 setattr(sub, k, v)

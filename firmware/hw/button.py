@@ -24,7 +24,7 @@ class Recogniser:
     debounce_ms = 25  # tactile switches bounce < 5-10 ms; a level stable this long has settled
     min_press_ms = 80  # a settled press shorter than this is a bump (pocket knock), not a press
     max_press_ms = 1000  # a short press is released before this; a longer one breaks a run
-    holdoff_ms = 1000  # after power-on/reset, a press starting earlier than this is ignored
+    holdoff_ms = 1000  # after power-on/reset, time counts for a press only from here on
     wake_credit_ms = 250  # a press that woke the chip from deep sleep was down this long before
     count_gap_ms = 1500  # quiet time after a release that closes a run of presses
 
@@ -63,7 +63,7 @@ class Recogniser:
         self._raw_t = t
         self._down_t = t
         self._held = False  # HOLD already emitted for the current press
-        self._ignore = False  # current press does not count (hold-off, held at power-on)
+        self._ignore = False  # current press does not count (held down at power-on)
         self._run = 0  # short presses in the current run
         self._up_t = _NEVER  # last release of a counted press
         self._holdoff_until = _NEVER
@@ -128,9 +128,10 @@ class Recogniser:
                 self.emit(COUNT, n, self._up_t + self.count_gap_ms)
 
     def _on_press(self, t):
-        self._down_t = t
+        # A press starting in the boot hold-off (pins settling) counts from its end.
+        self._down_t = t if t >= self._holdoff_until else self._holdoff_until
         self._held = False
-        self._ignore = t < self._holdoff_until
+        self._ignore = False
 
     def _on_release(self, t):
         if self._ignore or self._held:

@@ -282,6 +282,11 @@ class Button:
 
     def arm_wake(self):
         # Before deep sleep: let a press (the active level) wake the chip (RTC GPIO: ext0).
+        # Refused (False) while the button is down: ext0 is level-triggered, a stuck or held
+        # button would wake the chip at once, over and over; sleep on a timer instead.
         import esp32
+        if self.pin.value() == self.active:
+            return False
         esp32.wake_on_ext0(self.pin, esp32.WAKEUP_ANY_HIGH if self.active else
                            esp32.WAKEUP_ALL_LOW)
+        return True

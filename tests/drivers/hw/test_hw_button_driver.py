@@ -110,3 +110,16 @@ def test_driver_survives_chatter_that_overflows_its_edge_ring(fw):
     assert out["dropped"] > 0  # the ring did overflow
     assert out["got"] == [["hold", 1], ["presses", 3]]
     assert out["pressed"] is False
+
+
+def test_arm_wake_is_refused_while_the_button_is_down(fw):
+    out = fw.json("""
+import json, machine, esp32
+from hw.button import Button
+b = Button({'gpio': 1, 'active': 'low', 'pull': 'up', 'wake': True}, {'hold_ms': 3000})
+up = b.arm_wake()
+machine.drive(1, 0)                       # held (or stuck) when the app wants to sleep
+down = b.arm_wake()
+print(json.dumps([up, down, esp32.ext0]))
+""", path=(FAKE, FIRMWARE))
+    assert out == [True, False, [[1, False]]]  # armed once, wake on low

@@ -98,6 +98,17 @@ class Console:
         else:
             self._from_host(data)
 
+    def drain(self) -> None:
+        """Take in everything the board has printed so far."""
+        while True:
+            try:
+                data = os.read(self._master, 65536)
+            except (BlockingIOError, OSError):
+                return
+            if not data:
+                return
+            self._from_board(data)
+
     def _from_board(self, data: bytes) -> None:
         if self._hiding:
             self._hidden += data

@@ -101,6 +101,10 @@ class VirtualDevice:
         self._thread: threading.Thread | None = None
         self._watching_w = -1
         self._notified = 0.0
+        # Leases only while time alone is awaited (run_for, or running ahead freely): a wait on
+        # a predicate must see the board stop where the predicate turned true.
+        self._lease_ok = self._horizon == INF
+        self._stop_pred: Callable[[], bool] | None = None
         self._stopping = False
         self.boots = 0
 
@@ -189,7 +193,13 @@ class VirtualDevice:
             self._raise_errors()
             return
         target = self.clock.now_us() + ms * 1000.0
-        self.run_until(lambda: self.clock.now_us() >= target, timeout_s=timeout_s, horizon_us=target)
+        # Pure time: the board may skip its idles without asking, up to the target (a lease).
+        self._lease_ok = True
+        try:
+            self.run_until(lambda: self.clock.now_us() >= target, timeout_s=timeout_s,
+                           horizon_us=target)
+        finally:
+            self._lease_ok = self._horizon == INF
 
     def run_until(self, pred: Callable[[], bool], timeout_ms: float = 60_000, timeout_s: float = 60,
                   horizon_us: float | None = None) -> bool:
@@ -199,6 +209,7 @@ class VirtualDevice:
         with self._cond:
             if self.clock.virtual:
                 self._horizon = max(self._horizon, limit)
+            self._stop_pred = pred  # the host loop stops moving time once this holds
             self._kick()
             while True:
                 if pred():
@@ -211,6 +222,9 @@ class VirtualDevice:
                         f"device time stuck at {self.clock.now_ms():.0f} ms for {timeout_s} s "
                         f"(state {self.state}); console tail:\n{self.output[-1500:]}")
                 self._cond.wait(min(left, 0.05))
+            self._stop_pred = None
+            if self._horizon != INF:
+                self._horizon = self.clock.now_us()  # time stands still until the next run
         self._raise_errors()
         return bool(pred())
 
@@ -356,6 +370,10 @@ class VirtualDevice:
         while self._idle is not None or self.state in ("sleeping", "off"):
             if self._idle is not None and self._idle_woken():
                 return
+            if self._stop_pred is not None:
+                self.console.drain()  # what the board printed before it idled
+                if self._stop_pred():
+                    return
             until = self._idle[1] if self._idle else INF
             nxt = min(until, c.next_due_us(), self._horizon)
             if nxt == INF:
@@ -387,7 +405,7 @@ class VirtualDevice:
         # scheduled (or the horizon) without a round trip; it ends when the board speaks.
         self._idle = None
         lease = 0.0
-        if self.clock.virtual and not self.clock.held and not self.clock._posts:
+        if self._lease_ok and self.clock.virtual and not self.clock.held and not self.clock._posts:
             lease = min(self.clock.next_due_us(), self._horizon)
         lease = min(lease, 2**62)
         self._send_frame(0x57, struct.pack(">qq", int(self.clock.now_us()), int(lease)))
@@ -454,10 +472,8 @@ class VirtualDevice:
 
     def _f_pin_cfg(self, p: bytes) -> None:
         pin = self.pin(p[0])
-        old = pin.level
         pin.mode, pin.pull = p[1], p[2]
-        if pin.level != old:
-            self._send_event(0x45, bytes((pin.gpio, pin.level)))
+        self._send_frame(0x56, bytes((pin.level,)))
 
     def _f_adc(self, p: bytes) -> None:
         self._send_frame(0x56, struct.pack(">i", self.adc(p[0]).read_uv()))
@@ -521,7 +537,10 @@ class VirtualDevice:
         self.heap_peak["alloc"] = max(self.heap_peak["alloc"], alloc)
         self.heap_peak["live"] = max(self.heap_peak["live"], live)
 
-    _FRAMES = {0x42: _f_boot, 0x49: _f_idle, 0x4C: _f_light, 0x54: _f_uart, 0x50: _f_pin_out,
+    def _f_sync(self, p: bytes) -> None:
+        pass  # the frame's time stamp is the message
+
+    _FRAMES = {0x59: _f_sync, 0x42: _f_boot, 0x49: _f_idle, 0x4C: _f_light, 0x54: _f_uart, 0x50: _f_pin_out,
                0x43: _f_pin_cfg, 0x41: _f_adc, 0x44: _f_wdt, 0x46: _f_feed, 0x52: _f_reset,
                0x53: _f_deepsleep, 0x4B: _f_wake_cfg, 0x47: _f_nvs_load, 0x4E: _f_nvs_commit,
                0x4D: _f_rtc_mem, 0x5A: _f_rtc_set, 0x48: _f_heap}

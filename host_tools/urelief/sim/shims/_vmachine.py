@@ -69,8 +69,8 @@ class Pin(PinBase):
             self.value(value)
         m = 0 if self._mode == self.IN else (2 if self._mode == self.OPEN_DRAIN else 1)
         pl = {None: 0, self.PULL_UP: 1, self.PULL_DOWN: 2}.get(self._pull, 0)
-        _vchan.chan.send(0x43, bytes((self._id, m, pl)))
-        _vchan.chan.pump(0)
+        # Synchronous, as on the chip: the pad's level is settled when init() returns.
+        _levels[self._id] = _vchan.chan.request(0x43, bytes((self._id, m, pl)))[0]
 
     def value(self, v=None):
         if v is None:

@@ -8,26 +8,35 @@ from urelief.paths import FIRMWARE
 
 FAKE = Path(__file__).with_name("fake_machine")
 
-SCENARIO = """
+# Shared by the scenarios: the button on GPIO1, chatter(to, n) (n edges ending at `to`, all
+# within one task step, as an IRQ burst), and a task collecting gestures from the iterator.
+SETUP = """
 import asyncio, json, machine
 from hw.button import Button, Recogniser
 Recogniser.holdoff_ms = 100
-WAKE = {wake}
-if WAKE:
-    machine._reset[0], machine._reset[1] = machine.DEEPSLEEP_RESET, machine.EXT0_WAKE
-    machine._levels[1] = 0  # still pressed at boot
-b = Button({{'gpio': 1, 'active': 'low', 'pull': 'up', 'wake': True}},
-           {{'hold_ms': 600, 'presses': 3, 'window_ms': 1500}})
-got = []
 
-def chatter(to):
-    for i in range(5):
+def make_button():
+    return Button({'gpio': 1, 'active': 'low', 'pull': 'up', 'wake': True},
+                  {'hold_ms': 600, 'presses': 3, 'window_ms': 1500})
+
+def chatter(to, n=5):
+    for i in range(n):
         machine.drive(1, (to + i + 1) % 2)
     machine.drive(1, to)
 
-async def collect():
+got = []
+
+async def collect(b):
     async for g in b:
         got.append([g[0], g[1]])
+"""
+
+SCENARIO = SETUP + """
+WAKE = @WAKE@
+if WAKE:
+    machine._reset[0], machine._reset[1] = machine.DEEPSLEEP_RESET, machine.EXT0_WAKE
+    machine._levels[1] = 0  # still pressed at boot
+b = make_button()
 
 async def human():
     if WAKE:
@@ -46,18 +55,18 @@ async def human():
 
 async def main():
     asyncio.create_task(b.run())
-    asyncio.create_task(collect())
+    asyncio.create_task(collect(b))
     await human()
     await asyncio.sleep_ms(50)
-    print(json.dumps({{'got': got, 'hold': b.hold.is_set(), 'presses': b.presses.is_set(),
-                      'bumps': b.rec.bumps, 'dropped': b.dropped}}))
+    print(json.dumps({'got': got, 'hold': b.hold.is_set(), 'presses': b.presses.is_set(),
+                      'bumps': b.rec.bumps, 'dropped': b.dropped}))
 
 asyncio.run(main())
 """
 
 
 def test_driver_irq_edges_to_gestures(fw):
-    out = fw.json(SCENARIO.format(wake=False), path=(FAKE, FIRMWARE))
+    out = fw.json(SCENARIO.replace("@WAKE@", "False"), path=(FAKE, FIRMWARE))
     assert out["got"] == [["presses", 3], ["hold", 1]]
     assert out["hold"] and out["presses"]
     assert out["bumps"] == 1
@@ -67,30 +76,16 @@ def test_driver_irq_edges_to_gestures(fw):
 def test_driver_counts_the_press_that_woke_the_chip(fw):
     # Woken by the button, still held at boot, released 500 ms later: with the 250 ms wake
     # credit that is 750 ms >= hold_ms 600.
-    out = fw.json(SCENARIO.format(wake=True), path=(FAKE, FIRMWARE))
+    out = fw.json(SCENARIO.replace("@WAKE@", "True"), path=(FAKE, FIRMWARE))
     assert out["got"] == [["hold", 1]]
 
 
-OVERFLOW = """
-import asyncio, json, machine
-from hw.button import Button, Recogniser
-Recogniser.holdoff_ms = 100
-b = Button({'gpio': 1, 'active': 'low', 'pull': 'up', 'wake': True},
-           {'hold_ms': 600, 'presses': 3, 'window_ms': 1500})
-got = []
-
-def chatter(to, n):
-    for i in range(n):                 # far more edges than the driver's ring holds
-        machine.drive(1, (to + i + 1) % 2)
-    machine.drive(1, to)
-
-async def collect():
-    async for g in b:
-        got.append([g[0], g[1]])
+OVERFLOW = SETUP + """
+b = make_button()
 
 async def main():
     asyncio.create_task(b.run())
-    asyncio.create_task(collect())
+    asyncio.create_task(collect(b))
     await asyncio.sleep_ms(200)
     chatter(0, 41); await asyncio.sleep_ms(800); chatter(1, 40)   # a hold
     await asyncio.sleep_ms(300)

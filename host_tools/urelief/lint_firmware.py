@@ -16,7 +16,6 @@ from pathlib import Path
 from urelief.paths import FIRMWARE
 
 
-
 def main() -> int:
     site = Path(sysconfig.get_paths()["purelib"])
     if not (site / "stdlib" / "VERSIONS").exists():

@@ -16,13 +16,13 @@ def sim() -> None:
 
 def _register() -> None:
     # Each area's commands live beside its code; importing the module attaches them.
-    from urelief import demo as _demo  # noqa: F401
-    from urelief.sim import cli as _sim_cli  # noqa: F401
-    from urelief.registry import cli as _registry_cli  # noqa: F401
-    from urelief.sim import replay_nmea as _replay_nmea  # noqa: F401
     from urelief import boards as _boards  # noqa: F401
-    from urelief.server import cli as _server_cli  # noqa: F401
+    from urelief import demo as _demo  # noqa: F401
     from urelief.protocol import cli as _protocol_cli  # noqa: F401
+    from urelief.registry import cli as _registry_cli  # noqa: F401
+    from urelief.server import cli as _server_cli  # noqa: F401
+    from urelief.sim import cli as _sim_cli  # noqa: F401
+    from urelief.sim import replay_nmea as _replay_nmea  # noqa: F401
 
 
 _register()

@@ -134,12 +134,14 @@ def bench_server(n: int = 20_000) -> dict:
     sos = sample_sos()
     pkts = [p.encode_uplink(sos, device_id=DEV, key_id=KEY, secret=SECRET, counter=c)
             for c in range(1, n + 1)]
-    rw = p.MemoryReplayWindow()
-    t0 = time.perf_counter()
-    for pkt in pkts:
-        res = p.decode_uplink(pkt, ks, rw)
-    dt = time.perf_counter() - t0
-    assert res.ok
+    dt = float("inf")
+    for _round in range(3):  # best of 3: the machine is shared
+        rw = p.MemoryReplayWindow()
+        t0 = time.perf_counter()
+        for pkt in pkts:
+            res = p.decode_uplink(pkt, ks, rw)
+        dt = min(dt, time.perf_counter() - t0)
+        assert res.ok
     keys = seal.derive_keys(SECRET)
     t1 = time.perf_counter()
     for pkt in pkts:
@@ -228,7 +230,8 @@ def bench_counter_wear(tmp: str) -> dict:
 
 def main() -> None:
     s = bench_server()
-    print(f"server decode_uplink (verify+decrypt+decode+replay): {s['decode_uplink_us']:.1f} µs/packet"
+    print(f"server decode_uplink (verify+decrypt+decode+replay, best of 3): "
+          f"{s['decode_uplink_us']:.1f} µs/packet"
           f" ({s['packets_per_s_one_core']:,.0f}/s on one core)")
     print(f"  of which HMAC tag {s['tag_us']:.1f} µs, AES-CTR {s['ctr_us']:.1f} µs;"
           f" forged packet rejected in {s['reject_bad_tag_us']:.1f} µs")

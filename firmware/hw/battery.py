@@ -111,3 +111,60 @@ class Battery(Gauge):
         if self._chg is None:
             return None
         return self._chg.value() == self._chg_active
+
+
+# X-Powers AXP2101 PMU (LilyGO T-SIM7080G): the cell is measured by the PMU, read over I2C.
+# Register facts as used by X-Powers' XPowersLib (AXP2101 driver):
+_AXP2101 = const(0x34)  # I2C address
+_STATUS1 = const(0x00)  # bit 3: battery connected
+_STATUS2 = const(0x01)  # bits 6:5: current direction, 01 charging, 10 discharging, 00 standby
+_ADC_CTRL = const(0x30)  # bit 0: VBAT measurement enabled
+_VBAT = const(0x34)  # VBAT in mV: low 5 bits of 0x34 are bits 12:8, 0x35 bits 7:0
+
+
+class PmuBattery(Gauge):
+    # pmu = PmuBattery(board_pins['pmu_i2c']); pmu.sample() -> cell mV or None (no cell)
+
+    def __init__(self, i2c_cfg=None, i2c=None):
+        super().__init__(1.0)  # the PMU reports the cell voltage itself
+        if i2c is None:
+            import machine
+            i2c = machine.I2C(i2c_cfg.get('id', 0), sda=machine.Pin(i2c_cfg['sda']),
+                              scl=machine.Pin(i2c_cfg['scl']), freq=400000)
+        self.i2c = i2c
+        self._b1 = bytearray(1)
+        self._b2 = bytearray(2)
+        self._b1[0] = self._reg(_ADC_CTRL) | 0x01
+        self.i2c.writeto_mem(_AXP2101, _ADC_CTRL, self._b1)
+
+    def _reg(self, reg):
+        self.i2c.readfrom_mem_into(_AXP2101, reg, self._b1)
+        return self._b1[0]
+
+    @property
+    def present(self):
+        return bool(self._reg(_STATUS1) & 0x08)
+
+    def read_cell_mv(self):
+        if not self.present:
+            return None
+        self.i2c.readfrom_mem_into(_AXP2101, _VBAT, self._b2)
+        return ((self._b2[0] & 0x1F) << 8) | self._b2[1]
+
+    def sample(self):
+        mv = self.read_cell_mv()
+        return None if mv is None else self.feed(mv)
+
+    @property
+    def charging(self):
+        return (self._reg(_STATUS2) >> 5) & 0x03 == 1
+
+
+def from_board(board):
+    # The board's battery reader: an ADC divider, the PMU, or None when it has neither.
+    pins = board['pins']
+    if 'battery_adc' in pins:
+        return Battery(pins['battery_adc'], pins.get('charging'))
+    if board.get('power', {}).get('battery') == 'pmu' and 'pmu_i2c' in pins:
+        return PmuBattery(pins['pmu_i2c'])
+    return None

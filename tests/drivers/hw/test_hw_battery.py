@@ -108,3 +108,50 @@ async def main():
 asyncio.run(main())
 """)
     assert len(out) == 2 and all(p <= 15 for p in out)
+
+
+PMU = """
+import json
+from hw.battery import PmuBattery
+class I2C:                                  # an AXP2101 as registers
+    def __init__(self, regs):
+        self.regs = regs
+    def readfrom_mem_into(self, addr, reg, buf):
+        assert addr == 0x34
+        for i in range(len(buf)):
+            buf[i] = self.regs.get(reg + i, 0)
+    def writeto_mem(self, addr, reg, buf):
+        assert addr == 0x34
+        for i, b in enumerate(buf):
+            self.regs[reg + i] = b
+mv = 3803
+bus = I2C({0x00: 0x08, 0x01: 0x20, 0x30: 0x02, 0x34: 0xE0 | (mv >> 8), 0x35: mv & 0xFF})
+pmu = PmuBattery(i2c=bus)
+out = {'adc_ctrl': bus.regs[0x30], 'mv': pmu.sample(), 'pct': pmu.percent,
+       'charging': pmu.charging}
+bus.regs[0x01] = 0x40                       # discharging
+out['discharging'] = not pmu.charging
+bus.regs[0x00] = 0x00                       # cell removed
+out['absent'] = pmu.sample()
+print(json.dumps(out))
+"""
+
+
+def test_axp2101_pmu_gauge(fw):
+    out = fw.json(PMU)
+    assert out["adc_ctrl"] == 0x03  # VBAT measurement switched on, other bits kept
+    assert out["mv"] == 3803  # high bits outside the 13-bit field ignored
+    assert out["pct"] == 50
+    assert out["charging"] is True and out["discharging"] is True
+    assert out["absent"] is None
+
+
+def test_from_board_picks_the_reader(fw):
+    out = fw.json("""
+import json
+from hw import battery
+sim = battery.from_board({'pins': {'battery_adc': {'gpio': 4, 'divider': 2.0}}})
+none = battery.from_board({'pins': {}, 'power': {'battery': 'none'}})
+print(json.dumps([type(sim).__name__, none]))
+""", path=(FAKE, FIRMWARE))
+    assert out == ["Battery", None]

@@ -89,3 +89,9 @@ def test_cli_exit_codes():
     warn = runner.invoke(main, ["boards", "check", "--strict",
                                 str(BOARDS / "fixtures" / "esp32-battery-on-adc2.json")])
     assert warn.exit_code == 1
+
+
+def test_schema_is_a_valid_json_schema():
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(json.loads((BOARDS / "schema.json").read_text()))

@@ -34,7 +34,7 @@ def _text(raw):
     try:
         return raw.decode()
     except Exception:  # garbage bytes on the line: keep it readable for the log
-        return "".join(chr(b) if 32 <= b < 127 else "?" for b in raw)
+        return bytes(b if 32 <= b < 127 else 63 for b in raw).decode()  # 63 = "?"
 
 
 class Framer:
@@ -61,25 +61,25 @@ class Framer:
         if self.skip_lf and buf:  # the LF of a CR LF whose CR ended the previous line
             self.skip_lf = False
             if buf[0] == 10:
-                buf = self.buf = buf[1:]
+                buf[:1] = b""
         if self.raw_left:
             if len(buf) < self.raw_left:
                 return None
             n = self.raw_left
             out = bytes(buf[:n])
-            self.buf = buf[n:]
+            buf[:n] = b""
             self.raw_left = 0
             return ("data", out)
         i = 0
         while i < len(buf) and buf[i] in (13, 10):
             i += 1
         if i:
-            buf = self.buf = buf[i:]
+            buf[:i] = b""
         if not buf:
             return None
         if self.want_prompt and buf[0] == 62:  # '>'
             n = 2 if len(buf) > 1 and buf[1] == 32 else 1
-            self.buf = buf[n:]
+            buf[:n] = b""
             self.want_prompt = False
             return ("prompt", None)
         for p in self.inline:
@@ -90,7 +90,7 @@ class Framer:
                 if j < len(buf) and buf[j] == 44 and j > len(p):  # ',' after the length
                     self.raw_left = int(bytes(buf[len(p):j]))
                     line = _text(bytes(buf[:j]))
-                    self.buf = buf[j + 1:]
+                    buf[:j + 1] = b""
                     return ("line", line)
                 if j == len(buf):
                     return None  # wait for the rest of the header
@@ -102,12 +102,12 @@ class Framer:
             if len(buf) > _LINE_MAX:  # garbage without a terminator: flush it as one line
                 self.overlong += 1
                 line = _text(bytes(buf))
-                self.buf = bytearray()
+                buf[:] = b""
                 return ("line", line)
             return None
         line = _text(bytes(buf[:end]))
         self.skip_lf = buf[end] == 13
-        self.buf = buf[end + 1:]
+        buf[:end + 1] = b""
         return ("line", line)
 
 

@@ -98,18 +98,17 @@ def classify(line, expect=None, echo=None, in_command=False, prefixes=URC_PREFIX
 def fields(line, prefix_len):
     """Comma-separated values after a "+XXX: " prefix, quotes removed, spaces trimmed.
     Quoted commas are kept inside their field."""
+    parts = line[prefix_len:].split(",")
     out = []
-    cur = []
-    quoted = False
-    for ch in line[prefix_len:]:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur).strip())
+    i = 0
+    n = len(parts)
+    while i < n:
+        f = parts[i]
+        while f.count('"') & 1 and i + 1 < n:  # an opened quote spans the next comma
+            i += 1
+            f = f + "," + parts[i]
+        out.append(f.strip().strip('"').strip())
+        i += 1
     return out
 
 

@@ -1,6 +1,7 @@
 # 3GPP TS 27.007 / 27.005 core of every modem: SIM, registration, signal, serving cell, PDU-mode
 # SMS. Dialects (sim7080.py, a7670.py, bg95.py) add sockets, GNSS and power saving.
 import asyncio
+import binascii
 import time
 
 from micropython import const
@@ -31,14 +32,13 @@ class ModemError(Exception):
 # ---------------------------------------------------------------- pure parsers
 
 def _int(s, base=10, default=None):
-    s = s.strip().strip('"').strip()
-    digits = "0123456789abcdefABCDEF" if base == 16 else "0123456789"
+    b = s.strip().strip('"').strip().encode()  # bytes: no 1-char str (qstr) per digit
     n = 0
-    while n < len(s) and s[n] in digits:
+    while n < len(b) and (48 <= b[n] <= 57 or (base == 16 and 97 <= (b[n] | 32) <= 102)):
         n += 1
     if n == 0:
         return default
-    return int(s[:n], base)
+    return int(b[:n], base)
 
 
 def _is_small_decimal(s):
@@ -123,7 +123,7 @@ def hex_pdu(pdu_line):
     if not s or len(s) & 1:
         raise sms.PduError("PDU hex has odd length")
     try:
-        return bytes(int(s[i:i + 2], 16) for i in range(0, len(s), 2))
+        return binascii.unhexlify(s)
     except ValueError:
         raise sms.PduError("PDU is not hex")
 

@@ -1,5 +1,7 @@
 # SMS PDU codec, pure (no machine): 3GPP TS 23.040 (TPDU layout) and TS 23.038 (alphabets).
 # A PDU as AT+CMGS/+CMGR/+CMT carry it in PDU mode (27.005 §3.1) = SMSC address block + TPDU.
+from array import array
+
 from micropython import const
 
 _MTI_DELIVER = const(0)
@@ -11,17 +13,23 @@ DCS_GSM7 = const(0x00)
 DCS_8BIT = const(0x04)  # class-less 8-bit data (23.038 §4, group 00xx, alphabet 01)
 DCS_UCS2 = const(0x08)
 
-# 23.038 §6.2.1 default alphabet, index = septet value; 0x1B is the escape to the extension table.
-_GSM7 = ("@\u00a3$\u00a5\u00e8\u00e9\u00f9\u00ec\u00f2\u00c7\n\u00d8\u00f8\r\u00c5\u00e5"
-         "\u0394_\u03a6\u0393\u039b\u03a9\u03a0\u03a8\u03a3\u0398\u039e\x1b\u00c6\u00e6\u00df\u00c9"
-         " !\"#\u00a4%&'()*+,-./0123456789:;<=>?"
-         "\u00a1ABCDEFGHIJKLMNOPQRSTUVWXYZ\u00c4\u00d6\u00d1\u00dc\u00a7"
-         "\u00bfabcdefghijklmnopqrstuvwxyz\u00e4\u00f6\u00f1\u00fc\u00e0")
-# 23.038 §6.2.1.1 extension table (after ESC): septet -> character.
-_GSM7_EXT = {0x0A: "\x0c", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[",
-             0x3D: "~", 0x3E: "]", 0x40: "|", 0x65: "\u20ac"}
-_GSM7_EXT_REV = {v: k for k, v in _GSM7_EXT.items()}
-_DIGITS = "0123456789*#abc"  # semi-octet values 0..14 in an address (23.040 §9.1.2.3)
+# 23.038 §6.2.1 default alphabet: Unicode code point of each septet (0x1B: escape to the extension).
+# Text is handled as code points and UTF-8 bytes, never as 1-character str: MicroPython interns
+# those as qstrs at run time, and a qstr pool growing late in a fragmented heap fails.
+_GSM7_CP = array("H", (
+    0x40, 0xA3, 0x24, 0xA5, 0xE8, 0xE9, 0xF9, 0xEC, 0xF2, 0xC7, 0x0A, 0xD8, 0xF8, 0x0D, 0xC5, 0xE5,
+    0x394, 0x5F, 0x3A6, 0x393, 0x39B, 0x3A9, 0x3A0, 0x3A8, 0x3A3, 0x398, 0x39E, 0x1B, 0xC6, 0xE6,
+    0xDF, 0xC9, 0x20, 0x21, 0x22, 0x23, 0xA4, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x2B, 0x2C, 0x2D,
+    0x2E, 0x2F, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3A, 0x3B, 0x3C, 0x3D,
+    0x3E, 0x3F, 0xA1, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x4B, 0x4C, 0x4D,
+    0x4E, 0x4F, 0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5A, 0xC4, 0xD6, 0xD1,
+    0xDC, 0xA7, 0xBF, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x6B, 0x6C, 0x6D,
+    0x6E, 0x6F, 0x70, 0x71, 0x72, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7A, 0xE4, 0xF6, 0xF1,
+    0xFC, 0xE0))
+# 23.038 §6.2.1.1 extension table (after ESC): septet -> code point.
+_GSM7_EXT = {0x0A: 0x0C, 0x14: 0x5E, 0x28: 0x7B, 0x29: 0x7D, 0x2F: 0x5C, 0x3C: 0x5B, 0x3D: 0x7E,
+             0x3E: 0x5D, 0x40: 0x7C, 0x65: 0x20AC}
+_DIGITS = b"0123456789*#abc"  # semi-octet values 0..14 in an address (23.040 §9.1.2.3)
 
 
 class PduError(ValueError):
@@ -50,19 +58,69 @@ class Sms:
 
 # ---------------------------------------------------------------- GSM-7
 
+def codepoints(text):
+    """The Unicode code points of a str, read from its UTF-8 bytes."""
+    b = text.encode()
+    i = 0
+    n = len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            i += 1
+        elif c < 0xE0:
+            c = ((c & 0x1F) << 6) | (b[i + 1] & 0x3F)
+            i += 2
+        elif c < 0xF0:
+            c = ((c & 0x0F) << 12) | ((b[i + 1] & 0x3F) << 6) | (b[i + 2] & 0x3F)
+            i += 3
+        else:
+            c = ((c & 7) << 18) | ((b[i + 1] & 0x3F) << 12) | ((b[i + 2] & 0x3F) << 6) | (b[i + 3] & 0x3F)
+            i += 4
+        yield c
+
+
+def _put_utf8(out, c):
+    if c < 0x80:
+        out.append(c)
+    elif c < 0x800:
+        out.append(0xC0 | (c >> 6))
+        out.append(0x80 | (c & 0x3F))
+    elif c < 0x10000:
+        if 0xD800 <= c < 0xE000:
+            c = 0xFFFD  # a lone surrogate: replacement character
+        out.append(0xE0 | (c >> 12))
+        out.append(0x80 | ((c >> 6) & 0x3F))
+        out.append(0x80 | (c & 0x3F))
+    else:
+        out.append(0xF0 | (c >> 18))
+        out.append(0x80 | ((c >> 12) & 0x3F))
+        out.append(0x80 | ((c >> 6) & 0x3F))
+        out.append(0x80 | (c & 0x3F))
+
+
+def _septet(c):
+    """Septet of code point c (0x100 | septet from the extension table), -1 if none."""
+    if c < 0x80 and _GSM7_CP[c] == c and c != _ESC:
+        return c  # most of ASCII sits at its own value
+    for i in range(128):
+        if _GSM7_CP[i] == c and i != _ESC:
+            return i
+    for k, v in _GSM7_EXT.items():
+        if v == c:
+            return 0x100 | k
+    return -1
+
+
 def gsm7_septets(text):
     """Septets encoding `text` in the default alphabet (+ extension), or None if not encodable."""
     out = bytearray()
-    for ch in text:
-        i = _GSM7.find(ch)
-        if i >= 0 and i != _ESC:
-            out.append(i)
-        else:
-            e = _GSM7_EXT_REV.get(ch)
-            if e is None:
-                return None
+    for c in codepoints(text):
+        v = _septet(c)
+        if v < 0:
+            return None
+        if v & 0x100:
             out.append(_ESC)
-            out.append(e)
+        out.append(v & 0x7F)
     return out
 
 
@@ -102,23 +160,22 @@ def unpack_septets(data, count, fill_bits=0):
 
 def gsm7_text(septets):
     """Text from default-alphabet septets; an unknown extension code reads as its base character."""
-    parts = []
+    out = bytearray()
     esc = False
-    for s in septets:
+    for v in septets:
         if esc:
-            parts.append(_GSM7_EXT.get(s, _GSM7[s] if s != _ESC else " "))
+            _put_utf8(out, _GSM7_EXT.get(v, _GSM7_CP[v] if v != _ESC else 0x20))
             esc = False
-        elif s == _ESC:
+        elif v == _ESC:
             esc = True
         else:
-            parts.append(_GSM7[s])
-    return "".join(parts)
+            _put_utf8(out, _GSM7_CP[v])
+    return bytes(out).decode()
 
 
 def _ucs2(text):
     out = bytearray()
-    for ch in text:
-        c = ord(ch)
+    for c in codepoints(text):
         if c > 0xFFFF:  # UTF-16 surrogate pair
             c -= 0x10000
             out.extend(((0xD8 | (c >> 18)), (c >> 10) & 0xFF, 0xDC | ((c >> 8) & 3), c & 0xFF))
@@ -131,7 +188,7 @@ def _ucs2(text):
 def _ucs2_text(data):
     if len(data) & 1:
         raise PduError("odd UCS-2 length")
-    parts = []
+    out = bytearray()
     i = 0
     n = len(data)
     while i < n:
@@ -142,40 +199,62 @@ def _ucs2_text(data):
             if 0xDC00 <= lo < 0xE000:
                 c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00)
                 i += 2
-        parts.append(chr(c))
-    return "".join(parts)
+        _put_utf8(out, c)
+    return bytes(out).decode()
 
 
 # ---------------------------------------------------------------- addresses
 
-def encode_address(number, smsc=False):
-    """Address field (23.040 §9.1.2.5); SMSC form (24.011 §8.2.5.1) counts octets, not digits.
-    Leading '+' -> type 0x91 (international, ISDN), else 0x81 (unknown, ISDN)."""
+def _nibble(c):
+    """Semi-octet value of an address character (a byte), -1 if it is not one."""
+    if 48 <= c <= 57:
+        return c - 48
+    if c == 42:  # *
+        return 10
+    if c == 35:  # #
+        return 11
+    if 97 <= c <= 99:  # a b c
+        return c - 85
+    return -1
+
+
+def _put_address(out, number, smsc):
     if not number:
-        return b"\x00" if smsc else b"\x00\x81"
+        out.extend(b"\x00" if smsc else b"\x00\x81")
+        return
+    digits = number.encode()
     toa = 0x81
-    if number[0] == "+":
+    start = 0
+    if digits[0] == 43:  # '+'
         toa = 0x91
-        number = number[1:]
-    out = bytearray()
-    for i in range(0, len(number), 2):
-        lo = _DIGITS.find(number[i])
-        hi = _DIGITS.find(number[i + 1]) if i + 1 < len(number) else 15
+        start = 1
+    nd = len(digits) - start
+    out.append((nd + 1) // 2 + 1 if smsc else nd)
+    out.append(toa)
+    for i in range(start, len(digits), 2):
+        lo = _nibble(digits[i])
+        hi = _nibble(digits[i + 1]) if i + 1 < len(digits) else 15
         if lo < 0 or hi < 0:
             raise PduError("bad digit in address")
         out.append((hi << 4) | lo)
-    n = len(out) + 1 if smsc else len(number)
-    return bytes((n, toa)) + out
+
+
+def encode_address(number, smsc=False):
+    """Address field (23.040 §9.1.2.5); SMSC form (24.011 §8.2.5.1) counts octets, not digits.
+    Leading '+' -> type 0x91 (international, ISDN), else 0x81 (unknown, ISDN)."""
+    out = bytearray()
+    _put_address(out, number, smsc)
+    return bytes(out)
 
 
 def _decode_digits(raw, ndigits):
-    parts = []
+    out = bytearray()
     for b in raw:
         for nib in (b & 0x0F, b >> 4):
-            if len(parts) >= ndigits or nib == 15:
+            if len(out) >= ndigits or nib == 15:
                 break
-            parts.append(_DIGITS[nib])
-    return "".join(parts)
+            out.append(_DIGITS[nib])
+    return bytes(out).decode()
 
 
 def _decode_toa_value(toa, raw, ndigits):
@@ -281,10 +360,11 @@ def encode_submit(number, body, smsc=None, vp=None, dcs=None, mr=0):
     Returns bytes; AT+CMGS takes tpdu_length(pdu)."""
     dcs, udl, ud = _user_data(body, dcs)
     fo = _MTI_SUBMIT | (0x10 if vp is not None else 0)  # TP-VPF = relative (bits 4,3 = 10)
-    out = bytearray(encode_address(smsc, True) if smsc else b"\x00")
+    out = bytearray()
+    _put_address(out, smsc, True)
     out.append(fo)
     out.append(mr & 0xFF)
-    out.extend(encode_address(number))
+    _put_address(out, number, False)
     out.append(0)  # TP-PID: plain SME-to-SME
     out.append(dcs)
     if vp is not None:
@@ -298,9 +378,10 @@ def encode_deliver(number, body, scts, smsc=None, dcs=None):
     """SMS-DELIVER PDU (23.040 §9.2.2.1), e.g. a message stored to a phone's inbox.
     scts: (year, month, day, hour, minute, second[, tz_quarters])."""
     dcs, udl, ud = _user_data(body, dcs)
-    out = bytearray(encode_address(smsc, True) if smsc else b"\x00")
+    out = bytearray()
+    _put_address(out, smsc, True)
     out.append(_MTI_DELIVER)
-    out.extend(encode_address(number))
+    _put_address(out, number, False)
     out.append(0)
     out.append(dcs)
     out.extend(encode_scts(*scts))

@@ -166,3 +166,50 @@ class Budget:
         lines.append(f"  total {self.daily_mah:.2f} mAh/day; {self.capacity_mah:g} mAh x "
                      f"{self.usable:.0%} usable -> {self.days:.0f} days")
         return "\n".join(lines)
+
+
+class DutyMeter:
+    """Measures the firmware's duty cycle on a VirtualDevice: device time spent awake (the chip
+    running) and asleep, and the number of boots (power-on and every wake), by sampling the
+    board state every `every_ms` of device time. Feed the result to
+    Budget.with_duty(awake_s=meter.awake_s_per_boot)."""
+
+    def __init__(self, dev, every_ms: float = 10):
+        self.dev, self.every_ms = dev, every_ms
+        self.awake_ms = 0.0
+        self.asleep_ms = 0.0
+        self.boots = 0
+        self._last: tuple[float, str] | None = None
+        self._timer = None
+
+    def start(self) -> DutyMeter:
+        self.dev.clock.post(self._tick)
+        return self
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        now, state = self.dev.clock.now_ms(), self.dev.state
+        was = None
+        if self._last is not None:
+            t, was = self._last
+            if was == "running":
+                self.awake_ms += now - t
+            elif was == "sleeping":
+                self.asleep_ms += now - t
+        if state == "running" and was != "running":
+            self.boots += 1
+        self._last = (now, state)
+        self._timer = self.dev.clock.call_later(self.every_ms, self._tick)
+
+    @property
+    def awake_s_per_boot(self) -> float:
+        return self.awake_ms / max(self.boots, 1) / 1000
+
+    @property
+    def awake_fraction(self) -> float:
+        total = self.awake_ms + self.asleep_ms
+        return self.awake_ms / total if total else 0.0

@@ -54,3 +54,31 @@ def test_cli_prints_days():
     assert "days" in out.output and "uA" in out.output
     bad = CliRunner().invoke(main, ["boards", "power", "nope"])
     assert bad.exit_code != 0
+
+
+def test_duty_meter_measures_the_firmware_on_the_virtual_board(tmp_path):
+    import textwrap
+
+    from urelief.sim.device import VirtualDevice
+
+    fw = tmp_path / "fw"
+    fw.mkdir()
+    (fw / "main.py").write_text(textwrap.dedent("""
+        import time, machine
+        time.sleep_ms(400)            # 'the check-in': 400 ms of work
+        machine.deepsleep(20000)      # then 20 s asleep, woken by the RTC timer
+        """))
+    dev = VirtualDevice(board="sim", flash=tmp_path / "flash.img", firmware=fw)
+    try:
+        dev.start()
+        meter = power.DutyMeter(dev).start()
+        dev.run_for(65_000)
+        meter.stop()
+    finally:
+        dev.stop()
+    assert meter.boots == 4  # power-on, then wakes at ~20.4, ~40.8, ~61.2 s
+    assert 0.4 <= meter.awake_s_per_boot < 1.0
+    assert meter.awake_fraction < 0.05
+    base = power.Budget(power.PROFILES["sim"])
+    measured = base.with_duty(awake_s=meter.awake_s_per_boot)
+    assert measured.days > base.days  # 0.4-1 s measured awake beats the 4 s estimate

@@ -27,13 +27,6 @@ _GAP_MS = const(800)  # silence between two queued patterns, so they do not merg
 _QUEUE = const(4)  # patterns waiting; more are dropped (the newest is kept)
 
 
-def total_ms(pattern):
-    t = 0
-    for d in pattern:
-        t += d
-    return t
-
-
 def timeline(pattern, t0=0, active=1):
     # [(t_ms, level)] edges of one pattern at the pin (active: motor-on level)
     out = []

@@ -5,14 +5,18 @@ def dialect(name):
     """The Modem class for a board file's "modem": {"dialect": ...}. Imported lazily: a board
     loads only its own module's code."""
     if name == "sim7080":
-        from modem.sim7080 import Sim7080 as cls
-    elif name in ("a7670", "sim7600"):
-        from modem.a7670 import A7670 as cls
-    elif name == "bg95":
-        from modem.bg95 import Bg95 as cls
-    else:
-        raise ValueError("unknown modem dialect %s" % name)
-    return cls
+        from modem.sim7080 import Sim7080
+
+        return Sim7080
+    if name in ("a7670", "sim7600"):
+        from modem.a7670 import A7670
+
+        return A7670
+    if name == "bg95":
+        from modem.bg95 import Bg95
+
+        return Bg95
+    raise ValueError("unknown modem dialect %s" % name)
 
 
 def on_uart(cls, uart, pwrkey=None, log=print):

@@ -133,7 +133,7 @@ class At:
     off_to_on_ms = 2000
     boot_burst_ms = 20000  # RDY .. SMS Ready on SIMCom modules takes a few seconds
     recover_gap_ms = 30000  # no second power cycle while the first boot may still be running
-    _recover_at = None
+    _recover_at = None  # type: ignore[var-annotated]
 
     def __init__(self, reader, writer, pwrkey=None, on_reset=None, log=print,
                  urc_prefixes=atlines.URC_PREFIXES, inline_data=(), data_after=()):
@@ -311,20 +311,20 @@ class At:
             return
         echo = p.cmd if (p and self.echo) else None
         k = atlines.classify(line, p.expect if p else None, echo, p is not None, self.urc_prefixes)
-        if k == atlines.INTERMEDIATE:
+        if p is not None and k == atlines.INTERMEDIATE:  # (command kinds need p: in_command)
             p.lines.append(line)
             if line.startswith("+CMGR:") or line.startswith("+CMGL:"):
                 p.next_is_pdu = True  # 27.005 §3.4.3 PDU mode: the PDU is on the next line
             for dp in self.data_after:
                 if line.startswith(dp):
                     self.framer.raw(_data_len(line))
-        elif k == atlines.FINAL_OK or k == atlines.FINAL_ERROR:
+        elif p is not None and (k == atlines.FINAL_OK or k == atlines.FINAL_ERROR):
             if p.cmd == "ATE0" and k == atlines.FINAL_OK:
                 self.echo = False
             p.final = line
             p.done.set()
             p.prompt.set()
-        elif k == atlines.PROMPT:
+        elif p is not None and k == atlines.PROMPT:
             p.prompt.set()
         elif k == atlines.URC:
             self.stats["urc"] += 1
@@ -347,7 +347,7 @@ class At:
         self.echo = True  # a rebooted module has echo on again (ATE1 default)
         now = time.ticks_ms()
         burst = self._boot_at is not None and time.ticks_diff(now, self._boot_at) < self.boot_burst_ms
-        self._boot_at = now
+        self._boot_at = now  # type: ignore[assignment]
         if burst or self._expect_reboot:
             self._expect_reboot = False
             return
@@ -361,7 +361,7 @@ class At:
         if self.on_reset:
             self.on_reset("reboot")
 
-    _boot_at = None
+    _boot_at = None  # type: ignore[var-annotated]
     _booted = False
 
     def _dispatch(self, line, extra):

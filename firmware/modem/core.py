@@ -85,7 +85,7 @@ def parse_csq(line):
 def parse_cesq(line):
     """+CESQ: rxlev,ber,rscp,ecno,rsrq,rsrp (27.007 §8.69) -> dict of the values known, in dBm/dB."""
     f = [_int(x) for x in atlines.fields(line, atlines.after_colon(line))]
-    out = {}
+    out: dict = {}
     if len(f) < 6:
         return out
     if f[0] is not None and f[0] != 99:
@@ -149,14 +149,14 @@ class Modem:
     Modem(reader, writer, pwrkey=callable)."""
 
     name = "generic"
-    caps = ("sms",)  # of: gnss, sms, udp, psm, gnss_with_lte
+    caps: tuple = ("sms",)  # of: gnss, sms, udp, psm, gnss_with_lte
     pwrkey_on_ms = 1100
     pwrkey_off_ms = 1300
     off_to_on_ms = 2000
     boot_ms = 10000  # power-on to AT-ready budget
-    urc_prefixes = atlines.URC_PREFIXES
-    inline_data = ()  # response prefixes carrying "<len>,<bytes>" on the same line
-    data_after = ()  # response prefixes followed by <len> raw bytes on the next line
+    urc_prefixes: tuple = atlines.URC_PREFIXES
+    inline_data: tuple = ()  # response prefixes carrying "<len>,<bytes>" on the same line
+    data_after: tuple = ()  # response prefixes followed by <len> raw bytes on the next line
     reg_cmd = "+CEREG"  # LTE-M / NB-IoT registration (27.007 §10.1.22)
 
     def __init__(self, reader, writer, pwrkey=None, log=print):

@@ -1,0 +1,103 @@
+"""The modem emulator on its own (CPython): its SMS PDUs against the vectors and an independent
+decoder, and its AT behaviour fed byte by byte through a bare clock (no board)."""
+
+from datetime import UTC, datetime
+
+import pytest
+from modem_vectors import mm_sms
+from smspdudecoder.easy import read_incoming_sms
+from urelief.sim.clock import Clock
+from urelief.sim.modem import SmsNetwork, make
+from urelief.sim.modem.pdu import decode_submit, encode_deliver
+
+
+@pytest.mark.parametrize("v", mm_sms()["submit_encode_vectors"], ids=lambda v: v["test"])
+def test_network_reads_device_submits(v):
+    sub = decode_submit(bytes.fromhex(v["expected_submit_pdu_hex"]))
+    assert sub.number == v["number"] and sub.body == v["text"]
+
+
+@pytest.mark.parametrize("body", ["ACK 1", "Δ€{}[] öü", "가나다 도와줘", b"\x00\x01\xfe\xff"])
+def test_network_deliver_pdus_read_by_smspdudecoder(body):
+    when = datetime(2026, 11, 23, 10, 30, 5, tzinfo=UTC)
+    got = read_incoming_sms(encode_deliver("+82112", body, when).hex().upper())
+    assert got["sender"] == "+82112" and got["date"] == when
+    if isinstance(body, str):
+        assert got["content"] == body
+
+
+class Board:
+    """Just enough of VirtualDevice for a UART peer: a clock, one UART, one pin."""
+
+    def __init__(self):
+        self.clock = Clock(virtual=True)
+        self.rx = bytearray()
+        self.watchers = []
+        board = self
+
+        class Uart:
+            def attach(self, peer):
+                board.peer = peer
+
+            def send(self, data):
+                board.rx += data
+
+        class Pin:
+            def on_change(self, cb):
+                board.watchers.append(cb)
+
+        self._uart, self._pin = Uart(), Pin()
+
+    def uart(self, _):
+        return self._uart
+
+    def pin(self, _):
+        return self._pin
+
+    def run(self, ms):
+        self.clock.advance_to(self.clock.now_us() + ms * 1000, lambda e: (_ for _ in ()).throw(e))
+        self.clock.run_posts(lambda e: (_ for _ in ()).throw(e))
+
+    def at(self, cmd, ms=100):
+        self.rx.clear()
+        self.peer.on_device_tx(cmd.encode() + b"\r")
+        self.run(ms)
+        return self.rx.decode("latin-1")
+
+    def press(self, ms):
+        t = self.clock.now_ms()
+        for cb in self.watchers:
+            cb(1, t)
+        self.run(ms)
+        for cb in self.watchers:
+            cb(0, t + ms)
+
+
+def test_power_echo_errors_and_faults():
+    b = Board()
+    m = make("sim7080", sms_network=SmsNetwork()).attach(b)
+    assert b.at("AT") == ""  # off: silent
+    b.press(1100)  # PWRKEY >= 1 s: on
+    b.run(2000)
+    assert "RDY" in b.rx.decode()
+    assert b.at("AT") == "AT\r\r\nOK\r\n"  # echo on after boot (ATE1 default)
+    assert b.at("ATE0") == "ATE0\r\r\nOK\r\n" and b.at("AT") == "\r\nOK\r\n"
+    assert b.at("AT+NOPE") == "\r\nERROR\r\n"
+    b.at("AT+CMEE=1")
+    b.run(8000)
+    assert b.at("AT+CEREG?") == "\r\n+CEREG: 0,1\r\n\r\nOK\r\n"
+    m.faults.errors["AT+CSQ"] = ["+CME ERROR: 100"]
+    assert b.at("AT+CSQ") == "\r\n+CME ERROR: 100\r\n"
+    assert b.at("AT+CSQ") == "\r\n+CSQ: 18,99\r\n\r\nOK\r\n"
+    m.faults.slow_ms = 3000
+    assert b.at("AT+CSQ", 100) == "" and "+CSQ" in b.at("", 3000)  # the late answer
+    m.faults.slow_ms = 0
+    m.faults.no_answer = True
+    assert b.at("AT", 5000) == ""
+    b.press(1300)  # hung, but PWRKEY still switches it off
+    assert "NORMAL POWER DOWN" in b.rx.decode() and not m.on
+    m.faults.no_sim = True
+    b.press(1100)
+    b.run(5000)
+    assert b.at("AT+CMEE=1") and b.at("AT+CPIN?") == "AT+CPIN?\r\r\n+CME ERROR: 10\r\n"
+    assert m.boots == 2

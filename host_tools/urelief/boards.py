@@ -242,6 +242,9 @@ def _check_roles(board: dict, soc: SocRules, rep: Report) -> None:
                       f"{_ranges(soc.adc1)})")
     elif board.get("power", {}).get("battery") != "pmu":
         rep.warn("no battery_adc and no PMU gauge: the battery level is never reported")
+    if not {"modem_pwrkey", "modem_reset", "modem_power"} & pins.keys():
+        rep.warn("modem: no modem_pwrkey, modem_reset or modem_power pin: a hung modem cannot "
+                 "be power-cycled, only waited for")
     for role in ("modem_uart", "gnss_uart"):
         if role in pins and pins[role]["id"] == 0:
             rep.warn(f"{role}: UART0 carries the REPL/boot log on the {soc.name}; use UART1 or 2")

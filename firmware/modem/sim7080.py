@@ -19,10 +19,13 @@ _RECV_MAX = const(1460)  # +CARECV reads at most 1460 bytes
 class Sim7080(Modem):
     name = "sim7080"
     caps = ("gnss", "sms", "udp", "psm")  # no gnss_with_lte: one RF for both
-    # SIM7080G Hardware Design: PWRKEY low >= 1 s powers on, >= 1.2 s powers off; UART ready ~1.8 s.
+    # SIM7080G Hardware Design: PWRKEY low >= 1 s powers on, >= 1.2 s powers off; UART ready
+    # ~1.8 s. After an off press the module takes 1.8-6.9 s to go dark (SIM7000 Hardware Design
+    # V1.04 Table 9, same family): press "on" only after that. The on press stays under 1.2 s so
+    # that it can never switch off a module that is already booting.
     pwrkey_on_ms = 1100
     pwrkey_off_ms = 1300
-    off_to_on_ms = 2000
+    off_to_on_ms = 7000
     boot_ms = 6000
     urc_prefixes = atlines.URC_PREFIXES + ("+CADATAIND:", "+CASTATE:", "+APP PDP:", "+CAURC:")
     inline_data = ("+CARECV: ",)  # "+CARECV: <len>,<len bytes>"

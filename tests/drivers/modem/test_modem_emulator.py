@@ -94,8 +94,11 @@ def test_power_echo_errors_and_faults():
     m.faults.slow_ms = 0
     m.faults.no_answer = True
     assert b.at("AT", 5000) == ""
-    b.press(1300)  # hung, but PWRKEY still switches it off
-    assert "NORMAL POWER DOWN" in b.rx.decode() and not m.on
+    b.press(1300)  # hung, but PWRKEY still switches it off: announced, dark 1.8 s later
+    assert "NORMAL POWER DOWN" in b.rx.decode() and m.on and m.shutting
+    b.press(1100)  # ignored while shutting down
+    b.run(1000)
+    assert not m.on
     m.faults.no_sim = True
     b.press(1100)
     b.run(5000)

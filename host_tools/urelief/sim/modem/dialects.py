@@ -70,7 +70,8 @@ class _Radio(ModemEmulator):
 
 
 class Sim7080(_Radio):
-    """SIMCom SIM7080G. Hardware Design: PWRKEY low >= 1 s on, >= 1.2 s off, UART ready ~1.8 s.
+    """SIMCom SIM7080G. Hardware Design: PWRKEY low >= 1 s on, >= 1.2 s off, UART ready ~1.8 s;
+    off press -> UART off 1.8-6.9 s (SIM7000-family figure, modelled at its typical 1.8 s).
     GNSS and LTE share one RF path: while GNSS is powered the radio refuses to transmit."""
 
     name = "sim7080"
@@ -173,7 +174,8 @@ class A7670(_Radio):
 
     def __init__(self, *a, **kw):
         kw.setdefault("timing", Timing(at_ready_ms=9000, sim_ready_ms=800, sms_ready_ms=2500,
-                                       pwrkey_on_ms=50, pwrkey_off_ms=2500, gnss_ttff_ms=35000))
+                                       pwrkey_on_ms=50, pwrkey_off_ms=2500, power_down_ms=2500,
+                                       gnss_ttff_ms=35000))
         super().__init__(*a, **kw)
 
     def dialect_reset(self) -> None:
@@ -272,7 +274,8 @@ class Bg95(_Radio):
     late_boot_urcs = ("APP RDY",)
 
     def __init__(self, *a, **kw):
-        kw.setdefault("timing", Timing(at_ready_ms=2500, pwrkey_on_ms=500, pwrkey_off_ms=650))
+        kw.setdefault("timing", Timing(at_ready_ms=2500, pwrkey_on_ms=500, pwrkey_off_ms=650,
+                                       power_down_ms=1000))
         super().__init__(*a, **kw)
 
     def rf_free(self) -> bool:

@@ -55,7 +55,7 @@ class Timing:
     gnss_ttff_ms: float = 30000  # cold start, open sky
     pwrkey_on_ms: float = 1000  # press at least this long to power on
     pwrkey_off_ms: float = 1200  # press at least this long to power off
-    power_down_ms: float = 1500  # off press -> off
+    power_down_ms: float = 1800  # off press -> really off (SIM7000 family Toff(uart) 1.8-6.9 s)
 
 
 class ModemEmulator:
@@ -84,6 +84,7 @@ class ModemEmulator:
         self.boots = 0
         self._press_t: float | None = None
         self._press_woke = False
+        self.shutting = False  # between a PWRKEY off press and the module really off
         self._epoch = 0  # bumps on every power change: stale timers check it and do nothing
         self._reset_state()
 
@@ -128,6 +129,8 @@ class ModemEmulator:
         if self.faults.pwrkey_dead:
             return
         if level:
+            if self.shutting:
+                return  # still shutting down: the key is not looked at
             self._press_t = t_ms
             if not self.on:
                 ep = self._epoch
@@ -137,7 +140,7 @@ class ModemEmulator:
             self._press_t = None
             if self._press_woke:  # the press that switched the module on does not switch it off
                 self._press_woke = False
-            elif self.on and held >= self.t.pwrkey_off_ms:
+            elif self.on and not self.shutting and held >= self.t.pwrkey_off_ms:
                 self._power_down()
 
     def _press_held(self, ep: int) -> None:
@@ -154,11 +157,17 @@ class ModemEmulator:
         self._later(self.t.at_ready_ms if at_ready_ms is None else at_ready_ms, self._boot_done)
 
     def _power_down(self) -> None:
+        """PWRKEY off: log off the network, announce it, go dark power_down_ms later."""
         self._epoch += 1
         self.send_urc("NORMAL POWER DOWN")
-        self.on = False
         self.ready = False
-        self.dialect_power_off()
+        self.shutting = True
+
+        def off():
+            self.shutting = False
+            self.power_off()
+
+        self.clock.call_later(self.t.power_down_ms, off)
 
     def dialect_power_off(self) -> None:
         pass

@@ -41,6 +41,7 @@ class Sim7080(Modem):
         self.at.on("+CASTATE:", self._on_state)
 
     async def dialect_init(self):
+        await self.cmd("AT+CNETLIGHT=0")  # covert: network status LED off
         await self.cmd("AT+CNMP=38")  # LTE only
         if self.apn:
             await self.cmd('AT+CGDCONT=1,"IP","%s"' % self.apn)

@@ -170,7 +170,7 @@ def run_scenario(dialect, app_src, firmware_tree, tmp_path, triggers):
     (app / "main.py").write_text("import modemtest\n")
     server = EchoServer()
     net = SmsNetwork()
-    net.gateway = lambda sms: net.send_to_device(sms.sender, "ACK " + _hex2(sms.body), "+82112")
+    net.on_receive = lambda sms: net.deliver(sms.sender, "ACK " + _hex2(sms.body), "+82112")
     modem = make(dialect, sms_network=net, resolve={"sos.test": ("127.0.0.1", server.port)})
     dev = VirtualDevice(firmware=app, flash=tmp_path / "flash.img")
     modem.attach(dev, uart_id=1, pwrkey_gpio=41)

@@ -88,7 +88,7 @@ class Sim7080(_Radio):
 
     def dialect_command(self, body: str) -> bool:
         u = body.upper()
-        if u.startswith(("+CNMP", "+CMNB", "+CSCLK", "+CACFG")):
+        if u.startswith(("+CNMP", "+CMNB", "+CSCLK", "+CACFG", "+CNETLIGHT")):
             self.reply()
         elif u == "+CNACT?":
             ip = "10.64.0.7" if self.pdp else "0.0.0.0"

@@ -35,15 +35,17 @@ class SmsFaults:
 
 @dataclass
 class SmsNetwork:
-    """The SMS centre. Modems attach with their MSISDN; everything sent to a number that no modem
-    holds goes to the gateway (`gateway(sms)`: the police server plugs its webhook in there).
-    `send_to_device` is the gateway's way in. Thread-safe: delivery is posted to the receiving
-    device's clock."""
+    """The SMS centre, seen by the SMS gateway as an in-process interface:
+    - receive(sms): a device's message for a number no emulated modem holds (the gateway's
+      number). Recorded in `received` and handed to `on_receive(sms)`, where the police server
+      plugs in its inbound webhook.
+    - deliver(to, body, sender): the gateway's message to a device (mobile-terminated).
+    Modems attach with their MSISDN. Thread-safe: delivery is posted to the receiving device's clock."""
 
-    gateway: Callable[[Sms], None] | None = None
+    on_receive: Callable[[Sms], None] | None = None
     faults: SmsFaults = field(default_factory=SmsFaults)
     submitted: list[Sms] = field(default_factory=list)  # everything the devices sent
-    to_gateway: list[Sms] = field(default_factory=list)
+    received: list[Sms] = field(default_factory=list)  # what reached the gateway
     delivery_ms: float = 1500.0  # SMSC store-and-forward to the receiving handset
     _modems: dict[str, tuple[SmsEndpoint, object]] = field(default_factory=dict)
 
@@ -55,12 +57,17 @@ class SmsNetwork:
         self.submitted.append(sms)
         self._route(sms)
 
-    def send_to_device(self, to: str, body: str | bytes, sender: str = "+82112") -> bool:
+    def deliver(self, to: str, body: str | bytes, sender: str = "+82112") -> bool:
         """Mobile-terminated SMS from the gateway side. False if no such device."""
         if to not in self._modems:
             return False
         self._route(Sms(sender, to, body))
         return True
+
+    def receive(self, sms: Sms) -> None:
+        self.received.append(sms)
+        if self.on_receive:
+            self.on_receive(sms)
 
     def _route(self, sms: Sms) -> None:
         f = self.faults
@@ -74,9 +81,7 @@ class SmsNetwork:
         target = self._modems.get(sms.to)
         for _ in range(copies):
             if target is None:
-                self.to_gateway.append(sms)
-                if self.gateway:
-                    self.gateway(sms)
+                self.receive(sms)
             else:
                 modem, clock = target
                 delay = self.delivery_ms + f.delay_ms

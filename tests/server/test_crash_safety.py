@@ -4,12 +4,11 @@ resent and is acked then (nothing lost, nothing wrongly called a replay)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 from sqlalchemy import create_engine, select
-from urelief.bench.server import Load, ServerProcess, open_load, provision
+from urelief.bench.server import Load, ServerProcess, provision
 from urelief.registry.models import DevicePacket
 
 pytestmark = pytest.mark.slow
@@ -30,8 +29,8 @@ def test_kill_9_under_load_loses_no_acked_packet(tmp_path):
     load = Load(devices, server.udp)
     pkts = load.packets(6000)
 
-    async def stream_and_kill():
-        await open_load(load)
+    def stream_and_kill() -> int | None:
+        load.open()
         t0 = time.perf_counter()
         sent = 0
         killed_at = None
@@ -43,14 +42,14 @@ def test_kill_9_under_load_loses_no_acked_packet(tmp_path):
             if killed_at is None and len(load.acked) >= 1500:
                 server.kill()  # SIGKILL: no shutdown, no flush, mid-commit
                 killed_at = sent
-            await asyncio.sleep(0.002)
+            time.sleep(0.002)
             if killed_at is not None and sent >= killed_at + 500:
                 break  # some more packets into the void, as a device would
-        await asyncio.sleep(0.2)
+        time.sleep(0.2)
         return killed_at
 
     try:
-        killed_at = asyncio.run(stream_and_kill())
+        killed_at = stream_and_kill()
         assert killed_at is not None, "the server never got to 1,500 acks"
         acked_before = set(load.acked)
         assert len(acked_before) >= 1500
@@ -63,24 +62,12 @@ def test_kill_9_under_load_loses_no_acked_packet(tmp_path):
         # The devices retry everything unacked: each must now be acked (stored or stored now).
         retry = [(k, pkt) for k, pkt in pkts[:killed_at + 500] if k not in acked_before]
         assert retry, "the kill came after every packet was acked: nothing was in flight"
-
-        async def resend():
-            load.server = server.udp
-            load.acked.clear()
-            await open_load(load)
-            for i in range(0, len(retry), 200):
-                for k, pkt in retry[i:i + 200]:
-                    load.send(k, pkt)
-                await asyncio.sleep(0.05)
-            deadline = time.perf_counter() + 20
-            while len(load.acked) < len(retry) and time.perf_counter() < deadline:
-                missing = [(k, pkt) for k, pkt in retry if k not in load.acked]
-                for k, pkt in missing[:500]:
-                    load.send(k, pkt)
-                await asyncio.sleep(0.3)
-
-        asyncio.run(resend())
-        assert len(load.acked) == len(retry)
+        load.open(server.udp)
+        deadline = time.perf_counter() + 30
+        while load.resend_unacked(retry) and time.perf_counter() < deadline:
+            time.sleep(0.3)
+        load.close()
+        assert all(k in load.acked for k, _ in retry), "a retried packet was never acked"
         assert {k for k, _ in retry} <= stored_keys(db_url)
         assert load.bad_acks == 0
     finally:

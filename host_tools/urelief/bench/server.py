@@ -10,13 +10,14 @@ created and dropped). The load generator (`Load`) is also what the crash-safety 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -100,7 +101,9 @@ class ServerProcess:
 
 @dataclass
 class Load:
-    """Devices sending sealed Position packets over one UDP socket; acks opened and matched."""
+    """Devices sending sealed Position packets over one UDP socket. A receiver thread opens
+    and checks every ack (asyncio's datagram transport reads one datagram per loop turn, which
+    would make the load generator, not the server, the bottleneck)."""
 
     devices: list[tuple[int, bytes]]
     server: tuple[str, int]
@@ -111,7 +114,8 @@ class Load:
     def __post_init__(self) -> None:
         self.secrets = dict(self.devices)
         self.counters = {d: 0 for d, _ in self.devices}
-        self.transport = None
+        self.sock: socket.socket | None = None
+        self._rx: threading.Thread | None = None
 
     def packets(self, n: int) -> list[tuple[tuple[int, int], bytes]]:
         """Seal `n` packets round-robin over the devices (before timing starts)."""
@@ -128,78 +132,103 @@ class Load:
                                                    key_id=1, secret=secret, counter=c)))
         return out
 
-    # asyncio.DatagramProtocol
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def open(self, server: tuple[str, int] | None = None) -> Load:
+        """(Re)connect to the server (a restarted one listens on a new port)."""
+        self.close()
+        self.server = server or self.server
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.connect(self.server)
+        self.sock.settimeout(0.2)
+        self._rx = threading.Thread(target=self._receive, args=(self.sock,), daemon=True)
+        self._rx.start()
+        return self
 
-    def datagram_received(self, data: bytes, addr) -> None:
-        now = time.perf_counter()
-        dev = int.from_bytes(data[2:6], "big") if len(data) >= 6 else -1
-        secret = self.secrets.get(dev)
-        res = p.decode_downlink(data, device_id=dev, key_id=1, secret=secret) if secret else None
-        if res is None or not res.ok or not isinstance(res.message, p.Ack):
-            self.bad_acks += 1
-            return
-        key = (dev, res.message.acked_counter)
-        t0 = self.sent_at.get(key)
-        if t0 is not None and key not in self.acked:
-            self.acked[key] = now - t0
+    def close(self) -> None:
+        if self.sock is not None:
+            sock, self.sock = self.sock, None
+            self._rx.join(2)
+            sock.close()
 
-    def error_received(self, exc) -> None:
-        pass
-
-    def connection_lost(self, exc) -> None:
-        pass
+    def _receive(self, sock: socket.socket) -> None:
+        while self.sock is sock:
+            try:
+                data = sock.recv(2048)
+            except TimeoutError:
+                continue
+            except OSError:
+                time.sleep(0.01)  # ICMP refused from a killed server: keep listening
+                continue
+            now = time.perf_counter()
+            dev = int.from_bytes(data[2:6], "big") if len(data) >= 6 else -1
+            secret = self.secrets.get(dev)
+            res = p.decode_downlink(data, device_id=dev, key_id=1, secret=secret) if secret else None
+            if res is None or not res.ok or not isinstance(res.message, p.Ack):
+                self.bad_acks += 1
+                continue
+            key = (dev, res.message.acked_counter)
+            t0 = self.sent_at.get(key)
+            if t0 is not None and key not in self.acked:
+                self.acked[key] = now - t0
 
     def send(self, key, pkt) -> None:
         self.sent_at[key] = time.perf_counter()
-        self.transport.sendto(pkt)
+        try:
+            self.sock.send(pkt)
+        except OSError:
+            pass  # the server is gone (crash test): the packet is lost, as on a real network
+
+    def resend_unacked(self, pkts) -> int:
+        n = 0
+        for key, pkt in pkts:
+            if key not in self.acked:
+                try:
+                    self.sock.send(pkt)
+                except OSError:
+                    pass
+                n += 1
+        return n
 
 
-async def open_load(load: Load) -> Load:
-    loop = asyncio.get_running_loop()
-    await loop.create_datagram_endpoint(lambda: load, remote_addr=load.server)
-    return load
-
-
-async def burst(load: Load, pkts, window: int = 512, timeout_s: float = 60.0) -> float:
-    """Send all with at most `window` unacked in flight; seconds until the last ack."""
+def burst(load: Load, pkts, window: int = 512, timeout_s: float = 60.0) -> float:
+    """Send all with at most `window` unacked in flight; seconds until the last ack. Unacked
+    packets are resent after 200 ms without progress, as a device's outbox would."""
     t0 = time.perf_counter()
     deadline = t0 + timeout_s
-    i = 0
-    base = len(load.acked)
-    progress_at, last_acked = t0, base
-    while len(load.acked) - base < len(pkts) and time.perf_counter() < deadline:
-        inflight = i - (len(load.acked) - base)
-        while i < len(pkts) and inflight < window:
+    keys = [k for k, _ in pkts]
+    i = acked = 0
+    progress_at = t0
+    while acked < len(pkts) and time.perf_counter() < deadline:
+        while i < len(pkts) and i - acked < window:
             load.send(*pkts[i])
             i += 1
-            inflight += 1
-        await asyncio.sleep(0.0005)
+        time.sleep(0.0002)
+        now_acked = acked
+        while now_acked < i and keys[now_acked] in load.acked:
+            now_acked += 1
+        done = sum(1 for k in keys[now_acked:i] if k in load.acked) + now_acked
         now = time.perf_counter()
-        if len(load.acked) != last_acked:
-            progress_at, last_acked = now, len(load.acked)
-        elif now - progress_at > 0.2:  # a lost datagram: resend what is unacked, as devices do
-            for key, pkt in pkts[:i]:
-                if key not in load.acked:
-                    load.transport.sendto(pkt)
+        if done != acked:
+            acked, progress_at = done, now
+        elif now - progress_at > 0.2:
+            load.resend_unacked(pkts[:i])
             progress_at = now
     return time.perf_counter() - t0
 
 
-async def paced(load: Load, pkts, rate_per_s: float, tail_s: float = 2.0) -> None:
-    """Offer packets at a fixed rate (in 5 ms ticks), then wait for stragglers."""
+def paced(load: Load, pkts, rate_per_s: float, tail_s: float = 2.0) -> None:
+    """Offer packets at a fixed rate (1 ms ticks), then wait for stragglers."""
     t0 = time.perf_counter()
     i = 0
     while i < len(pkts):
-        due = int((time.perf_counter() - t0) * rate_per_s)
-        while i < min(due, len(pkts)):
+        due = min(len(pkts), int((time.perf_counter() - t0) * rate_per_s) + 1)
+        while i < due:
             load.send(*pkts[i])
             i += 1
-        await asyncio.sleep(0.005)
+        time.sleep(0.001)
     end = time.perf_counter() + tail_s
-    while len(load.acked) < len(pkts) and time.perf_counter() < end:
-        await asyncio.sleep(0.01)
+    while any(k not in load.acked for k, _ in pkts) and time.perf_counter() < end:
+        time.sleep(0.01)
 
 
 def stored_rows(db_url: str) -> int:
@@ -225,21 +254,16 @@ def run_backend(name: str, db_url: str, workdir: Path, n_devices: int = 200,
     devices = provision(db_url, n_devices)
     server = ServerProcess(db_url, workdir).start()
     try:
-        async def go():
-            load = await open_load(Load(devices, server.udp))
-            warm = load.packets(500)
-            await burst(load, warm)
-            pkts = load.packets(n_burst)
-            load.acked.clear()
-            secs = await burst(load, pkts)
-            got_burst = len(load.acked)
-            load.acked.clear()
-            paced_pkts = load.packets(int(rate * rate_s))
-            await paced(load, paced_pkts, rate)
-            lat = [load.acked[k] for k, _ in paced_pkts if k in load.acked]
-            return secs, got_burst, lat, len(paced_pkts), load.bad_acks
-
-        secs, got, lat, offered, bad = asyncio.run(go())
+        load = Load(devices, server.udp).open()
+        burst(load, load.packets(500))  # warm-up: every device loaded and cached
+        pkts = load.packets(n_burst)
+        secs = burst(load, pkts)
+        got = sum(1 for k, _ in pkts if k in load.acked)
+        paced_pkts = load.packets(int(rate * rate_s))
+        paced(load, paced_pkts, rate)
+        lat = [load.acked[k] for k, _ in paced_pkts if k in load.acked]
+        offered, bad = len(paced_pkts), load.bad_acks
+        load.close()
     finally:
         server.stop()
     rows = stored_rows(db_url)

@@ -11,6 +11,7 @@ import asyncio
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
@@ -44,7 +45,7 @@ class Server:
     ingest: Ingest
     notifier: Notifier
     gateway: SmsGateway
-    udp_transport: asyncio.DatagramTransport | None = None
+    udp_transport: Any = None  # udp.UdpEndpoint
     udp_addr: tuple | None = None
 
 
@@ -75,9 +76,9 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
         server.hub.loop = loop
         server.ingest.start(loop)
         if cfg.udp is not None:
-            transport, proto = await udp.serve(server.ingest, *cfg.udp)
-            server.udp_transport, server.notifier.udp = transport, proto
-            server.udp_addr = transport.get_extra_info("sockname")[:2]
+            endpoint = await udp.serve(server.ingest, *cfg.udp)
+            server.udp_transport = server.notifier.udp = endpoint
+            server.udp_addr = endpoint.addr
         logs.event("server_started", udp=server.udp_addr, db=server.db.dialect,
                    http=getattr(app.state, "http_addr", None), gateway=server.gateway.name)
         try:

@@ -28,6 +28,7 @@ class ServerConfig:
     http: tuple[str, int] = ("127.0.0.1", 8420)
     # Group commit: the writer commits what has queued up, at most this many rows per transaction.
     commit_batch_max: int = 512
+    writer_process: bool = True  # run the commits in a child process (keeps the GIL free)
     # Token buckets: per source (an IP, a phone number) before verification, so a flood of
     # forged packets cannot eat the CPU; per device after it (a stuck device cannot flood).
     source_rate_per_s: float = 2000.0

@@ -47,22 +47,22 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
-def report_fields(r: p.Report) -> dict[str, Any]:
-    """A report in JSON units (degrees, metres, m/s) for events and the dashboard."""
+def report_fields(r: dict) -> dict[str, Any]:
+    """A report (flat packet fields, wire units) in JSON units (degrees, metres, m/s)."""
     out: dict[str, Any] = {
-        "time": datetime.fromtimestamp(r.time_s, UTC).isoformat() if r.time_s else None,
-        "time_source": r.time_source.name.lower(), "battery_pct": r.battery_pct,
-        "charging": r.charging, "drill": r.drill,
+        "time": datetime.fromtimestamp(r["time_s"], UTC).isoformat() if r["time_s"] else None,
+        "time_source": p.TimeSource(r["time_source"]).name.lower(),
+        "battery_pct": r["battery_pct"], "charging": r["charging"], "drill": r["drill"],
     }
-    if r.fix and r.lat_e7 is not None and r.lon_e7 is not None:
-        out.update(lat=r.lat_e7 / 1e7, lon=r.lon_e7 / 1e7, accuracy_m=r.accuracy_m,
-                   fix_age_s=r.fix_age_s, trusted=r.trusted, sats=r.sats)
-        if r.moving:
-            out.update(speed_m_s=None if r.speed_cm_s is None else r.speed_cm_s / 100,
-                       course_deg=r.course_deg)
-    if r.cell:
-        out["cell"] = {"mcc": r.mcc, "mnc": r.mnc, "tac": r.tac, "cell_id": r.cell_id,
-                       "rat": r.rat.name.lower(), "signal_dbm": r.signal_dbm}
+    if r["fix"] and r["lat_e7"] is not None and r["lon_e7"] is not None:
+        out.update(lat=r["lat_e7"] / 1e7, lon=r["lon_e7"] / 1e7, accuracy_m=r["accuracy_m"],
+                   fix_age_s=r["fix_age_s"], trusted=r["trusted"], sats=r["sats"])
+        if r["moving"]:
+            out.update(speed_m_s=None if r["speed_cm_s"] is None else r["speed_cm_s"] / 100,
+                       course_deg=r["course_deg"])
+    if r["cell"]:
+        out["cell"] = {"mcc": r["mcc"], "mnc": r["mnc"], "tac": r["tac"], "cell_id": r["cell_id"],
+                       "rat": p.Rat(r["rat"]).name.lower(), "signal_dbm": r["signal_dbm"]}
     return out
 
 
@@ -79,8 +79,8 @@ class PacketEffect:
 
 def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
     """Inside the ingest transaction: SOS opens (or joins) the device's incident; positions,
-    cancels and tap replies become its events. `items` carry .dev, .counter, .msg, .transport,
-    .received_at."""
+    cancels and tap replies become its events. `items` carry .dev, .counter, .kind, .fields
+    (the flat decoded packet), .transport, .received_at."""
     effects = [PacketEffect() for _ in items]
     devs = {it.dev.id for it in items}
     open_by_dev: dict[str, Incident] = {}
@@ -88,15 +88,16 @@ def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
             Incident.device_id.in_(devs), Incident.status.in_(OPEN_STATES)).order_by(Incident.id)):
         open_by_dev[inc.device_id] = inc
     for it, eff in zip(items, effects, strict=True):
-        msg = it.msg
+        f = it.fields
         inc = open_by_dev.get(it.dev.id)
-        rep = report_fields(msg.report)
-        if isinstance(msg, p.Sos):
+        rep = report_fields(f)
+        if it.kind == "sos":
+            trigger = p.Trigger(f["trigger"]).name.lower()
             if inc is None:
                 inc = Incident(
                     status=S.OPEN, source=IncidentSource.DEVICE, device_id=it.dev.id,
                     subscriber_id=it.dev.subscriber_id, school_id=it.dev.school_id,
-                    trigger=msg.trigger.name.lower(), is_drill=msg.report.drill,
+                    trigger=trigger, is_drill=bool(f["drill"]),
                     open_counter=it.counter, opened_at=it.received_at)
                 s.add(inc)
                 s.flush()
@@ -105,26 +106,26 @@ def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
                 _event(s, inc, "status", it, {"status": S.OPEN.value, "drill": inc.is_drill,
                                               "trigger": inc.trigger})
             else:
-                _event(s, inc, "sos", it, {"trigger": msg.trigger.name.lower()})
+                _event(s, inc, "sos", it, {"trigger": trigger})
         elif inc is None:
             continue  # check-ins etc. outside an incident are stored packets only
-        elif isinstance(msg, p.Cancel):
-            if msg.duress:
+        elif it.kind == "cancel":
+            if f["duress"]:
                 inc.duress = True
-            _event(s, inc, "duress" if msg.duress else "cancel", it,
-                   {"sos_counter": msg.sos_counter})
-        elif isinstance(msg, p.TapReply):
-            _event(s, inc, "answer", it, {"question_id": msg.question_id,
-                                          "presses": msg.presses})
-        elif not isinstance(msg, p.Position):
-            _event(s, inc, type(msg).__name__.lower(), it, {})
+            _event(s, inc, "duress" if f["duress"] else "cancel", it,
+                   {"sos_counter": f["sos_counter"]})
+        elif it.kind == "tap_reply":
+            _event(s, inc, "answer", it, {"question_id": f["question_id"],
+                                          "presses": f["presses"]})
+        elif it.kind != "position":
+            _event(s, inc, it.kind, it, {})
         if "lat" in rep:
             inc.last_lat, inc.last_lon = rep["lat"], rep["lon"]
             inc.last_accuracy_m = rep.get("accuracy_m")
             inc.last_fix_at = it.received_at
             _event(s, inc, "position", it, rep)
         eff.incident_id, eff.is_drill, eff.school_id = inc.id, inc.is_drill, inc.school_id
-        eff.events.append(type(msg).__name__.lower())
+        eff.events.append(it.kind)
     return effects
 
 

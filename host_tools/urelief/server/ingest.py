@@ -18,9 +18,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import IntEnum
+from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from urelief import protocol as p
@@ -30,7 +31,12 @@ from urelief.server import incidents, logs, metrics
 from urelief.server.config import ServerConfig
 from urelief.server.devices import DOWNLINK_BLOCK, DeviceCache, DeviceState, stored_counter
 from urelief.server.ratelimit import RateLimiter
-from urelief.server.writer import GroupWriter
+from urelief.server.writer import (
+    AlreadyStored,
+    GroupWriter,
+    ProcessRunner,
+    ThreadRunner,
+)
 
 Reply = Callable[[bytes], Awaitable[None] | None]  # sends one sealed downlink back
 
@@ -47,16 +53,27 @@ class Outcome:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-@dataclass(eq=False)
-class Item:
-    dev: DeviceState
+class DevSnap(NamedTuple):
+    """What the commit needs of a device (picklable: the commit may run in another process)."""
+
+    id: int
+    subscriber_id: int | None
+    school_id: int | None
+    dl_next: int
+    dl_reserved: int
+
+
+class Item(NamedTuple):
+    """One verified packet for the commit: plain values only (cheap to pickle)."""
+
+    dev: DevSnap
     counter: int
-    msg: p.Uplink
-    kind: str
+    kind: str  # sos, position, cancel, tap_reply, check_in, low_battery, self_test
+    fields: dict  # the decoded message, flat (payload_fields)
     transport: str
     received_at: datetime
     raw: bytes
-    window: p.WindowState  # the device's window with this packet marked
+    window: tuple[int, int]  # the device's replay window with this packet marked
 
 
 _DEVICE_UPDATE = None
@@ -101,17 +118,17 @@ def _insert_packets(conn: Connection, items: Sequence[Item]) -> None:
         sql = f"INSERT INTO device_packets ({_PACKET_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
         rows = [(it.dev.id, it.counter, it.kind, it.transport,
                  it.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
-                 json.dumps(payload_fields(it.msg)), it.raw) for it in items]
+                 json.dumps(it.fields), it.raw) for it in items]
     elif name == "postgresql":
         sql = (f"INSERT INTO device_packets ({_PACKET_COLS}) "
                "VALUES (%s, %s, %s, %s, %s, %s::json, %s)")
         rows = [(it.dev.id, it.counter, it.kind, it.transport, it.received_at,
-                 json.dumps(payload_fields(it.msg)), it.raw) for it in items]
+                 json.dumps(it.fields), it.raw) for it in items]
     else:
         conn.execute(insert(DevicePacket.__table__), [{
             "device_id": it.dev.id, "counter": it.counter, "kind": it.kind,
             "transport": it.transport, "received_at": it.received_at,
-            "payload": payload_fields(it.msg), "raw": it.raw} for it in items])
+            "payload": it.fields, "raw": it.raw} for it in items])
         return
     conn.exec_driver_sql(sql, rows)
 
@@ -130,10 +147,11 @@ def payload_fields(msg: p.Uplink) -> dict:
     r = msg.report
     out = {"type": p.messages.TYPE_OF[type(msg)].name.lower()}
     for k in _REPORT:
-        out[k] = getattr(r, k)
+        v = getattr(r, k)
+        out[k] = int(v) if isinstance(v, IntEnum) else v
     for k in names:
         v = getattr(msg, k)
-        out[k] = list(v) if isinstance(v, tuple) else v
+        out[k] = list(v) if isinstance(v, tuple) else int(v) if isinstance(v, IntEnum) else v
     return out
 
 
@@ -147,42 +165,42 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
     for it in items:
         last[it.dev.id] = it
         count[it.dev.id] = count.get(it.dev.id, 0) + 1
-        r = it.msg.report
-        if r.fix and r.lat_e7 is not None:
+        r = it.fields
+        if r["fix"] and r["lat_e7"] is not None and r["lon_e7"] is not None:
             fix[it.dev.id] = it
-        if isinstance(it.msg, p.CheckIn | p.SelfTest):
-            extra.setdefault(it.dev.id, {})["fw"] = ".".join(map(str, it.msg.fw))
-        if isinstance(it.msg, p.CheckIn | p.LowBattery):
-            extra.setdefault(it.dev.id, {})["battery_mv"] = it.msg.battery_mv or None
+        if "fw" in r:
+            extra.setdefault(it.dev.id, {})["fw"] = ".".join(map(str, r["fw"]))
+        if r.get("battery_mv"):
+            extra.setdefault(it.dev.id, {})["battery_mv"] = r["battery_mv"]
     reserved: dict[int, int] = {}
     params = []
     for dev_id, it in last.items():
         dev = it.dev
         # Room for this batch's acks plus operator downlinks, reserved in this same commit.
-        need = dev.dl_next + count[dev_id] + 8
+        need = dev.dl_next + 2 * count[dev_id] + 32
         res = dev.dl_reserved if need <= dev.dl_reserved else dev.dl_next + max(
-            DOWNLINK_BLOCK, 2 * count[dev_id])
+            DOWNLINK_BLOCK, 4 * count[dev_id])
         reserved[dev_id] = res
         f = fix.get(dev_id)
-        fr = f.msg.report if f else None
+        fr = f.fields if f else None
         params.append({
-            "b_id": dev_id, "last_counter": it.window.highest, "replay_bitmap": it.window.bitmap,
-            "seen": it.received_at, "battery_pct": it.msg.report.battery_pct,
+            "b_id": dev_id, "last_counter": it.window[0], "replay_bitmap": it.window[1],
+            "seen": it.received_at, "battery_pct": it.fields["battery_pct"],
             "battery_mv": extra.get(dev_id, {}).get("battery_mv"),
             "fw": extra.get(dev_id, {}).get("fw"),
-            "lat": fr.lat_e7 / 1e7 if fr else None, "lon": fr.lon_e7 / 1e7 if fr else None,
-            "acc": float(fr.accuracy_m) if fr and fr.accuracy_m is not None else None,
+            "lat": fr["lat_e7"] / 1e7 if fr else None, "lon": fr["lon_e7"] / 1e7 if fr else None,
+            "acc": float(fr["accuracy_m"]) if fr and fr["accuracy_m"] is not None else None,
             "fix_at": f.received_at if f else None, "dl_reserved": res})
     conn.execute(_device_update_stmt(), params)
     effects: list[incidents.PacketEffect | None] = [None] * len(items)
-    maybe = {it.dev.id for it in items if not _routine(it.msg) and not isinstance(it.msg, p.Sos)}
+    maybe = {it.dev.id for it in items if it.kind not in _ROUTINE and it.kind != "sos"}
     if maybe:  # cheap Core probe first: most positions belong to no open incident
         t = Incident.__table__
         maybe = set(conn.execute(select(t.c.device_id).where(
             t.c.device_id.in_(maybe), t.c.status.in_([s.value for s in incidents.OPEN_STATES])
         )).scalars())
     relevant = [i for i, it in enumerate(items)
-                if isinstance(it.msg, p.Sos) or it.dev.id in maybe]
+                if it.kind == "sos" or it.dev.id in maybe]
     if relevant:
         with Session(bind=conn) as s:
             out = incidents.apply_packets(s, [items[i] for i in relevant])
@@ -193,9 +211,7 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
             for i, it in enumerate(items)]
 
 
-def _routine(msg: p.Uplink) -> bool:
-    """Check-ins and self-tests never touch incidents (positions, cancels, taps may)."""
-    return isinstance(msg, p.CheckIn | p.SelfTest)
+_ROUTINE = frozenset({"check_in", "self_test"})  # never touch incidents (positions etc. may)
 
 
 class Ingest:
@@ -208,7 +224,9 @@ class Ingest:
         self.on_opened = on_opened
         self.source_limit = RateLimiter(cfg.source_rate_per_s, cfg.source_burst)
         self.device_limit = RateLimiter(cfg.device_rate_per_s, cfg.device_burst)
-        self.writer = GroupWriter(db.engine, flush, cfg.commit_batch_max, name="ingest-writer")
+        runner = (ProcessRunner(db.url, "urelief.server.ingest:flush") if cfg.writer_process
+                  else ThreadRunner(db.engine, flush))
+        self.writer = GroupWriter(runner, cfg.commit_batch_max, name="ingest-writer")
         self._inflight: dict[tuple[int, int], asyncio.Future] = {}
         self.rejections: dict[str, int] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -269,19 +287,21 @@ class Ingest:
             raw = bytes(payload)
         self.cache.commit(res.device_id, res.counter)  # pending window
         self._note_route(dev, channel, route)
-        item = Item(dev, res.counter, res.message, res.type.name.lower(), channel, utcnow(), raw,
-                    dev.pending)
+        snap = DevSnap(dev.id, dev.subscriber_id, dev.school_id, dev.dl_next, dev.dl_reserved)
+        w = dev.pending
+        item = Item(snap, res.counter, res.type.name.lower(), payload_fields(res.message), channel,
+                    utcnow(), raw, (w.highest, w.bitmap))
         key = (dev.id, res.counter)
         fut = self.writer.submit(item)
         self._inflight[key] = fut
         try:
             result = await fut
-        except IntegrityError:  # stored by an earlier life of this server: a duplicate
+        except AlreadyStored:  # stored by an earlier life of this server: a duplicate
             self._inflight.pop(key, None)
             metrics.PACKETS_DUPLICATE.labels(channel).inc()
             await self._ack(dev, res.counter, reply, t0)
             return Outcome("duplicate", device_id=dev.id, counter=res.counter)
-        except Exception as e:
+        except Exception as e:  # StoreFailed, or the writer is gone
             self._inflight.pop(key, None)
             dev.pending = dev.committed  # not stored: the device's retry must be accepted
             return self._reject("store_failed", str(route), error=repr(e))

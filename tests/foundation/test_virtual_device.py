@@ -237,3 +237,39 @@ def test_real_clock_device_runs(device, tree, clock):
     dev: VirtualDevice = device(firmware=fw, clock=clock)
     slept = int(dev.wait_line("slept", timeout_ms=3000).split()[1])
     assert 300 <= slept < 1000
+
+
+def test_lightsleep_wakes_on_timer_and_keeps_running(device, tree):
+    fw = tree(boot_py="import micropython\nmicropython.alloc_emergency_exception_buf(100)\n",
+              main_py="""
+        import machine, time
+        t = time.ticks_ms()
+        machine.lightsleep(30_000)
+        print('slept', time.ticks_diff(time.ticks_ms(), t), 'id', len(machine.unique_id()),
+              'freq', machine.freq())
+        """)
+    dev = device(firmware=fw)
+    line = dev.wait_line("slept", timeout_ms=40_000)
+    assert 30_000 <= int(line.split()[1]) < 31_000
+    assert line.endswith("id 6 freq 240000000")
+    assert dev.boots == 1 and "Traceback" not in dev.output
+
+
+def test_rtc_time_survives_reset_not_power_cycle(device, tree):
+    fw = tree(main_py="""
+        import machine, time
+        rtc = machine.RTC()
+        if time.gmtime()[0] == 2000:
+            print('rtc unset')
+            if machine.reset_cause() == machine.PWRON_RESET and not rtc.memory():
+                rtc.memory(b'x')
+                rtc.datetime((2026, 11, 23, 0, 12, 30, 0, 0))
+                machine.reset()
+        else:
+            print('rtc', time.gmtime()[:5])
+        """)
+    dev = device(firmware=fw)
+    dev.wait_line("rtc (2026, 11, 23, 12, 30)", timeout_ms=5000)
+    dev.power_cycle()
+    dev.run_until(lambda: dev.output.count("rtc unset") == 2, timeout_ms=5000)
+    assert dev.output.count("rtc unset") == 2  # first boot, and after the power cut

@@ -55,9 +55,12 @@ def run(
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run `code` as a script on MicroPython with `path` importable; return the finished process."""
+    # `-c` puts the working directory first on sys.path: run from the first path entry, so the
+    # repository's own folders (hw/, tests/) never shadow firmware packages of the same name.
     proc = subprocess.run(
         [micropython_exe(), "-X", f"heapsize={heap_kb}k", "-c", code],
         env=micropython_env(path),
+        cwd=str(path[0]) if path else None,
         input=stdin.decode("latin-1") if stdin is not None else None,
         capture_output=True,
         text=True,

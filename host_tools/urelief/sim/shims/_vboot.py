@@ -87,6 +87,7 @@ def _power_on():
     chan.boot_at(info['now_us'])
 
     import _vesp32
+    import _vmicropython
     import _vmachine
     import _vselect
     import _vtime
@@ -102,7 +103,7 @@ def _power_on():
     chan.handlers[0x55] = _vmachine._on_uart  # U
     for name, mod in (('time', _vtime), ('utime', _vtime), ('select', _vselect),
                       ('uselect', _vselect), ('machine', _vmachine), ('umachine', _vmachine),
-                      ('esp32', _vesp32)):
+                      ('esp32', _vesp32), ('micropython', _vmicropython)):
         _sys.modules[name] = mod
 
     heap = [0, 0, -1000000]  # peak allocated, peak live, device us of the last collect

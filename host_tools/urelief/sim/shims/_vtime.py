@@ -31,6 +31,14 @@ def time():
     return (_now() + _rtc_offset_us) // 1000000
 
 
+def gmtime(secs=None):
+    return utime.gmtime(time() if secs is None else secs)
+
+
+def localtime(secs=None):
+    return utime.localtime(time() if secs is None else secs)
+
+
 def sleep_ms(ms):
     c = _vchan.chan
     end = c.now_us() + int(ms) * 1000

@@ -10,6 +10,7 @@ from modem import atlines
 
 _LINE_MAX = const(600)  # bytes; a PDU line is at most 2 * 176 hex chars, +CGNSINF ~ 120
 _CHUNK = const(128)
+_LATE_GUARD_MS = const(300)
 _HANG_TIMEOUTS = const(2)  # consecutive unanswered commands before the modem is declared hung
 DEFAULT_MS = const(2000)  # plain commands: "max response time 300 ms" in most manual entries
 
@@ -120,7 +121,6 @@ class _Pending:
         self.done = asyncio.Event()
         self.prompt = asyncio.Event()
         self.next_is_pdu = False
-        self.data_after = None  # prefix whose line is followed by raw bytes
 
 
 class At:
@@ -181,6 +181,10 @@ class At:
         expect: response prefix ("+CSQ:"), "" for bare text, None for final result only.
         payload: bytes sent after the "> " prompt (SMS PDU + Ctrl-Z, socket data)."""
         async with self._lock:
+            if self._timeouts:
+                # The last command went unanswered: let a late answer to it arrive now, while
+                # nothing is pending (it is counted as unknown), not as this command's result.
+                await asyncio.sleep_ms(_LATE_GUARD_MS)
             p = _Pending(cmd, expect)
             self._pending = p
             try:

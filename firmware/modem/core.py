@@ -213,6 +213,10 @@ class Modem:
         await self.at.cmd("AT+CNMI=2,1,0,0,0")  # new SMS -> +CMTI (27.005 §3.4.1)
         await self.at.cmd("AT%s=2" % self.reg_cmd)  # registration URCs with TAC/CI
         await self.dialect_init()
+        try:
+            await self.read_stored_sms()  # what arrived while we were off or rebooting
+        except AtError as e:
+            self.log("modem: stored SMS not listed: %r" % e)
         self.ready = True
         self.last_error = None
         self.reset_evt.clear()

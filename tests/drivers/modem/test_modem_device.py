@@ -48,6 +48,8 @@ async def main():
     m = modem()
     await m.start()
     log("started", m.name, m.caps)
+    s = await m.recv_sms(0)
+    log("stored-sms", s and s.body, len(m.inbox))
     asyncio.create_task(m.supervise())
     log("registered", await m.wait_registered(60000), m.reg)
     log("signal", m.signal and (await m.signal()).get("rssi"))
@@ -157,7 +159,7 @@ def _results(output: str) -> dict[str, str]:
     return out
 
 
-def run_scenario(dialect, app_src, firmware_tree, tmp_path, triggers):
+def run_scenario(dialect, app_src, firmware_tree, tmp_path, triggers, stored_sms=None):
     """Boot the board with `app_src` as its application against an emulated `dialect`; `triggers`
     maps a console marker to a fault to inject (fn(modem, net)). -> (results, modem, net, server)."""
     app = tmp_path / "fw"
@@ -174,6 +176,8 @@ def run_scenario(dialect, app_src, firmware_tree, tmp_path, triggers):
     modem = make(dialect, sms_network=net, resolve={"sos.test": ("127.0.0.1", server.port)})
     dev = VirtualDevice(firmware=app, flash=tmp_path / "flash.img")
     modem.attach(dev, uart_id=1, pwrkey_gpio=41)
+    if stored_sms:
+        modem.store_sms("+82112", stored_sms)
     dev.start()
     # Faults are injected from the host loop at the device time the scenario asks for them.
     for marker, fn in triggers.items():
@@ -198,8 +202,10 @@ def test_driver_against_emulated_module(dialect, firmware_tree, tmp_path):
     r, modem, net, server = run_scenario(dialect, APP, firmware_tree, tmp_path, {
         "ready-for-reboot": lambda m, n: m.reboot(),
         "ready-for-hang": lambda m, n: setattr(m.faults, "no_answer", True),
-    })
+    }, stored_sms="while you were off")
     assert r["started"].startswith(dialect)
+    assert r["stored-sms"] == "while you were off 0"  # listed (AT+CMGL) and deleted at init
+    assert modem.storage == {}  # every stored or announced SMS read and deleted
     assert r["registered"].startswith("True (1, 6699, 28036591, 7)")  # home, TAC 0x1A2B, CI
     assert r["udp"] == "b'ack:sos-1'" and r["udp-2"] == "b'ack:sos-2'" and r["udp-3"] == "b'ack:sos-3'"
     assert server.got == [b"sos-1", b"sos-2", b"sos-3"]

@@ -86,6 +86,7 @@ class ModemEmulator:
         self._press_woke = False
         self.shutting = False  # between a PWRKEY off press and the module really off
         self._epoch = 0  # bumps on every power change: stale timers check it and do nothing
+        self.storage: dict[int, tuple[int, bytes]] = {}  # SIM SMS store, index -> (stat, pdu)
         self._reset_state()
 
     # ------------------------------------------------------------------ wiring
@@ -112,7 +113,6 @@ class ModemEmulator:
         self.ready = False
         self.sim_ready = False
         self.stat = 0  # 27.007 <stat>
-        self.storage: dict[int, tuple[int, bytes]] = {}  # index -> (stat, pdu)
         self.mr = 0
         self.pending: tuple | None = None  # collecting data after "> ": (kind, n, args)
         self.psm = None
@@ -502,19 +502,24 @@ class ModemEmulator:
         """False while something else holds the radio (SIM7080: GNSS)."""
         return True
 
+    def store_sms(self, sender: str, body: str | bytes) -> int:
+        """An SMS already on the SIM (arrived while the board was off). -> its index."""
+        pdu = pdus.encode_deliver(sender, body, self.utc_now() if self.clock else None)
+        idx = next(i for i in range(50) if i not in self.storage)
+        self.storage[idx] = (0, pdu)
+        return idx
+
     def sms_delivered(self, sms: Sms) -> None:
         """From the SMS centre: store or route to the TE per AT+CNMI (27.005 §3.4.1)."""
         if not (self.on and self.sim_ready and self.registered):
             self.clock.call_later(5000, lambda: self.sms_delivered(sms))  # SMSC retries later
             return
-        when = EPOCH + timedelta(milliseconds=self.clock.now_ms())
-        pdu = pdus.encode_deliver(sms.sender, sms.body, when)
-        tpdu = len(pdu) - pdu[0] - 1
         if self.cnmi_mt == 2:
+            pdu = pdus.encode_deliver(sms.sender, sms.body, self.utc_now())
+            tpdu = len(pdu) - pdu[0] - 1
             self.send(f"\r\n+CMT: ,{tpdu}\r\n{pdu.hex().upper()}\r\n".encode())
             return
-        idx = next(i for i in range(50) if i not in self.storage)
-        self.storage[idx] = (0, pdu)
+        idx = self.store_sms(sms.sender, sms.body)
         if self.cnmi_mt == 1:
             self.send_urc(f'+CMTI: "SM",{idx}')
 

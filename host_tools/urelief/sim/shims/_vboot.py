@@ -87,8 +87,8 @@ def _power_on():
     chan.boot_at(info['now_us'])
 
     import _vesp32
-    import _vmicropython
     import _vmachine
+    import _vmicropython
     import _vselect
     import _vtime
     _vtime.set_rtc_offset(info['rtc_offset_us'], False)

@@ -2,7 +2,7 @@
 # wall time comes from the RTC (2000-01-01 after a power-on, as on an ESP32 without a backup cell).
 import _vchan
 import utime
-from utime import gmtime, localtime, mktime, ticks_add, ticks_diff  # noqa: F401
+from utime import mktime, ticks_add, ticks_diff  # noqa: F401
 
 _rtc_offset_us = 946684800 * 1000000  # epoch 1970: the RTC reads 2000-01-01 00:00 at t=0
 

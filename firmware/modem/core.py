@@ -236,19 +236,23 @@ class Modem:
         pass
 
     async def supervise(self):
-        """Task: re-initialise after every modem reset (reboot URC or recovered hang)."""
+        """Task: re-initialise after every modem reset (reboot URC or recovered hang). Failed
+        attempts back off from 1 s to 64 s (a missing SIM must not keep the UART busy)."""
+        backoff = 1000
         while True:
             await self.reset_evt.wait()
             await asyncio.sleep_ms(100)
             try:
                 if await self._wait_boot():
                     await self.init()
+                    backoff = 1000
                 else:
                     await self.at.recover()
             except (AtError, AtTimeout, ModemReset, ModemError) as e:
                 self.last_error = e
                 self.log("modem: re-init failed: %r" % e)
-                await asyncio.sleep_ms(1000)
+                await asyncio.sleep_ms(backoff)
+                backoff = min(backoff * 2, 64000)
 
     async def cmd(self, cmd, expect=None, timeout_ms=2000, payload=None):
         """at.cmd plus recovery: a hung modem is power-cycled before the error propagates."""

@@ -61,15 +61,11 @@ def parse_reg(line, solicited):
         return None
     stat = _int(f[i])
     rest = f[i + 1:]
-    lac = ci = act = None
-    if rest and rest[0]:
-        lac = _int(rest[0], 16)
-        if line.startswith("+CEREG") and len(rest) == 4:
-            rest = [rest[0], rest[2], rest[3]]  # <tac>,<rac>,<ci>,<AcT> from some LTE modules
-        if len(rest) > 1:
-            ci = _int(rest[1], 16)
-        if len(rest) > 2:
-            act = _int(rest[2])
+    if line.startswith("+CEREG") and len(rest) == 4:
+        rest = [rest[0], rest[2], rest[3]]  # <tac>,<rac>,<ci>,<AcT> from some LTE modules
+    lac = _int(rest[0], 16) if rest else None
+    ci = _int(rest[1], 16) if len(rest) > 1 else None
+    act = _int(rest[2]) if len(rest) > 2 else None
     return stat, lac, ci, act
 
 

@@ -279,3 +279,19 @@ asyncio.run(main())
     # finest unit that holds the value: 1 h = 6 x 10 min, 60 s = 30 x 2 s, 1 day = 24 x 1 h
     assert r == ["00000110", "01111110", "00111000", "11011111", "00000101", "00100010", "00111110",
                  'AT+CPSMS=1,,,"00000110","00000101"\r']
+
+
+def test_registration_corner_cases_do_not_crash(mpy_modem):
+    """gammu's malformed +CREG answers (empty LAC, a lone quote, mismatched quotes) parse to
+    something or nothing, never an exception."""
+    lines = [x for p in sorted((GAMMU / "at-creg-corner").glob("*.dump"))
+             for x in p.read_text().splitlines() if x.startswith("+CREG")]
+    got = run(mpy_modem, r"""
+import json
+from modem import core
+for line in json.load(open(DATA)):
+    print(json.dumps(core.parse_reg(line, True)))
+""", lines)
+    assert len(got) == 3
+    empty_lac = got[[i for i, x in enumerate(lines) if '""' in x][0]]
+    assert empty_lac == [1, None, 0x605F, None]

@@ -16,7 +16,8 @@ def ticks_us():
 
 
 def ticks_ms():
-    return ticks_add(utime.ticks_ms(), _vchan.chan.skip_us // 1000)
+    # from one microsecond count, so ms and us ticks never disagree by a rounding
+    return ticks_add(0, (utime.ticks_us() + _vchan.chan.skip_us) // 1000)
 
 
 def ticks_cpu():

@@ -39,6 +39,8 @@ class A7670(Modem):
         self.at.on("+CIPRXGET:", self._on_rx)
         self.at.on("+IPCLOSE:", self._on_close)
         self.at.on("+CIPEVENT:", self._on_netclosed)
+        self.at.on("+CIPSEND:", self._on_sent)
+        self.unsent = 0  # bytes the module accepted but could not send (+CIPSEND cnflen < reqlen)
 
     async def dialect_init(self):
         if self.apn:
@@ -64,6 +66,12 @@ class A7670(Modem):
     def _on_netclosed(self, line, _):  # "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"
         self.net_evt.clear()
         self.sock_open = False
+
+    def _on_sent(self, line, _):  # +CIPSEND: <link>,<reqSendLength>,<cnfSendLength>
+        f = atlines.fields(line, atlines.after_colon(line))
+        if len(f) > 2 and f[1] != f[2]:
+            self.unsent += 1
+            self.log("a7670: datagram not sent whole: %s" % line)
 
     def _on_rx(self, line, _):
         if line.startswith("+CIPRXGET: 1"):  # data waiting on a link (manual receive mode)

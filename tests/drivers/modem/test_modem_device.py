@@ -116,8 +116,16 @@ def firmware_tree(tmp_path_factory) -> Path:
     return root
 
 
+TAIL = b"\r\n\x00\xff\r"
+
+
+def ack(payload: bytes) -> str:
+    return repr(b"ack:" + payload + TAIL)
+
+
 class EchoServer:
-    """The police server's UDP port, stand-in: answers every datagram with b"ack:" + it."""
+    """The police server's UDP port, stand-in: answers every datagram with b"ack:" + it + a binary
+    tail (CR LF, NUL, 0xFF: the drivers must count bytes, not read lines)."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -137,7 +145,7 @@ class EchoServer:
             except OSError:
                 return
             self.got.append(data)
-            self.sock.sendto(b"ack:" + data, addr)
+            self.sock.sendto(b"ack:" + data + TAIL, addr)
 
 
 def when_output(dev, text: str, fn, every_ms: float = 50) -> None:
@@ -207,7 +215,7 @@ def test_driver_against_emulated_module(dialect, firmware_tree, tmp_path):
     assert r["stored-sms"] == "while you were off 0"  # listed (AT+CMGL) and deleted at init
     assert modem.storage == {}  # every stored or announced SMS read and deleted
     assert r["registered"].startswith("True (1, 6699, 28036591, 7)")  # home, TAC 0x1A2B, CI
-    assert r["udp"] == "b'ack:sos-1'" and r["udp-2"] == "b'ack:sos-2'" and r["udp-3"] == "b'ack:sos-3'"
+    assert r["udp"] == ack(b"sos-1") and r["udp-2"] == ack(b"sos-2") and r["udp-3"] == ack(b"sos-3")
     assert server.got == [b"sos-1", b"sos-2", b"sos-3"]
     assert net.submitted[0].to == "+82112" and net.submitted[0].body == b"\x55\xaa packet"
     assert r["sms-in"] == "+82112 ACK 55aa"
@@ -330,7 +338,7 @@ def test_driver_survives_injected_faults(dialect, firmware_tree, tmp_path):
     assert r["sms-late-early"] == "None" and r["sms-late"] == "ACK 6c61"
     assert r["lost"] == "2"  # searching
     assert r["udp-nocov"] in ("AtError", "ModemError")
-    assert r["back"] == "True" and r["udp-back"] == "b'ack:sos-4'"
+    assert r["back"] == "True" and r["udp-back"] == ack(b"sos-4")
     assert r["denied"] == "False 3"
     assert r["searching"] == "False 2"
     assert r["no-sim"] == "False ModemError('no SIM (CME 10)',)"

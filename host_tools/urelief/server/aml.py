@@ -15,13 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
-# GSM 03.38 default alphabet, index = septet value (ESC at 0x1B is handled separately).
-_GSM7 = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM7_EXT = {0x0A: "\f", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~",
-             0x3E: "]", 0x40: "|", 0x65: "€"}
+from urelief.server.sms_pdu import septets_text, unpack_septets
 
 # pm (v1) / ls / location_source (v2, HTTPS) → one vocabulary.
 _METHODS = {"G": "gnss", "W": "wifi", "C": "cell", "N": "none", "GPS": "gnss", "WIFI": "wifi",
@@ -66,27 +60,10 @@ class AmlLocation:
 
 
 def gsm7_unpack(data: bytes, septets: int | None = None) -> str:
-    """Unpack GSM 7-bit packed user data (no UDH) into text (3GPP TS 23.038 §6.1.2.1)."""
+    """GSM 7-bit packed user data (no UDH) as text: an Android AML data SMS."""
     n = septets if septets is not None else len(data) * 8 // 7
-    out: list[str] = []
-    esc = False
-    for i in range(n):
-        bit = i * 7
-        byte, shift = divmod(bit, 8)
-        v = data[byte] >> shift
-        if shift > 1 and byte + 1 < len(data):
-            v |= data[byte + 1] << (8 - shift)
-        v &= 0x7F
-        if esc:
-            out.append(_GSM7_EXT.get(v, " "))
-            esc = False
-        elif v == 0x1B:
-            esc = True
-        else:
-            out.append(_GSM7[v])
-    text = "".join(out)
-    # 7 spare bits at the end of a full octet look like a trailing '@' (0x00): drop it (CR padding
-    # per 23.038 is a '\r').
+    text = septets_text(unpack_septets(data, n))
+    # 7 spare bits at the end of a full octet read as a trailing '@' (0x00): drop it.
     if septets is None and len(data) * 8 % 7 == 0 and text.endswith("@"):
         text = text[:-1]
     return text

@@ -8,6 +8,7 @@ UDP ingest, dashboard, /metrics and /healthz — one process, one event loop, on
 from __future__ import annotations
 
 import asyncio
+import functools
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,16 @@ def build(cfg: ServerConfig, gateway: SmsGateway | None = None) -> Server:
     return Server(cfg, db, registry, cache, hub, ingest, notifier, gateway)
 
 
+async def _gateway_inbound(server: Server, sender: str, payload: bytes | str) -> None:
+    """An SMS the gateway received itself (modem +CMT, simulator network)."""
+    from fastapi import HTTPException
+
+    try:
+        await webhooks.handle_sms(server, sender, payload)
+    except HTTPException as e:  # an unusable AML message: counted and logged already
+        logs.event("sms_inbound_rejected", sender=sender, detail=str(e.detail))
+
+
 def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = None,
                migrate_db: bool = True) -> FastAPI:
     cfg = cfg or ServerConfig.from_env()
@@ -79,6 +90,7 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
             endpoint = await udp.serve(server.ingest, *cfg.udp)
             server.udp_transport = server.notifier.udp = endpoint
             server.udp_addr = endpoint.addr
+        await server.gateway.start(loop, functools.partial(_gateway_inbound, server))
         logs.event("server_started", udp=server.udp_addr, db=server.db.dialect,
                    http=getattr(app.state, "http_addr", None), gateway=server.gateway.name)
         try:

@@ -115,7 +115,8 @@ class Notifier:
         if status not in _STATUS:
             return False
         with self.db.Session() as s:
-            nid = s.scalar(select(Notification.id).where(Notification.gateway_ref == ref))
+            nid = s.scalar(select(Notification.id).where(Notification.gateway_ref == ref)
+                           .order_by(Notification.id.desc()).limit(1))  # refs may wrap (mr)
         if nid is None:
             logs.event("sms_status_unknown_ref", ref=ref, status=status)
             return False

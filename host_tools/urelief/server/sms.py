@@ -1,6 +1,6 @@
 """Outbound SMS: the gateway interface and its implementations.
 
-    gateway = make_gateway("log" | "sim" | "modem:/dev/ttyUSB0@115200")
+    gateway = make_gateway("log" | "modem:/dev/ttyUSB0@115200")  # or SimNetworkGateway(network)
     result = await gateway.send("+8210…", b"\\x11…")     # bytes: 8-bit data SMS (a packet)
     result = await gateway.send("+8210…", "text")        # str: text SMS (GSM-7 or UCS-2)
 
@@ -45,6 +45,10 @@ class SmsGateway:
     async def _send(self, to: str, body: bytes | str) -> SmsResult:
         raise NotImplementedError
 
+    async def start(self, loop: asyncio.AbstractEventLoop, inbound) -> None:
+        """Gateways that receive SMS themselves call `await inbound(sender, payload)` for each
+        (payload: bytes for 8-bit data, str for text). Default: nothing to start."""
+
     def report(self, ref: str, status: str, error: str | None = None) -> None:
         if self.on_status is not None:
             self.on_status(ref, status, error)
@@ -78,7 +82,10 @@ class LogGateway(SmsGateway):
 
 
 class SimNetworkGateway(SmsGateway):
-    """The simulator's network emulator (urelief.sim.modem): messages go to emulated devices."""
+    """The simulator's SMS network (`urelief.sim.modem.network.SmsNetwork`): messages to
+    emulated devices go out through `deliver`, and what devices send to the gateway's number
+    comes in through `on_receive`. For a simulator that runs the server in-process:
+    `create_app(cfg, gateway=SimNetworkGateway(network))`."""
 
     name = "sim"
 
@@ -87,15 +94,23 @@ class SimNetworkGateway(SmsGateway):
         self.network = network
         self.number = number  # the police gateway's own number, as devices see it
 
+    async def start(self, loop: asyncio.AbstractEventLoop, inbound) -> None:
+        def on_receive(sms) -> None:  # the simulator's clock thread
+            asyncio.run_coroutine_threadsafe(inbound(sms.sender, sms.body), loop)
+
+        self.network.on_receive = on_receive
+
     async def _send(self, to: str, body: bytes | str) -> SmsResult:
-        r = self.network.send(self.number, to, body)
-        if asyncio.iscoroutine(r):
-            r = await r
-        return SmsResult(True, str(r) if r is not None else None)
+        if not self.network.deliver(to, body, sender=self.number):
+            return SmsResult(False, error=f"no such number on the network: {to}")
+        return SmsResult(True, f"sim-{next(_refs)}")
+
+
+_refs = itertools.count(1)
 
 
 def make_gateway(spec: str) -> SmsGateway:
-    """`log`, `sim` (in-process simulator network) or `modem:/dev/ttyUSB0[@115200]`."""
+    """`log` or `modem:/dev/ttyUSB0[@115200]` (any pyserial URL)."""
     if spec in ("", "log"):
         return LogGateway()
     if spec.startswith("modem:"):
@@ -103,8 +118,5 @@ def make_gateway(spec: str) -> SmsGateway:
 
         port, _, baud = spec[len("modem:"):].partition("@")
         return AtModemGateway(port, int(baud or 115200))
-    if spec == "sim":
-        from urelief.sim.modem import network as sim_network  # provided by the simulator
-
-        return SimNetworkGateway(sim_network.default_network())
-    raise ValueError(f"unknown SMS gateway {spec!r} (log, sim, modem:PORT[@BAUD])")
+    raise ValueError(f"unknown SMS gateway {spec!r} (log, modem:PORT[@BAUD]; the simulator "
+                     "passes SimNetworkGateway(network) to create_app)")

@@ -61,12 +61,16 @@ def _payload(msg: InboundSms) -> bytes | str:
 @router.post("/sms/inbound")
 async def sms_inbound(request: Request, msg: InboundSms) -> dict:
     _check_gateway(request)
-    server = request.app.state.server
-    payload = _payload(msg)
+    return await handle_sms(request.app.state.server, msg.sender, _payload(msg))
+
+
+async def handle_sms(server, sender: str, payload: bytes | str) -> dict:
+    """One inbound SMS, from the webhook or from a gateway that receives itself (modem, sim):
+    an AML location, or a U-Relief packet (binary or "UR1:" text), acked in the same form."""
     if _looks_aml(payload):
         def parse():
             loc = aml.parse_sms(payload)
-            loc.msisdn = loc.msisdn or msg.sender  # v1 carries no number: the SMS sender's
+            loc.msisdn = loc.msisdn or sender  # v1 carries no number: the SMS sender's
             return loc
 
         return await _aml(server, parse, "sms")
@@ -75,11 +79,10 @@ async def sms_inbound(request: Request, msg: InboundSms) -> dict:
     async def reply(pkt: bytes) -> None:
         from urelief import protocol as p
 
-        r = await server.gateway.send(msg.sender, p.to_text(pkt) if text_form else pkt)
+        r = await server.gateway.send(sender, p.to_text(pkt) if text_form else pkt)
         metrics.SMS_SENT.labels("ack", "sent" if r.ok else "failed").inc()
 
-    out = await server.ingest.handle(payload, "sms", f"sms:{msg.sender}", reply,
-                                     route=msg.sender)
+    out = await server.ingest.handle(payload, "sms", f"sms:{sender}", reply, route=sender)
     return out.as_dict()
 
 

@@ -1,0 +1,193 @@
+"""Outbound SMS gateways: the PDU codec against two independent decoders/encoders (the
+simulator's network side and smspdudecoder), the USB-modem gateway driving a scripted modem
+over a real pseudo-terminal with pyserial, and the simulator-network gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import tty
+
+import pytest
+from smspdudecoder.easy import read_incoming_sms, read_outgoing_sms
+from urelief.server import sms_pdu
+from urelief.server.modem import AtModemGateway
+from urelief.server.sms import SimNetworkGateway
+from urelief.sim.modem import pdu as network_pdu
+from urelief.sim.modem.network import Sms, SmsNetwork
+
+BODIES = [b"\x11\x01" + bytes(range(60)), "UR1:EQEAwP/uAAAAAQ", "Hello [U-Relief] {x} €",
+          "김민지 SOS"]
+
+
+@pytest.mark.parametrize("body", BODIES, ids=["8bit", "text-form", "gsm7-ext", "ucs2"])
+def test_submit_reads_back_in_two_other_decoders(body):
+    pdu, n = sms_pdu.encode_submit("+821055500001", body)
+    assert n == len(pdu) - 1  # AT+CMGS counts the TPDU only
+    assert read_outgoing_sms(pdu.hex()) == {"recipient": "+821055500001", "content": body}
+    sub = network_pdu.decode_submit(pdu)
+    assert (sub.number, sub.body) == ("+821055500001", body)
+
+
+@pytest.mark.parametrize("body", BODIES, ids=["8bit", "text-form", "gsm7-ext", "ucs2"])
+def test_deliver_from_the_network_side_decodes(body):
+    pdu = network_pdu.encode_deliver("+447700900123", body)
+    got = sms_pdu.decode(pdu)
+    assert (got.sender, got.body) == ("+447700900123", body)
+    assert read_incoming_sms(pdu.hex())["content"] == body
+
+
+def test_too_long_and_truncated_are_refused():
+    with pytest.raises(sms_pdu.PduError):
+        sms_pdu.encode_submit("+8210", bytes(141))
+    with pytest.raises(sms_pdu.PduError):
+        sms_pdu.encode_submit("+8210", "x" * 161)
+    pdu = network_pdu.encode_deliver("+8210", "hello there")
+    with pytest.raises(sms_pdu.PduError):
+        sms_pdu.decode(pdu[:-3])
+
+
+def status_report(mr: int, status: int) -> bytes:
+    """SMS-STATUS-REPORT as +CDS carries it (23.040 §9.2.2.3), written out by hand."""
+    ra = bytes([12, 0x91]) + bytes.fromhex("281055050010")  # +821055500001
+    ts = bytes.fromhex("62112311000000")
+    return b"\x00" + bytes([0x06, mr]) + ra + ts + ts + bytes([status])
+
+
+class FakeModem:
+    """A scripted modem on the master side of a pty: answers the init commands, takes one
+    AT+CMGS (or refuses it), and can push +CMT/+CDS."""
+
+    def __init__(self, fail_cmgs: bool = False):
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.port = os.ttyname(slave)
+        self.slave = slave
+        self.fail_cmgs = fail_cmgs
+        self.commands: list[str] = []
+        self.pdus: list[bytes] = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def write(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def _run(self) -> None:
+        buf = b""
+        while True:
+            try:
+                buf += os.read(self.master, 1024)
+            except OSError:
+                return
+            while True:
+                if b"\x1a" in buf and self.commands and self.commands[-1].startswith("AT+CMGS"):
+                    hexpdu, buf = buf.split(b"\x1a", 1)
+                    self.pdus.append(bytes.fromhex(hexpdu.decode()))
+                    self.write("\r\n+CMGS: 42\r\n\r\nOK\r\n")
+                    continue
+                cut = buf.find(b"\r")
+                if cut < 0:
+                    break
+                cmd, buf = buf[:cut].decode(), buf[cut + 1:]
+                self.commands.append(cmd)
+                if cmd.startswith("AT+CMGS="):
+                    self.write("\r\n+CMS ERROR: 331\r\n" if self.fail_cmgs else "\r\n> ")
+                else:
+                    self.write("\r\nOK\r\n")
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_usb_modem_gateway_sends_receives_and_tracks_delivery():
+    modem = FakeModem()
+    gw = AtModemGateway(modem.port)
+    inbound: list[tuple[str, object]] = []
+    statuses: list[tuple[str, str]] = []
+    gw.on_status = lambda ref, status, error: statuses.append((ref, status))
+
+    async def main():
+        got = asyncio.Event()
+
+        async def on_sms(sender, payload):
+            inbound.append((sender, payload))
+            got.set()
+
+        await gw.start(asyncio.get_running_loop(), on_sms)
+        assert modem.commands[:5] == ["AT", "ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,2,0,1,0"]
+        r = await gw.send("+821055500001", b"\x11\x81ack")
+        assert r.ok and r.ref == "mr42"
+        assert network_pdu.decode_submit(modem.pdus[-1]).body == b"\x11\x81ack"
+        # A device's packet arrives (+CMT), then the delivery report for our message (+CDS).
+        deliver = network_pdu.encode_deliver("+821099990001", b"\x11\x01payload")
+        modem.write(f"\r\n+CMT: ,{len(deliver) - 1}\r\n{deliver.hex().upper()}\r\n")
+        report = status_report(42, 0x00)
+        modem.write(f"\r\n+CDS: {len(report) - 1}\r\n{report.hex().upper()}\r\n")
+        await asyncio.wait_for(got.wait(), 5)
+        for _ in range(100):
+            if statuses:
+                break
+            await asyncio.sleep(0.02)
+        await gw.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        modem.close()
+    assert inbound == [("+821099990001", b"\x11\x01payload")]
+    assert statuses == [("mr42", "delivered")]
+
+
+def test_usb_modem_gateway_reports_a_refused_submit():
+    modem = FakeModem(fail_cmgs=True)
+    gw = AtModemGateway(modem.port)
+
+    async def main():
+        await gw.start(asyncio.get_running_loop(), None)
+        r = await gw.send("+821055500001", "hello")
+        await gw.close()
+        return r
+
+    try:
+        r = asyncio.run(main())
+    finally:
+        modem.close()
+    assert not r.ok and "+CMS ERROR: 331" in r.error
+
+
+def test_sim_network_gateway_both_ways():
+    net = SmsNetwork()
+    gw = SimNetworkGateway(net, number="+82112")
+    got: list = []
+
+    class Phone:
+        def sms_delivered(self, sms):
+            got.append(sms)
+
+    class Clock:  # delivers at once, on the caller's thread
+        def post(self, fn):
+            fn()
+
+        def call_later(self, ms, fn):
+            fn()
+
+    net.attach("+821012345678", Phone(), Clock())
+
+    async def main():
+        seen = []
+
+        async def on_sms(sender, payload):
+            seen.append((sender, payload))
+
+        await gw.start(asyncio.get_running_loop(), on_sms)
+        ok = await gw.send("+821012345678", b"\x11\x81")
+        missing = await gw.send("+820000", "x")
+        net.submit(Sms("+821012345678", "+82112", b"\x11\x01up"))
+        await asyncio.sleep(0.05)
+        return ok, missing, seen
+
+    ok, missing, seen = asyncio.run(main())
+    assert ok.ok and not missing.ok
+    assert got[0].body == b"\x11\x81" and got[0].sender == "+82112"
+    assert seen == [("+821012345678", b"\x11\x01up")]

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from urelief.bench.device import HOUR_MAIN
 from urelief.sim.device import (
     DEEPSLEEP_RESET,
     EXT0_WAKE,
@@ -189,22 +190,7 @@ def test_hard_reset_reruns_boot_then_main(device, tree):
 
 
 def test_one_virtual_hour_runs_in_seconds(device, tree):
-    fw = tree(main_py="""
-        import asyncio, time
-        async def ticker(period_ms, counts, i):
-            while True:
-                await asyncio.sleep_ms(period_ms)
-                counts[i] += 1
-        async def main():
-            counts = [0, 0]
-            asyncio.create_task(ticker(1000, counts, 0))
-            asyncio.create_task(ticker(100, counts, 1))
-            t0 = time.ticks_ms()
-            while time.ticks_diff(time.ticks_ms(), t0) < 3600_000:
-                await asyncio.sleep_ms(60_000)
-            print('hour', counts)
-        asyncio.run(main())
-        """)
+    fw = tree(main_py=HOUR_MAIN)  # 1 s and 100 ms tickers for one device hour
     dev = device(firmware=fw)
     t0 = time.monotonic()
     dev.run_for(3_601_000, timeout_s=10)

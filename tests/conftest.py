@@ -1,7 +1,6 @@
 """Shared fixtures. `mpy` runs code on the real MicroPython VM with the firmware importable."""
 
 import pytest
-
 from urelief.sim import vm
 
 

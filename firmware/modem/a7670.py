@@ -25,6 +25,7 @@ class A7670(Modem):
     boot_ms = 16000
     urc_prefixes = atlines.URC_PREFIXES + ("+NETOPEN:", "+CIPOPEN:", "+CIPSEND:", "+CIPRXGET:",
                                             "+IPCLOSE:", "+CIPEVENT:", "+CIPCLOSE:", "+CGPS:")
+    powd_cmd = "AT+CPOF"
     data_after = ("+CIPRXGET: 2,",)  # "+CIPRXGET: 2,<link>,<n>,<rest>" then <n> bytes
     apn = ""
 

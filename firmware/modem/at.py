@@ -121,6 +121,7 @@ class _Pending:
         self.done = asyncio.Event()
         self.prompt = asyncio.Event()
         self.next_is_pdu = False
+        self.ends = ()
 
 
 class At:
@@ -176,16 +177,19 @@ class At:
 
     # ------------------------------------------------------------------ commands
 
-    async def cmd(self, cmd, expect=None, timeout_ms=DEFAULT_MS, payload=None, prompt_ms=5000):
+    async def cmd(self, cmd, expect=None, timeout_ms=DEFAULT_MS, payload=None, prompt_ms=5000,
+                  ends=()):
         """Send `cmd` and return its information lines (a list; data payloads as bytes).
         expect: response prefix ("+CSQ:"), "" for bare text, None for final result only.
-        payload: bytes sent after the "> " prompt (SMS PDU + Ctrl-Z, socket data)."""
+        payload: bytes sent after the "> " prompt (SMS PDU + Ctrl-Z, socket data).
+        ends: lines that also end this command successfully ("NORMAL POWER DOWN" after CPOWD)."""
         async with self._lock:
             if self._timeouts:
                 # The last command went unanswered: let a late answer to it arrive now, while
                 # nothing is pending (it is counted as unknown), not as this command's result.
                 await asyncio.sleep_ms(_LATE_GUARD_MS)
             p = _Pending(cmd, expect)
+            p.ends = ends
             self._pending = p
             try:
                 self.framer.want_prompt = payload is not None
@@ -308,6 +312,11 @@ class At:
         if self._urc_head is not None:  # second line of +CMT / +CDS
             head, self._urc_head = self._urc_head, None
             self._dispatch(head, line)
+            return
+        if p and line in p.ends:
+            p.final = "OK"
+            p.done.set()
+            p.prompt.set()
             return
         if p and p.next_is_pdu:
             p.next_is_pdu = False

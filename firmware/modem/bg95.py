@@ -22,6 +22,7 @@ class Bg95(Modem):
     off_to_on_ms = 2000
     boot_ms = 10000
     urc_prefixes = atlines.URC_PREFIXES + ("+QIURC:", "+QIOPEN:")
+    powd_cmd = "AT+QPOWD=1"
     data_after = ("+QIRD:",)  # "+QIRD: <len>,<ip>,<port>" then <len> bytes
 
     def __init__(self, reader, writer, pwrkey=None, log=print):

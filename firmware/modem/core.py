@@ -154,6 +154,7 @@ class Modem:
     inline_data: tuple = ()  # response prefixes carrying "<len>,<bytes>" on the same line
     data_after: tuple = ()  # response prefixes followed by <len> raw bytes on the next line
     reg_cmd = "+CEREG"  # LTE-M / NB-IoT registration (27.007 §10.1.22)
+    powd_cmd = "AT+CPOWD=1"
 
     def __init__(self, reader, writer, pwrkey=None, log=print):
         self.log = log
@@ -219,6 +220,18 @@ class Modem:
 
     async def dialect_init(self):
         pass
+
+    async def power_down(self):
+        """Orderly switch-off (detach, save state) before the board sleeps without PSM:
+        AT+CPOWD=1 (SIMCom LPWA), AT+CPOF (SIMCom Cat-1), AT+QPOWD=1 (Quectel). start() powers
+        it on again through PWRKEY."""
+        self.at._expect_reboot = True  # the next boot URC is ours
+        self.ready = False
+        try:
+            await self.at.cmd(self.powd_cmd, None, 5000, ends=("NORMAL POWER DOWN", "POWERED DOWN"))
+        except (AtError, AtTimeout):
+            self.at.hung = False  # an off module is silent: that is not a hang
+            self.at._timeouts = 0
 
     def _on_reset(self, reason):
         self.ready = False

@@ -94,6 +94,11 @@ async def main():
     log("recovered-from-hang", m.at.stats["power_cycles"], m.resets > r0)
     log("registered-3", await m.wait_registered(60000))
     log("udp-3", await udp_roundtrip(m, b"sos-3"))
+    await m.power_down()
+    await asyncio.sleep_ms(5000)
+    log("powered-down", m.ready)
+    await m.start()
+    log("restarted", m.ready, await m.wait_registered(60000), m.resets)
     log("unknown-lines", m.at.stats["unknown"])
     gc.collect()
     log("heap", gc.mem_alloc(), gc.mem_free())
@@ -227,7 +232,8 @@ def test_driver_against_emulated_module(dialect, firmware_tree, tmp_path):
     assert r["reinit-after-reboot"] == "True"
     cycles, recovered = r["recovered-from-hang"].split()
     assert recovered == "True" and int(cycles) == 2  # power-on at start + the hang's cycle
-    assert modem.boots == 3  # power-on, the unprompted reboot, the hang's power cycle
+    assert r["powered-down"] == "False" and r["restarted"] == "True True 2"  # no reset counted
+    assert modem.boots == 4  # power-on, the unprompted reboot, the hang's power cycle, restart
 
 
 APP_FAULTS = PRELUDE + r'''

@@ -456,6 +456,17 @@ class ModemEmulator:
             self.edrx = arg
         self.reply()
 
+    def at_cpowd(self, op, arg):  # SIMCom LPWA: NORMAL POWER DOWN, then dark
+        self._power_down()
+
+    def at_cpof(self, op, arg):  # SIMCom Cat-1: OK, then dark
+        self.reply()
+        self._later(100, self._power_down)
+
+    def at_qpowd(self, op, arg):  # Quectel: OK, then POWERED DOWN
+        self.reply()
+        self._later(100, self._power_down)
+
     # 27.005 ------------------------------------------------------------------
     def at_cmgf(self, op, arg):
         if op == "=":

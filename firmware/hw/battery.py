@@ -82,7 +82,7 @@ class Battery(Gauge):
             if charge_pin is None:
                 import machine
                 pull = machine.Pin.PULL_UP if charge_cfg.get('pull') == 'up' else None
-                self._chg = machine.Pin(charge_cfg['gpio'], machine.Pin.IN, pull)
+                self._chg = machine.Pin(charge_cfg['gpio'], machine.Pin.IN, pull)  # type: ignore[arg-type]  # None: no pull
         self._reads = [0] * _READS
 
     def read_pin_mv(self):

@@ -198,7 +198,7 @@ class Button:
         self.active = 0 if pin_cfg.get('active', 'low') == 'low' else 1
         pull = {'up': machine.Pin.PULL_UP, 'down': machine.Pin.PULL_DOWN}.get(pin_cfg.get('pull'))
         self.gpio = pin_cfg['gpio']
-        self.pin = machine.Pin(self.gpio, machine.Pin.IN, pull)
+        self.pin = machine.Pin(self.gpio, machine.Pin.IN, pull)  # type: ignore[arg-type]  # None: no pull
         self.rec = Recogniser.from_config(gestures, self.active, self._on_gesture)
         self.hold = asyncio.Event()
         self.presses = asyncio.Event()
@@ -208,7 +208,7 @@ class Button:
         self._ready = asyncio.Event()
         self._flag = asyncio.ThreadSafeFlag()
         self._lv = bytearray(_RING)
-        self._tk = [0] * _RING
+        self._tk: list = [0] * _RING
         self._head = 0  # written by the IRQ
         self._tail = 0  # read by the task
         self.dropped = 0  # edges lost to a full ring (statistics)

@@ -8,7 +8,6 @@ Everything runs in the device's host loop thread; replies are scheduled with clo
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,14 +68,13 @@ class ModemEmulator:
 
     def __init__(self, sms_network: SmsNetwork | None = None, msisdn: str = "+821012345678",
                  timing: Timing | None = None, position=(37.5665, 126.9780, 38.0),
-                 resolve: dict[str, tuple[str, int]] | None = None, seed: int = 1):
+                 resolve: dict[str, tuple[str, int]] | None = None):
         self.sms_net = sms_network or SmsNetwork()
         self.msisdn = msisdn
         self.t = timing or Timing()
         self.faults = Faults()
         self.position = position
         self.resolve = resolve or {}  # host name -> real (ip, port) on loopback
-        self.rng = random.Random(seed)
         self.clock = None
         self.uart = None
         self.on = False

@@ -184,7 +184,7 @@ class At:
         payload: bytes sent after the "> " prompt (SMS PDU + Ctrl-Z, socket data).
         ends: lines that also end this command successfully ("NORMAL POWER DOWN" after CPOWD)."""
         async with self._lock:
-            if self._timeouts:
+            if self._timeouts and cmd != "AT":
                 # The last command went unanswered: let a late answer to it arrive now, while
                 # nothing is pending (it is counted as unknown), not as this command's result.
                 await asyncio.sleep_ms(_LATE_GUARD_MS)
@@ -251,7 +251,10 @@ class At:
         self.pwrkey(1)
         await asyncio.sleep_ms(self.pwrkey_off_ms)
         self.pwrkey(0)
-        await asyncio.sleep_ms(self.off_to_on_ms)
+        waited = 0
+        while waited < self.off_to_on_ms and not self._booted:  # a boot URC: it was off, now on
+            await asyncio.sleep_ms(100)
+            waited += 100
         if not self._booted:
             self.pwrkey(1)
             await asyncio.sleep_ms(self.pwrkey_on_ms)

@@ -9,6 +9,8 @@ import pytest
 from srvkit import DEVICE2, OTHER_SCHOOL_DEVICE, SECRET2, SECRET3, Device, report
 from urelief import protocol as p
 
+BOTH_BACKENDS = True  # SQLite, and PostgreSQL when URELIEF_TEST_PG_URL is set
+
 
 @pytest.fixture(scope="module")
 def dev(server):

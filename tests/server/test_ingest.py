@@ -13,6 +13,8 @@ from srvkit import DEVICE, DEVICE2, SECRET, SECRET2, Device, report
 from urelief import protocol as p
 from urelief.registry.models import DevicePacket, Incident
 
+BOTH_BACKENDS = True  # SQLite, and PostgreSQL when URELIEF_TEST_PG_URL is set
+
 
 @pytest.fixture(scope="module")
 def dev(server):

@@ -275,7 +275,8 @@ def run_backend(name: str, db_url: str, workdir: Path, n_devices: int = 200,
             "rows_expected": total_sent}
 
 
-def _pg_scratch(base: str):
+def pg_scratch(base: str):
+    """A scratch database on the server `base` names: (url, drop)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -313,7 +314,7 @@ def main() -> None:
         if not pg:
             print("   postgresql: skipped (set URELIEF_TEST_PG_URL)", flush=True)
             return
-        url, drop = _pg_scratch(pg)
+        url, drop = pg_scratch(pg)
         try:
             (work / "pg").mkdir()
             _print(run_backend("postgresql", url, work / "pg"))

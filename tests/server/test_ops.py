@@ -1,0 +1,62 @@
+"""Operations: rate limits (per source before verification, per device after), /healthz,
+/metrics, OpenAPI, structured JSON logs, and the dashboard's static files."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+from srvkit import DEVICE, SECRET, Device, report
+from urelief import protocol as p
+
+SERVER_ENV = {"URELIEF_DEVICE_RATE_PER_S": "0.001", "URELIEF_DEVICE_BURST": "3",
+              "URELIEF_SOURCE_RATE_PER_S": "0.001", "URELIEF_SOURCE_BURST": "12"}
+
+
+def metric(server, name: str, **labels) -> float:
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+                   if labels else "")
+    for line in httpx.get(server.http + "/metrics").text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_flooding_device_is_cut_off_and_a_flooding_source_too(server):
+    dev = Device(DEVICE, SECRET, server)
+    assert dev.exchange(b"\x11\x01", timeout=0.3) is None  # truncated: rejected and logged
+    acks = [dev.exchange(dev.seal(p.Position(report=report())), timeout=1.0) for _ in range(6)]
+    assert sum(a is not None for a in acks) == 3  # the device's burst, then refused
+    assert metric(server, "urelief_packets_rejected_total", reason="rate_limited") == 3
+    # The same source keeps sending junk: after its burst nothing even gets verified.
+    for _ in range(10):
+        dev.send(b"\x11" * 30)
+    time.sleep(0.5)
+    assert metric(server, "urelief_packets_rejected_total", reason="rate_limited") >= 5
+    assert metric(server, "urelief_packets_rejected_total", reason="truncated") < 5
+
+
+def test_health_metrics_openapi_and_dashboard(server):
+    h = httpx.get(server.http + "/healthz")
+    assert h.status_code == 200 and h.json()["ok"] and h.json()["db"]
+    assert metric(server, "urelief_packets_accepted_total", channel="udp", kind="position") == 3
+    assert "urelief_ack_latency_seconds_bucket" in httpx.get(server.http + "/metrics").text
+    spec = httpx.get(server.http + "/openapi.json").json()
+    for path in ("/api/incidents", "/api/incidents/{incident_id}/{action}", "/sms/inbound",
+                 "/aml", "/api/subscribers"):
+        assert path in spec["paths"]
+    page = httpx.get(server.http + "/dashboard/")
+    assert page.status_code == 200 and "U-Relief dispatch" in page.text
+    assert httpx.get(server.http + "/vendor/leaflet/leaflet.js").status_code == 200
+    assert httpx.get(server.http + "/dashboard/config.json").json()["tile_url"] == ""
+
+
+def test_logs_are_one_json_object_per_line(server):
+    lines = (server.workdir / "server.log").read_text().splitlines()
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(events) == len([ln for ln in lines if ln.strip()])  # nothing unstructured
+    names = {e["event"] for e in events}
+    assert {"server_started", "packet_rejected"} <= names
+    rej = next(e for e in events if e["event"] == "packet_rejected")
+    assert rej["level"] in ("info", "debug") and "reason" in rej and "ts" in rej

@@ -26,7 +26,7 @@ from urelief.paths import BOARDS, BUILD_FIRMWARE
 from urelief.sim import vm
 from urelief.sim.clock import INF, Clock
 from urelief.sim.console import Console
-from urelief.sim.peripherals import HostAdc, HostPin, HostUart
+from urelief.sim.peripherals import HostAdc, HostI2c, HostPin, HostUart
 
 SHIMS = Path(__file__).with_name("shims")
 FLASH_BLOCKS = 512  # 2 MiB littlefs partition of 4 KiB blocks (ESP32 4 MB flash layout)
@@ -69,6 +69,7 @@ class VirtualDevice:
         self._pins: dict[int, HostPin] = {}
         self._uarts: dict[int, HostUart] = {}
         self._adcs: dict[int, HostAdc] = {}
+        self._i2cs: dict[int, HostI2c] = {}
         self.reset_causes: list[int] = []
         self.heap_peak = {"alloc": 0, "live": 0}
         self.errors: list[BaseException] = []
@@ -117,6 +118,9 @@ class VirtualDevice:
 
     def adc(self, gpio: int) -> HostAdc:
         return self._adcs.setdefault(gpio, HostAdc(gpio))
+
+    def i2c(self, bus_id: int) -> HostI2c:
+        return self._i2cs.setdefault(bus_id, HostI2c(bus_id))
 
     @property
     def output(self) -> str:
@@ -478,6 +482,15 @@ class VirtualDevice:
     def _f_adc(self, p: bytes) -> None:
         self._send_frame(0x56, struct.pack(">i", self.adc(p[0]).read_uv()))
 
+    def _f_i2c(self, p: bytes) -> None:
+        bus, addr, op, n = struct.unpack_from(">BBBH", p)
+        try:
+            got = self.i2c(bus).transfer(op, addr, n, p[5:])
+        except Exception as e:  # a broken model NACKs, and the test hears of it
+            self._error(e)
+            got = None
+        self._send_frame(0x56, b"\x01" if got is None else b"\x00" + got)
+
     def _f_wdt(self, p: bytes) -> None:
         self._wdt_ms = struct.unpack(">i", p)[0]
         self._f_feed(b"")
@@ -543,7 +556,7 @@ class VirtualDevice:
     _FRAMES = {0x59: _f_sync, 0x42: _f_boot, 0x49: _f_idle, 0x4C: _f_light, 0x54: _f_uart, 0x50: _f_pin_out,
                0x43: _f_pin_cfg, 0x41: _f_adc, 0x44: _f_wdt, 0x46: _f_feed, 0x52: _f_reset,
                0x53: _f_deepsleep, 0x4B: _f_wake_cfg, 0x47: _f_nvs_load, 0x4E: _f_nvs_commit,
-               0x4D: _f_rtc_mem, 0x5A: _f_rtc_set, 0x48: _f_heap}
+               0x4D: _f_rtc_mem, 0x5A: _f_rtc_set, 0x48: _f_heap, 0x51: _f_i2c}
 
     # -- process lifecycle -------------------------------------------------------------------
     def _spawn(self, cause: int, wake: int, mode: str = "normal") -> None:

@@ -93,3 +93,63 @@ class HostAdc:
     def read_uv(self) -> int:
         mv = self.source() if self.source else self.mv
         return int(round(mv * 1000))
+
+
+class I2cTarget(Protocol):
+    def on_write(self, data: bytes) -> None: ...
+
+    def on_read(self, n: int) -> bytes: ...
+
+
+class HostI2c:
+    """An I2C bus: targets answer at their 7-bit address; others do not acknowledge."""
+
+    def __init__(self, bus_id: int):
+        self.bus_id = bus_id
+        self.targets: dict[int, I2cTarget] = {}
+
+    def attach(self, addr: int, target: I2cTarget) -> None:
+        self.targets[addr] = target
+
+    def transfer(self, op: int, addr: int, n: int, data: bytes) -> bytes | None:
+        """op 0 scan, 1 write, 2 read; None is a NACK."""
+        if op == 0:
+            return bytes(sorted(self.targets))
+        target = self.targets.get(addr)
+        if target is None:
+            return None
+        if op == 1:
+            target.on_write(data)
+            return b""
+        out = bytes(target.on_read(n))
+        return (out + bytes(n))[:n]
+
+
+class RegisterTarget:
+    """A target with 8-bit registers behind an auto-incrementing pointer (most PMUs and
+    sensors): a write sets the pointer then stores bytes; a read returns from the pointer."""
+
+    def __init__(self) -> None:
+        self.regs = bytearray(256)
+        self.ptr = 0
+
+    def read_reg(self, reg: int) -> int:
+        return self.regs[reg]
+
+    def write_reg(self, reg: int, value: int) -> None:
+        self.regs[reg] = value
+
+    def on_write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.ptr = data[0]
+        for b in data[1:]:
+            self.write_reg(self.ptr, b)
+            self.ptr = (self.ptr + 1) & 0xFF
+
+    def on_read(self, n: int) -> bytes:
+        out = bytearray()
+        for _ in range(n):
+            out.append(self.read_reg(self.ptr) & 0xFF)
+            self.ptr = (self.ptr + 1) & 0xFF
+        return bytes(out)

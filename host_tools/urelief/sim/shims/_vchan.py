@@ -8,6 +8,7 @@
 #                 N nvs commit(namespace, json)    G nvs load(namespace)  M rtc memory(bytes)
 #                 Z rtc set(epoch offset us)       H heap(alloc, live)   B boot info
 #                 Y sync (the board's time, e.g. on entering the REPL)
+#                 Q i2c transfer(bus, addr, op, n, data) -> V(nack, data)
 # host -> device: W wake(now_us, lease_us)   V reply(data)   and events stamped with their time (us):
 #                 U uart rx(t, id, data)   E pin level(t, gpio, level)
 import struct

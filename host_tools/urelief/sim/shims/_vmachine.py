@@ -227,6 +227,61 @@ class ADC:
         return self.read_u16() >> 4
 
 
+class I2C:
+    # Controller on an I2C bus; the targets (PMU, sensors) are modelled by the host. A target
+    # that does not acknowledge raises OSError ENODEV, as the ESP32 port does.
+    def __init__(self, id=0, *, scl=None, sda=None, freq=400000, timeout=50000):
+        self._bus = id
+
+    def init(self, *args, **kw):
+        pass
+
+    def deinit(self):
+        pass
+
+    def _xfer(self, op, addr, n, data=b''):
+        r = _vchan.chan.request(0x51, struct.pack('>BBBH', self._bus, addr, op, n) + bytes(data))
+        if r[0]:
+            raise OSError(19)  # ENODEV: no acknowledge
+        return r[1:]
+
+    def scan(self):
+        return list(self._xfer(0, 0, 0))
+
+    def writeto(self, addr, buf, stop=True):
+        self._xfer(1, addr, len(buf), buf)
+        return len(buf)
+
+    def writevto(self, addr, vector, stop=True):
+        data = b''.join(bytes(v) for v in vector)
+        self._xfer(1, addr, len(data), data)
+        return len(data)
+
+    def readfrom(self, addr, nbytes, stop=True):
+        return bytes(self._xfer(2, addr, nbytes))
+
+    def readfrom_into(self, addr, buf, stop=True):
+        data = self._xfer(2, addr, len(buf))
+        buf[:len(data)] = data
+
+    def _mem(self, memaddr, addrsize):
+        return memaddr.to_bytes(addrsize // 8, 'big')
+
+    def writeto_mem(self, addr, memaddr, buf, *, addrsize=8):
+        self.writeto(addr, self._mem(memaddr, addrsize) + bytes(buf))
+
+    def readfrom_mem(self, addr, memaddr, nbytes, *, addrsize=8):
+        self.writeto(addr, self._mem(memaddr, addrsize), False)
+        return self.readfrom(addr, nbytes)
+
+    def readfrom_mem_into(self, addr, memaddr, buf, *, addrsize=8):
+        self.writeto(addr, self._mem(memaddr, addrsize), False)
+        self.readfrom_into(addr, buf)
+
+
+SoftI2C = I2C
+
+
 class WDT:
     def __init__(self, id=0, timeout=5000):
         _vchan.chan.send(0x44, struct.pack('>i', timeout))

@@ -104,3 +104,12 @@ def test_reset_restarts_the_board(board):
     assert r.returncode == 0, r.stderr
     dev.run_until(lambda: f"cause {SOFT_RESET}" in dev.output, timeout_ms=5000)
     assert dev.reset_cause == SOFT_RESET
+
+
+def test_run_executes_a_host_script_on_the_board(board, tmp_path):
+    dev, port = board(main_py="print('idle')\n")
+    script = tmp_path / "probe.py"
+    script.write_text("import machine, os\nprint('board', len(machine.unique_id()), 'main.py' in os.listdir())\n")
+    r = mpremote(port, "run", str(script))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "board 6 True"

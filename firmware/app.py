@@ -1,4 +1,5 @@
-# The terminal's application: board pin map -> panic button -> silent haptic confirmation.
+# The terminal's application: board pin map + device config -> panic button, haptics, battery,
+# GNSS, modem, and the alarm runner that turns a gesture into an SOS the police receive.
 import asyncio
 
 import config
@@ -19,13 +20,101 @@ def reset_cause_name():
     return RESET_CAUSES.get(machine.reset_cause(), 'unknown')
 
 
+def _out(cfg, on):
+    # An output pin driven to its active level (on) or the other one.
+    active = 0 if cfg.get('active', 'high') == 'low' else 1
+    pin = machine.Pin(cfg['gpio'], machine.Pin.OUT, value=active if on else 1 - active)
+    return lambda v: pin.value(active if v else 1 - active)
+
+
+def start_battery(board):
+    try:
+        from hw.battery import from_board
+        return from_board(board)
+    except Exception as e:  # a gauge that does not answer must not stop the terminal
+        print('urelief: no battery gauge:', repr(e))
+        return None
+
+
+def start_gnss(board):
+    from gnss.service import Gnss
+    pins = board['pins']
+    power = _out(pins['gnss_enable'], True) if 'gnss_enable' in pins else None
+    gnss = Gnss(power)
+    src = board.get('gnss', {}).get('source')
+    if src == 'uart' and 'gnss_uart' in pins:
+        u = pins['gnss_uart']
+        uart = machine.UART(u['id'], u.get('baud', 9600), tx=u['tx'], rx=u['rx'], rxbuf=512)
+        gnss.power(True)
+        asyncio.create_task(gnss.run_uart(asyncio.StreamReader(uart)))
+    elif src:
+        # The modem's own GNSS (SIM7080: shares the RF with LTE) needs scheduling around the
+        # radio: not wired yet, the alert goes with the serving cell only.
+        print('urelief: GNSS source', src, 'not scheduled yet')
+    return gnss
+
+
+def start_modem(board):
+    from modem import dialect, on_uart
+    pins = board['pins']
+    if 'modem_uart' not in pins:
+        return None
+    if 'modem_power' in pins:
+        _out(pins['modem_power'], True)
+    u = pins['modem_uart']
+    uart = machine.UART(u['id'], u.get('baud', 115200), tx=u['tx'], rx=u['rx'], rxbuf=1024)
+    key = _out(pins['modem_pwrkey'], False) if 'modem_pwrkey' in pins else None
+    return on_uart(dialect(board['modem']['dialect']), uart, key)
+
+
+def start_alarm(device, haptics, battery, gnss, modem):
+    from alarm.outbox import Outbox
+    from alarm.runner import Runner
+    from alarm.transport import Transport
+    from proto.counter import Counter, ReplayGuard
+    from proto.packet import Codec
+    from proto.seal import Seal
+
+    secret = bytes.fromhex(device['secret'])
+    codec = Codec(Seal(secret, device['device_id'], device.get('key_id', 1)))
+    runner = Runner(codec, Counter(config.COUNTER_FILE), ReplayGuard(config.DOWNLINK_FILE),
+                    Outbox(config.OUTBOX_DIR), haptics, gnss, battery,
+                    drill=device.get('drill', False))
+    srv = device.get('server') or {}
+    transport = Transport(modem, srv.get('host'), srv.get('port'), device.get('sms_number'),
+                          runner.downlink, runner.kick.set)
+    runner.start(transport)
+    asyncio.create_task(transport.run())
+    return runner
+
+
 async def main():
     board = config.load_board()
     device = config.load_device()
     print('urelief: boot on', board['name'], '- reset cause:', reset_cause_name())
-    haptics = Haptics(board['pins']['vibration'], board['pins'].get('led'))
-    button = Button(board['pins']['button'], device['gesture'])
+    pins = board['pins']
+    haptics = Haptics(pins['vibration'], pins.get('led'))
+    button = Button(pins['button'], device['gesture'])
     asyncio.create_task(button.run())
+    battery = start_battery(board)
+    gnss = start_gnss(board)
+    runner = None
+    missing = config.missing(device)
+    if missing:
+        print('urelief: not provisioned (no %s): an SOS cannot be sent' % ', '.join(missing))
+    else:
+        modem = start_modem(board)
+        if modem is None:
+            print('urelief: no modem on this board: an SOS cannot be sent')
+        else:
+            try:
+                runner = start_alarm(device, haptics, battery, gnss, modem)
+            except Exception as e:  # e.g. the counter file is missing or corrupt
+                print('urelief: alarm not started:', repr(e))
     async for kind, n, t_ms in button:
         print('urelief: gesture', kind, n, 'at', t_ms, 'ms')
-        haptics.play(SENT)
+        if runner is None:
+            haptics.play(SENT)  # the gesture is felt, though nothing can be sent
+            print('urelief: cannot send: not provisioned')
+        else:
+            runner.gesture(kind, n, t_ms)

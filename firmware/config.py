@@ -1,12 +1,19 @@
 # The terminal's configuration files on flash: the board's pin map (written at provisioning
-# from boards/<name>.json) and the device's own settings.
+# from boards/<name>.json) and the device's own settings and key (/device.json), and where the
+# alarm keeps its state.
 import json
 
 BOARD_FILE = '/board.json'
 DEVICE_FILE = '/device.json'
+COUNTER_FILE = '/ctr'  # uplink counter (proto.counter.Counter), made at provisioning
+DOWNLINK_FILE = '/down.ctr'  # downlink replay guard
+OUTBOX_DIR = '/outbox'
 
 DEFAULT_DEVICE = {
     'gesture': {'hold_ms': 3000, 'presses': 0, 'window_ms': 2000},  # hold 3 s to raise SOS
+    # Written at provisioning (host_tools/urelief/provision.py):
+    #   device_id (u32), key_id (0..15), secret (64 hex digits: the 32-byte device secret),
+    #   server {"host", "port"} (UDP), sms_number (the police gateway, E.164), drill (bool)
 }
 
 
@@ -35,3 +42,11 @@ def load_device():
     except ValueError:
         print('device.json unreadable: defaults used')
     return cfg
+
+
+def missing(device):
+    # What keeps this device from sending: a list of what provisioning must write (empty: none).
+    out = [k for k in ('device_id', 'secret') if k not in device]
+    if 'server' not in device and 'sms_number' not in device:
+        out.append('server or sms_number')
+    return out

@@ -1,55 +1,356 @@
-"""`urelief demo`: the terminal's main job on its embedded defaults, end to end in the simulator.
+"""`urelief demo`: the terminal's main job on its embedded defaults, end to end.
 
-A virtual board (the `sim` board: ESP32-S3, SIM7080G-class modem, UART GNSS) boots the real
-firmware from build/firmware on a real MicroPython VM; a child knocks the button by accident,
-then holds it for 3.5 s; the firmware recognises the gesture and confirms it silently on the
-vibration motor. Everything runs on the virtual clock.
+The real police server (`urelief server`, SQLite in a temp dir) runs on loopback; a virtual
+device is provisioned for a pupil (id, secret, /device.json, counter file, registry entry) and
+boots the real firmware (build/firmware) on a real MicroPython VM, with the SIM7080 emulator on
+its modem UART (UDP to the server over real loopback sockets, SMS through the simulator's SMS
+network), a GNSS receiver on its GNSS UART and a Li-ion cell on its battery ADC. The child holds
+the button; the timeline goes from the press to the vibration that says the police have it.
+
+`PoliceServer`, `SmsGateway` and `Rig` are the pieces the end-to-end tests (tests/e2e) use too.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import click
+import httpx
 
+from urelief import provision
 from urelief.cli import main as cli
+from urelief.paths import BUILD_FIRMWARE
 from urelief.sim.device import VirtualDevice
+from urelief.sim.models.battery import BatteryModel, LiIonCell
 from urelief.sim.models.button import HumanButton
+from urelief.sim.models.gnss_uart import GnssReceiver, Trajectory
+from urelief.sim.modem import SmsNetwork, make
 
+SERVER_NAME = "sos.urelief.test"  # what provisioning writes; the emulated network resolves it
+GATEWAY_NUMBER = "+82112"  # the police SMS gateway
+SEOUL = (37.5665, 126.9780, 38.0)  # Seoul City Hall
+GAP_MS = 700  # silence that separates two haptic patterns (the firmware leaves 800 ms)
+
+
+# ------------------------------------------------------------------------------ police side
+
+class PoliceServer:
+    """`urelief server` in a subprocess on loopback, with its registry seeded in-process: a
+    school, a pupil with a guardian, and a dispatcher whose token drives the incident API."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.db_url = f"sqlite:///{self.workdir / 'urelief.db'}"
+        self.key_hex = secrets.token_hex(32)
+        self.proc: subprocess.Popen | None = None
+        self.http = ""
+        self.udp: tuple[str, int] = ("", 0)
+        self.token = ""
+        self.subscriber_id: int | None = None
+        self._registry = None
+
+    def seed(self) -> PoliceServer:
+        from urelief.registry import migrate
+        from urelief.registry.db import Database
+        from urelief.registry.keys import ServerKey
+        from urelief.registry.models import Role
+        from urelief.registry.service import Registry, cli_actor
+
+        migrate.upgrade(self.db_url)
+        self._registry = reg = Registry(Database(self.db_url), ServerKey(bytes.fromhex(self.key_hex)))
+        admin = cli_actor()
+        school = reg.create_school(admin, "D1", "Demo Elementary", "110 Sejong-daero, Seoul")
+        sub = reg.create_subscriber(admin, {
+            "school_id": school["id"], "pupil_ref": "D-001", "full_name": "Kim Minji",
+            "class_name": "4-2", "birth_year": 2016,
+            "guardians": [{"name": "Kim Jiwoo", "phone": "+821055500001", "relation": "mother"}]})
+        self.subscriber_id = sub["id"]
+        _, self.token = reg.create_operator(admin, "dispatcher", Role.ADMIN,
+                                            password="demo dispatcher pass")
+        return self
+
+    def provision(self, cfg: provision.DeviceConfig) -> dict:
+        assert self._registry is not None, "seed() first"
+        return provision.register(self._registry, cfg, subscriber_id=self.subscriber_id,
+                                  board="sim")
+
+    def start(self) -> PoliceServer:
+        env = {**os.environ, "URELIEF_SERVER_KEY": self.key_hex,
+               "URELIEF_VAR": str(self.workdir / "var")}
+        self._log = open(self.workdir / "server.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "urelief"), "server", "--db", self.db_url,
+             "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--tile-url", ""],
+            stdout=subprocess.PIPE, stderr=self._log, env=env, cwd=self.workdir)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("server exited: " + self.log_tail())
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("event") == "listening":
+                self.http = "http://{}:{}".format(*msg["http"])
+                self.udp = tuple(msg["udp"])
+                self.api = httpx.Client(base_url=self.http, timeout=10,
+                                        headers={"Authorization": f"Bearer {self.token}"})
+                return self
+        raise RuntimeError("server did not start in time")
+
+    def log_tail(self, n: int = 3000) -> str:
+        return (self.workdir / "server.log").read_text(errors="replace")[-n:]
+
+    def incidents(self, state: str = "all") -> list[dict]:
+        return self.api.get("/api/incidents", params={"state": state}).raise_for_status().json()["items"]
+
+    def incident(self, iid: int) -> dict:
+        return self.api.get(f"/api/incidents/{iid}").raise_for_status().json()
+
+    def act(self, iid: int, action: str) -> dict:
+        return self.api.post(f"/api/incidents/{iid}/{action}").raise_for_status().json()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._registry is not None:
+            self._registry.db.dispose()
+
+
+class SmsGateway:
+    """The police's SMS gateway outside the server, as a deployment wires one: what devices
+    send to GATEWAY_NUMBER goes to the server's webhook (POST /sms/inbound); what the server
+    sends (its log gateway's outbox, GET /api/sms/outbox) is delivered into the SMS network.
+    While a message is with the server the device clock runs in real time (as for UDP)."""
+
+    def __init__(self, net: SmsNetwork, server: PoliceServer, clock):
+        self.net, self.server, self.clock = net, server, clock
+        self.forwarded: list[dict] = []  # webhook answers
+        self._done: set[str] = set()
+        self._lock = threading.Lock()
+        net.on_receive = self._on_receive
+
+    def _on_receive(self, sms) -> None:  # the device's clock thread: never block it
+        hold = self.clock.hold_realtime()
+        threading.Thread(target=self._forward, args=(sms, hold), daemon=True).start()
+
+    def _forward(self, sms, hold) -> None:
+        try:
+            body = ({"data_hex": sms.body.hex()} if isinstance(sms.body, bytes)
+                    else {"text": sms.body})
+            r = self.server.api.post("/sms/inbound", json={"from": sms.sender, **body})
+            self.forwarded.append(r.json())
+            self.pump()
+        finally:
+            self.clock.post(hold.release)
+
+    def pump(self) -> int:
+        """Deliver what the server has sent since the last pump. -> messages delivered."""
+        with self._lock:
+            items = self.server.api.get("/api/sms/outbox").raise_for_status().json()["items"]
+            n = 0
+            for it in items:
+                if it["ref"] in self._done:
+                    continue
+                self._done.add(it["ref"])
+                body = bytes.fromhex(it["data_hex"]) if "data_hex" in it else it.get("text", "")
+                n += bool(self.net.deliver(it["to"], body, sender=GATEWAY_NUMBER))
+            return n
+
+
+# ------------------------------------------------------------------------------ device side
+
+@dataclass
+class Rig:
+    """One provisioned virtual terminal wired to emulated hardware and the police server."""
+
+    workdir: Path
+    server: PoliceServer
+    gnss_ttff_ms: float | None = 1000  # None: no GNSS receiver fitted / no sky
+    battery_soc: float = 0.8
+    # The firmware's modules alone take ~119 KB of this 64-bit VM's heap (bytecode is loaded
+    # into RAM unless frozen into the image): the 96 KB budget needs frozen modules.
+    heap_kb: int = 256
+    cfg: provision.DeviceConfig | None = None
+    motor: list[tuple[int, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)
+        if self.cfg is None:
+            self.cfg = provision.new_device(server=(SERVER_NAME, 7420), sms_number=GATEWAY_NUMBER)
+            self.server.provision(self.cfg)
+        tree = provision.deploy_tree(self.cfg, self.workdir / "fw", BUILD_FIRMWARE)
+        self.dev = VirtualDevice(board="sim", flash=self.workdir / "flash.img", firmware=tree,
+                                 heap_kb=self.heap_kb)
+        pins = self.dev.board["pins"]
+        self.net = SmsNetwork()
+        self.gateway = SmsGateway(self.net, self.server, self.dev.clock)
+        self.modem = make("sim7080", sms_network=self.net,
+                          resolve={SERVER_NAME: ("127.0.0.1", self.server.udp[1])})
+        self.modem.attach(self.dev, uart_id=pins["modem_uart"]["id"],
+                          pwrkey_gpio=pins["modem_pwrkey"]["gpio"])
+        self.gnss = None
+        if self.gnss_ttff_ms is not None:
+            self.gnss = GnssReceiver(self.dev, Trajectory(lambda t: SEOUL, sats=9, hdop=0.9),
+                                     uart_id=pins["gnss_uart"]["id"], baud=pins["gnss_uart"]["baud"],
+                                     ttff_ms=self.gnss_ttff_ms).attach()
+        adc = pins["battery_adc"]
+        self.battery = BatteryModel(self.dev, adc["gpio"], adc["divider"],
+                                    LiIonCell(soc=self.battery_soc), load_ma=30)
+        self.battery.start(every_ms=1000)
+        self.dev.pin(pins["vibration"]["gpio"]).on_change(lambda lv, t: self.motor.append((lv, t)))
+        self.child = HumanButton(self.dev, pins["button"]["gpio"])
+
+    def start(self) -> Rig:
+        self.dev.start()
+        return self
+
+    def wait_ready(self, timeout_ms: float = 60_000) -> float:
+        """Boot until the data link is up; -> device ms."""
+        self.dev.wait_line("urelief: data link up", timeout_ms=timeout_ms)
+        return self.dev.clock.now_ms()
+
+    def hold(self, ms: float = 3500, after_ms: float = 100) -> float:
+        """The child holds the button; -> device time the hold gesture completes (3 s held)."""
+        t = self.dev.clock.now_ms() + after_ms
+        self.child.press(ms, after_ms=after_ms)
+        hold_ms = self.cfg.gesture["hold_ms"] if self.cfg else 3000
+        return t + hold_ms
+
+    def until(self, pred, timeout_ms: float = 30_000, timeout_s: float = 60) -> bool:
+        return self.dev.run_until(pred, timeout_ms=timeout_ms, timeout_s=timeout_s)
+
+    def lines(self, pattern: str) -> list[re.Match]:
+        return [m for m in re.finditer(pattern, self.dev.output)]
+
+    def patterns(self) -> list[tuple[float, tuple[int, ...]]]:
+        """The motor's vibration as (start ms, on-durations) per pattern."""
+        return haptic_patterns(self.motor)
+
+    def stop(self) -> None:
+        self.battery.stop()
+        self.dev.stop()
+        self.modem.close()
+
+
+def haptic_patterns(edges: list[tuple[int, float]]) -> list[tuple[float, tuple[int, ...]]]:
+    out: list[tuple[float, list[int]]] = []
+    on_t = None
+    last_off = None
+    for level, t in edges:
+        if level and on_t is None:
+            if last_off is None or t - last_off >= GAP_MS or not out:
+                out.append((t, []))
+            on_t = t
+        elif not level and on_t is not None:
+            out[-1][1].append(round(t - on_t))
+            on_t, last_off = None, t
+    return [(t, tuple(d)) for t, d in out]
+
+
+PATTERN_NAMES = {(200,): "SENT", (200, 200, 200): "SEEN", (600, 600, 600): "DISPATCHED"}
+
+
+def pattern_name(durations: tuple[int, ...]) -> str:
+    for want, name in PATTERN_NAMES.items():
+        if len(want) == len(durations) and all(abs(a - b) <= 30 for a, b in zip(want, durations, strict=True)):
+            return name
+    return "?" + ",".join(map(str, durations))
+
+
+# ------------------------------------------------------------------------------ the demo
 
 def run_demo(echo=click.echo) -> dict:
-    dev = VirtualDevice(board="sim", clock="virtual")
-    pins = dev.board["pins"]
-    adc = pins["battery_adc"]
-    dev.adc(adc["gpio"]).set_mv(3900 / adc["divider"])  # a Li-ion cell at ~70 %
-    motor: list[tuple[int, float]] = []
-    dev.pin(pins["vibration"]["gpio"]).on_change(lambda lvl, t: motor.append((lvl, t)))
     wall0 = time.monotonic()
-    with dev:
-        boot = dev.wait_line("urelief: boot", timeout_ms=10_000)
-        echo(f"[{dev.clock.now_ms():8.0f} ms] {boot}")
-        child = HumanButton(dev, pins["button"]["gpio"])
-        t0 = dev.clock.now_ms()
-        child.bump(50, after_ms=1000)
-        echo(f"[{t0 + 1000:8.0f} ms] the button is knocked for 50 ms (pocket bump)")
-        child.press(3500, after_ms=3000)
-        echo(f"[{t0 + 3000:8.0f} ms] the child holds the button for 3.5 s")
-        dev.run_for(9000)
-        gestures = [ln for ln in dev.output.splitlines() if "gesture" in ln]
-        for ln in gestures:
-            echo(f"[{'':>8}   ] {ln.strip()}")
-        for level, t in motor:
-            if level:
-                echo(f"[{t:8.0f} ms] vibration motor on (silent confirmation)")
-        wall = time.monotonic() - wall0
-        echo(f"device time {dev.clock.now_ms() / 1000:.1f} s in {wall:.1f} s of wall time; "
-             f"peak firmware heap {dev.heap_peak['live']} B live of {dev.heap_kb} KB")
-    return {"gestures": gestures, "motor_on": [t for lvl, t in motor if lvl]}
+    with tempfile.TemporaryDirectory(prefix="urelief-demo-") as tmp:
+        server = PoliceServer(Path(tmp) / "police").seed().start()
+        echo(f"police server up: UDP {server.udp[0]}:{server.udp[1]}, dashboard {server.http}/dashboard/")
+        rig = Rig(Path(tmp) / "device", server).start()
+        try:
+            return _timeline(rig, server, echo, wall0)
+        finally:
+            rig.stop()
+            server.stop()
+
+
+def _timeline(rig: Rig, server: PoliceServer, echo, wall0: float) -> dict:
+    dev = rig.dev
+    echo(f"device {rig.cfg.device_id} provisioned for pupil #{server.subscriber_id}, "
+         "firmware booting on the virtual board")
+    t_ready = rig.wait_ready()
+    echo(f"[{t_ready:8.0f} ms] modem registered, data link to the police server up")
+    t_hold = rig.hold(3500, after_ms=500)
+    t_press = t_hold - rig.cfg.gesture["hold_ms"]
+    rig.until(lambda: "level 1" in dev.output and len(rig.motor) >= 2, timeout_ms=20_000)
+    rig.dev.run_for(300)
+    stored = re.search(r"sos #(\d+) stored (\d+) ms after the gesture[^\n]*", dev.output)
+    sent_at = _modem_time(rig, "AT+CASEND")
+    ack_at = _modem_time(rig, "+CADATAIND", "tx")
+    incs = server.incidents()
+    inc = incs[0] if incs else {}
+    on = [t for lv, t in rig.motor if lv]
+    echo(f"[{t_press:8.0f} ms] the child presses the SOS button and holds it")
+    echo(f"[{t_hold:8.0f} ms] held 3 s: SOS gesture recognised")
+    if stored:
+        echo(f"[{t_hold + int(stored.group(2)):8.0f} ms] SOS #{stored.group(1)} sealed and stored "
+             f"in the flash outbox ({stored.group(0).split(': ', 1)[-1]})")
+    if sent_at is not None:
+        echo(f"[{sent_at:8.0f} ms] sent over UDP (AT+CASEND, LTE-M)")
+    if inc:
+        echo(f"[{'':>8}   ] server: incident {inc['id']} opened for {inc['child']}, device "
+             f"{inc['device_id']}, position {inc['last_lat']:.5f}, {inc['last_lon']:.5f} "
+             f"+/- {inc['last_accuracy_m']} m")
+    if ack_at is not None:
+        echo(f"[{ack_at:8.0f} ms] signed ACK (received) back at the device")
+    for t, durs in rig.patterns():
+        echo(f"[{t:8.0f} ms] vibration: {pattern_name(durs)} (silent confirmation)")
+    wall = time.monotonic() - wall0
+    figures = {
+        "press_to_stored_ms": (t_hold - t_press) + int(stored.group(2)) if stored else None,
+        "gesture_to_stored_ms": int(stored.group(2)) if stored else None,
+        "press_to_server_ms": round(sent_at + rig.modem.t.uplink_ms - t_press) if sent_at else None,
+        "press_to_ack_ms": round(ack_at - t_press) if ack_at else None,
+        "press_to_vibration_ms": round(on[0] - t_press) if on else None,
+    }
+    echo("figures (device time): press -> stored {press_to_stored_ms} ms (firmware's share after "
+         "the 3 s hold: {gesture_to_stored_ms} ms), press -> server {press_to_server_ms} ms, "
+         "press -> ack {press_to_ack_ms} ms, press -> vibration {press_to_vibration_ms} ms"
+         .format(**figures))
+    echo(f"device time {dev.clock.now_ms() / 1000:.1f} s in {wall:.1f} s of wall time; "
+         f"peak firmware heap {dev.heap_peak['live']} B live of {dev.heap_kb} KB")
+    return {"incident": inc, "patterns": [pattern_name(d) for _, d in rig.patterns()],
+            "figures": figures}
+
+
+def _modem_time(rig: Rig, text: str, direction: str = "rx") -> float | None:
+    for t, d, s in rig.modem.log:
+        if d == direction and text in s:
+            return t
+    return None
 
 
 @cli.command("demo")
 def demo_cmd() -> None:
-    """Boot the real firmware on a virtual board and raise an SOS gesture."""
+    """A child holds SOS on a virtual terminal; the real police server opens the incident."""
     result = run_demo()
-    if len(result["gestures"]) != 1 or not result["motor_on"]:
-        raise click.ClickException("the SOS gesture was not recognised and confirmed")
+    inc = result["incident"]
+    if not inc or inc.get("last_lat") is None or "SENT" not in result["patterns"]:
+        raise click.ClickException("the SOS did not make it to the police and back")

@@ -1,0 +1,113 @@
+# Persisted outbox: every sealed uplink is stored on flash before it is sent, and kept until
+# the server acks its counter. One littlefs file per packet, <dir>/<counter, 8 hex digits>,
+# written as .tmp, closed, then renamed (atomic on littlefs): after a power cut a packet is
+# there whole or not at all, and the boot resends what is left. A duplicate at the server is
+# harmless (it re-acks). Bounded: when full, the oldest non-SOS packet goes first.
+import os
+
+from micropython import const
+
+_SOS = const(0x01)  # packet type byte (offset 1) of an SOS
+_MAX = const(16)  # packets kept; an SOS is 51 bytes, the file system block 4 KB each
+
+
+class Entry:
+    # One stored packet and its delivery state (RAM only: after a reboot it starts afresh).
+    def __init__(self, packet):
+        self.packet = packet
+        self.counter = int.from_bytes(packet[6:10], 'big')
+        self.type = packet[1]
+        self.due = None  # ticks_ms of the next attempt; None = now
+        self.first = None  # ticks_ms of the first send attempt
+        self.tries = 0  # UDP sends
+        self.sms = 0  # SMS sends
+        self.sms_at = None  # ticks_ms of the last SMS
+
+    @property
+    def sos(self):
+        return self.type == _SOS
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+class Outbox:
+    def __init__(self, path='/outbox', limit=_MAX):
+        self.path = path
+        self.limit = limit
+        self.entries = []  # oldest (lowest counter) first
+        self.dropped = 0  # statistics: packets dropped to make room
+        if not _exists(path):
+            os.mkdir(path)
+        for name in os.listdir(path):
+            full = path + '/' + name
+            if name.endswith('.tmp'):
+                os.remove(full)  # cut before the rename: never complete, never counted
+                continue
+            try:
+                with open(full, 'rb') as f:
+                    pkt = f.read()
+            except OSError:
+                continue
+            if len(pkt) < 18 or '%08x' % int.from_bytes(pkt[6:10], 'big') != name:
+                os.remove(full)  # not a packet of ours
+                continue
+            self._insert(Entry(pkt))
+
+    def _insert(self, e):
+        i = len(self.entries)
+        while i > 0 and self.entries[i - 1].counter > e.counter:
+            i -= 1
+        self.entries.insert(i, e)
+
+    def _file(self, counter):
+        return '%s/%08x' % (self.path, counter)
+
+    def add(self, packet):
+        # Store a sealed packet (bytes); returns (entry, dropped entry or None). Raises OSError
+        # if the flash refuses: the caller must not send what is not stored.
+        dropped = None
+        if len(self.entries) >= self.limit:
+            victim = None
+            for e in self.entries:
+                if not e.sos:
+                    victim = e
+                    break
+            dropped = self._remove(victim or self.entries[0])
+            self.dropped += 1
+        e = Entry(packet)
+        name = self._file(e.counter)
+        with open(name + '.tmp', 'wb') as f:
+            f.write(packet)
+        os.rename(name + '.tmp', name)
+        self._insert(e)
+        return e, dropped
+
+    def _remove(self, e):
+        self.entries.remove(e)
+        try:
+            os.remove(self._file(e.counter))
+        except OSError:
+            pass
+        return e
+
+    def ack(self, counter):
+        # The server has this counter: forget it. -> the entry, or None if not (or no longer) here.
+        for e in self.entries:
+            if e.counter == counter:
+                return self._remove(e)
+        return None
+
+    def get(self, counter):
+        for e in self.entries:
+            if e.counter == counter:
+                return e
+        return None
+
+    def __len__(self):
+        return len(self.entries)

@@ -1,0 +1,232 @@
+# The alarm's thin task layer: gesture -> sealed SOS -> outbox (stored before any send) ->
+# transport (as policy.py decides) -> ACK downlink (opened by proto) -> haptics.
+# Console lines start with "urelief: " (the simulator and the demo read them).
+import asyncio
+import time
+
+from hw.haptics import QUESTION
+from micropython import const
+from proto import ProtoError
+from proto.packet import ACK, CONFIG, STAND_DOWN, TIME_GNSS, TIME_NETWORK, TRACKING, from_text
+from proto.packet import QUESTION as QUESTION_MSG
+
+from alarm import report
+from alarm.alarm import Alarm
+from alarm.policy import Policy
+
+TRIGGER_HOLD = const(1)
+TRIGGER_PRESSES = const(2)
+_POS_SCHEDULED = const(1)
+_POS_FRESH = const(2)
+_LTE_M_MODEMS = ('sim7080', 'bg95')
+
+
+class Runner:
+    def __init__(self, codec, counter, guard, outbox, haptics, gnss=None, battery=None,
+                 policy=None, drill=False, log=print):
+        self.codec = codec
+        self.counter = counter
+        self.guard = guard
+        self.outbox = outbox
+        self.haptics = haptics
+        self.gnss = gnss
+        self.battery = battery
+        self.policy = policy or Policy()
+        self.drill = drill
+        self.log = log
+        self.alarm = Alarm()
+        self.clock = report.UtcClock()
+        self.cell = report.Cell()
+        self.transport = None
+        self.kick = asyncio.Event()  # something to send, or a channel changed
+        self._raised = asyncio.Event()
+        self._fresh = False  # an SOS went without a trusted fix: send one when there is
+        self._battery_pct = None
+        if gnss is not None:
+            gnss.on_fix = self._on_fix
+
+    def start(self, transport):
+        self.transport = transport
+        asyncio.create_task(self._send_loop())
+        asyncio.create_task(self._track_loop())
+        asyncio.create_task(self._cell_loop())
+        if len(self.outbox):
+            self.log('urelief: outbox holds %d packet(s) from before the reset' % len(self.outbox))
+            self.kick.set()
+
+    # -------------------------------------------------------------- events -> packets
+
+    def gesture(self, kind, n, t_ms):
+        if kind == 'hold':
+            return self.sos(TRIGGER_HOLD)
+        if kind == 'presses':
+            return self.sos(TRIGGER_PRESSES)
+        return None
+
+    def _report(self, at):
+        pct = charging = None
+        b = self.battery
+        if b is not None:
+            try:
+                b.sample()
+                pct, charging = b.percent, b.charging
+            except Exception as e:  # a bad gauge must never hold an alert back
+                self.log('urelief: battery not read: %r' % (e,))
+        self._battery_pct = pct
+        fix = self.gnss.fix if self.gnss is not None else None
+        return report.fill(at, fix, self.clock, pct, charging, self.cell, self.drill)
+
+    def sos(self, trigger):
+        # Seal and store an SOS at once, whatever is known. -> its counter, or None.
+        t0 = time.ticks_ms()
+        r = self._report(t0)
+        c = self._store(lambda c: self.codec.sos(c, r, trigger))
+        if c is None:
+            return None
+        new = self.alarm.raise_(c, t0, self.drill)
+        self._fresh = not r.trusted
+        self.log('urelief: sos #%d stored %d ms after the gesture%s: fix %s age %s s%s, '
+                 'battery %s%%, time source %d' % (
+                     c, time.ticks_diff(time.ticks_ms(), t0), '' if new else ' (repeat)',
+                     'yes' if r.fix else 'none', r.fix_age_s, ' trusted' if r.trusted else '',
+                     r.battery_pct, r.time_source))
+        if new:
+            self._raised.set()
+        return c
+
+    def position(self, reason):
+        r = self._report(time.ticks_ms())
+        c = self._store(lambda c: self.codec.position(c, r, reason))
+        if c is not None:
+            self.log('urelief: position #%d stored (reason %d, fix %s age %s s)' % (
+                c, reason, 'yes' if r.fix else 'none', r.fix_age_s))
+        return c
+
+    def _store(self, seal):
+        try:
+            c = self.counter.next()
+            e, dropped = self.outbox.add(bytes(seal(c)))
+        except (ProtoError, OSError) as e:
+            self.log('urelief: PACKET NOT STORED: %r' % (e,))
+            return None
+        if dropped is not None:
+            self.log('urelief: outbox full: dropped #%d' % dropped.counter)
+        self.kick.set()
+        return c
+
+    def _on_fix(self, f):
+        if not f.has_position or f.t_ms is None:
+            return
+        if f.date and f.time_ms is not None and self.clock.source <= TIME_GNSS:
+            self.clock.set(report.unix_s(f.date, f.time_ms), f.time_ms % 1000, TIME_GNSS, f.t_ms)
+        if self._fresh and self.alarm.active:
+            r = report.fill(f.t_ms, f)
+            if r.trusted:
+                self._fresh = False
+                self.position(_POS_FRESH)
+
+    # -------------------------------------------------------------- delivery
+
+    async def _send_loop(self):
+        tr = self.transport
+        pol = self.policy
+        box = self.outbox
+        while True:
+            now = time.ticks_ms()
+            for e in list(box.entries):
+                if box.get(e.counter) is not e:
+                    continue  # acked meanwhile
+                ch = pol.decide(e, now, tr.link, tr.sms_ok())
+                if ch is None:
+                    if e.due is None or time.ticks_diff(e.due, now) <= 0:
+                        pol.waiting(e, now)
+                    continue
+                ok = True
+                try:
+                    await tr.send(ch, e.packet)
+                except Exception as ex:  # the outbox keeps it; the policy says when again
+                    ok = False
+                    self.log('urelief: #%d not sent over %s: %r' % (e.counter, ch, ex))
+                pol.sent(e, ch, now, ok)
+                if ok:
+                    self.log('urelief: #%d sent over %s (try %d)' % (
+                        e.counter, ch, e.tries if ch == 'udp' else e.sms))
+                now = time.ticks_ms()
+            self.kick.clear()
+            wait = pol.next_due(box.entries, time.ticks_ms())
+            if wait > 0:
+                try:
+                    await asyncio.wait_for_ms(self.kick.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+
+    def downlink(self, data):
+        # A datagram or SMS body from the police side: verify, open, act.
+        try:
+            if isinstance(data, str):
+                data = from_text(data)
+            d = self.codec.open(data, self.guard)
+        except ProtoError as e:
+            if e.reason != 'duplicate':  # the second copy (UDP and SMS) is expected
+                self.log('urelief: downlink refused: ' + e.reason)
+            return
+        if d.type == ACK:
+            self.outbox.ack(d.acked_counter)
+            felt = self.alarm.on_ack(d.acked_counter, d.level)
+            self.log('urelief: ack #%d level %d, alarm %s' % (
+                d.acked_counter, d.level, self.alarm.name))
+            if felt:
+                self.haptics.play(felt)
+                self.log('urelief: vibrate ' + felt)
+        elif d.type == STAND_DOWN:
+            if self.alarm.stand_down(d.reason, d.sos_counter):
+                self.log('urelief: stood down (reason %d)' % d.reason)
+        elif d.type == TRACKING:
+            self.policy.tracking(d.fast_interval_s, d.fast_for_s, d.slow_interval_s,
+                                 d.low_battery_pct)
+        elif d.type == CONFIG:
+            self.policy.configure(d.items)
+        elif d.type == QUESTION_MSG:
+            self.haptics.play(QUESTION)  # answering by presses is not wired yet
+            self.log('urelief: question %d (kind %d)' % (d.question_id, d.kind))
+
+    async def _track_loop(self):
+        # Follow-up POSITION packets while the alert is live (policy.track_interval_s).
+        while True:
+            a = self.alarm
+            if not a.active:
+                self._raised.clear()
+                await self._raised.wait()
+                continue
+            since = time.ticks_diff(time.ticks_ms(), a.raised_at) // 1000
+            await asyncio.sleep_ms(self.policy.track_interval_s(since, self._battery_pct) * 1000)
+            if self.alarm.active:
+                self.position(_POS_SCHEDULED)
+
+    async def _cell_loop(self):
+        # The serving cell (and network time, without GNSS time) after each registration change.
+        from modem import extra
+        tr = self.transport
+        m = tr.m
+        lte_m = m.name in _LTE_M_MODEMS
+        while True:
+            await tr.cell_changed.wait()
+            tr.cell_changed.clear()
+            if not (m.ready and m.registered()):
+                continue  # keep the last known cell
+            try:
+                reg = m.reg
+                plmn = await extra.operator(m)
+                sig = await m.signal()
+                c = self.cell
+                c.plmn, c.tac, c.ci, c.rat = plmn, reg[1], reg[2], report.rat_of(reg[3], lte_m)
+                dbm = sig.get('rsrp', sig.get('rssi'))
+                c.signal_dbm = None if dbm is None else int(dbm)
+                if self.clock.source < TIME_NETWORK:
+                    t = await extra.network_time(m)
+                    if t is not None:
+                        y, mo, d, hh, mi, ss, tz = t
+                        s = report.days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss
+                        self.clock.set(s - tz * 60, 0, TIME_NETWORK, time.ticks_ms())
+            except Exception as e:
+                self.log('urelief: cell not read: %r' % (e,))

@@ -1,0 +1,114 @@
+# The modem as the alarm's two channels: a UDP link kept open to the police server, and SMS to
+# the police gateway's number; every downlink (datagram or SMS) goes to on_downlink(bytes|str).
+# Mechanism only: which channel to use, and when, is policy.py's call.
+import asyncio
+
+from micropython import const
+from modem.at import AtError, AtTimeout, ModemReset
+from modem.core import ModemError
+
+from alarm.policy import LINK_CONNECTING, LINK_DOWN, LINK_UP
+
+_ERRORS = (AtError, AtTimeout, ModemReset, ModemError, OSError)
+_START_RETRY_MS = const(30000)  # a modem that does not come up: try again this often
+_DATA_RETRY_MS = const(30000)  # after the network refused data
+_WATCH_MS = const(1000)  # link check period (no AT traffic: attributes only)
+
+
+class Transport:
+    def __init__(self, modem, host, port, sms_number, on_downlink, on_change, log=print):
+        self.m = modem
+        self.host = host
+        self.port = port
+        self.sms_number = sms_number
+        self.on_downlink = on_downlink
+        self.on_change = on_change  # called when the link state changes (wake the sender)
+        self.log = log
+        self.link = LINK_CONNECTING
+        self.ready = False  # the modem is initialised
+        self._resets = 0
+        self._reg = None
+        self._wake = asyncio.Event()
+        self.cell_changed = asyncio.Event()  # registration (cell) changed: refresh cell info
+
+    def sms_ok(self):
+        m = self.m
+        return bool(self.sms_number) and self.ready and m.ready and m.registered()
+
+    def _set(self, link):
+        if link != self.link:
+            self.link = link
+            self.log('urelief: data link ' + ('up' if link == LINK_UP else
+                                              'down' if link == LINK_DOWN else 'connecting'))
+            self.on_change()
+
+    async def run(self):
+        # Task: modem up, then keep the UDP link open while registered.
+        m = self.m
+        while True:
+            try:
+                await m.start()
+                break
+            except _ERRORS as e:
+                self.log('urelief: modem not available: %r' % (e,))
+                await asyncio.sleep_ms(_START_RETRY_MS)
+        self.ready = True
+        self._resets = m.resets
+        asyncio.create_task(m.supervise())
+        asyncio.create_task(self._udp_rx())
+        asyncio.create_task(self._sms_rx())
+        self.log('urelief: modem ready (%s)' % m.name)
+        self.on_change()
+        while True:
+            if m.resets != self._resets:
+                self._resets = m.resets
+                self._set(LINK_CONNECTING)  # the modem rebooted: its socket is gone
+            if not (m.ready and m.registered()):
+                if self.link == LINK_UP:
+                    self._set(LINK_CONNECTING)
+            elif self.link != LINK_UP:
+                await self._open()
+                if self.link == LINK_DOWN:
+                    await asyncio.sleep_ms(_DATA_RETRY_MS)
+                    self._set(LINK_CONNECTING)
+                    continue
+            if m.reg != self._reg:
+                self._reg = m.reg
+                self.cell_changed.set()
+            self._wake.clear()
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), _WATCH_MS)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _open(self):
+        try:
+            await self.m.udp_open(self.host, self.port)
+            self._set(LINK_UP)
+        except _ERRORS as e:
+            self.log('urelief: no data link: %r' % (e,))
+            self._set(LINK_DOWN)
+
+    async def send(self, channel, packet):
+        # Hand one packet to the modem; raises on failure (the outbox keeps it).
+        if channel == 'sms':
+            await self.m.send_sms(self.sms_number, packet)
+            return
+        try:
+            await self.m.udp_send(packet)
+        except _ERRORS:
+            self._set(LINK_CONNECTING)  # reopen before the next try
+            self._wake.set()
+            raise
+
+    async def _udp_rx(self):
+        while True:
+            d = await self.m.udp_recv(60000)
+            if d:
+                self.on_downlink(d)
+
+    async def _sms_rx(self):
+        while True:
+            s = await self.m.recv_sms(60000)
+            if s is not None and s.body:
+                self.on_downlink(s.body)

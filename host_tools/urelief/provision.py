@@ -1,0 +1,99 @@
+"""Device configuration at provisioning: a device id and secret, the files the terminal keeps on
+its flash (`/device.json`, the counter file `/ctr`), and the device's entry in the registry.
+
+    cfg = new_device(server=("sos.example.org", 7420), sms_number="+82112")
+    register(registry, cfg, subscriber_id=42, board="lilygo-t-sim7080g-s3")
+    tree = deploy_tree(cfg, out_dir)      # build/firmware + the device's files, ready to flash
+
+(USB provisioning - mpremote, esptool, self-test - builds on this; it is not here yet.)
+The counter file's layout is firmware/proto/counter.py's (docs/protocol.md section 7): the first
+counter not yet reserved and its complement, big-endian u32 each.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from urelief.paths import BUILD_FIRMWARE
+
+MAX_U32 = 0xFFFFFFFF
+SECRET_LEN = 32
+
+
+@dataclass
+class DeviceConfig:
+    device_id: int
+    secret: bytes
+    key_id: int = 1
+    server: tuple[str, int] | None = None  # UDP ingest, as the device's modem resolves it
+    sms_number: str | None = None  # the police SMS gateway, E.164
+    gesture: dict = field(default_factory=lambda: {"hold_ms": 3000, "presses": 0,
+                                                   "window_ms": 2000})
+    drill: bool = False
+    counter_start: int = 1
+
+    def device_json(self) -> dict:
+        out: dict = {"device_id": self.device_id, "key_id": self.key_id,
+                     "secret": self.secret.hex(), "gesture": self.gesture}
+        if self.server:
+            out["server"] = {"host": self.server[0], "port": self.server[1]}
+        if self.sms_number:
+            out["sms_number"] = self.sms_number
+        if self.drill:
+            out["drill"] = True
+        return out
+
+    def files(self) -> dict[str, bytes]:
+        """Flash path (without the leading /) -> content."""
+        return {"device.json": json.dumps(self.device_json(), indent=1).encode(),
+                "ctr": counter_file(self.counter_start)}
+
+
+def new_device_id() -> int:
+    """A random u32 device id (0 is never used)."""
+    return 1 + secrets.randbelow(MAX_U32)
+
+
+def new_device(server: tuple[str, int] | None = None, sms_number: str | None = None,
+               device_id: int | None = None, **kw) -> DeviceConfig:
+    """A fresh device: random id (unless given) and a 32-byte secret from the OS."""
+    if server is None and not sms_number:
+        raise ValueError("a device needs a server address or an SMS number to send to")
+    return DeviceConfig(device_id or new_device_id(), secrets.token_bytes(SECRET_LEN),
+                        server=server, sms_number=sms_number, **kw)
+
+
+def counter_file(start: int = 1) -> bytes:
+    if not 1 <= start <= MAX_U32:
+        raise ValueError("counter start out of range")
+    return struct.pack(">II", start, start ^ MAX_U32)
+
+
+def deploy_tree(cfg: DeviceConfig, out: Path, firmware: Path = BUILD_FIRMWARE) -> Path:
+    """A copy of the built firmware with the device's files: what goes onto its flash."""
+    if not firmware.is_dir():
+        raise FileNotFoundError(f"no firmware at {firmware}: run `make build`")
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(firmware, out)
+    for name, data in cfg.files().items():
+        (out / name).write_bytes(data)
+    return out
+
+
+def register(registry, cfg: DeviceConfig, *, subscriber_id: int | None = None,
+             school_id: int | None = None, board: str = "", actor=None,
+             replace: bool = False) -> dict:
+    """The device and its secret in the registry (sealed under the server key), so the police
+    server verifies its packets. `registry`: urelief.registry.service.Registry."""
+    from urelief.registry.service import cli_actor
+
+    return registry.register_device(actor or cli_actor(), cfg.device_id, cfg.secret,
+                                    subscriber_id=subscriber_id, school_id=school_id,
+                                    key_id=cfg.key_id, board=board, replace=replace)

@@ -250,7 +250,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def run_backend(name: str, db_url: str, workdir: Path, n_devices: int = 200,
-                n_burst: int = 20_000, rate: float = 1000.0, rate_s: float = 5.0) -> dict:
+                n_burst: int = 20_000, rate: float = 1000.0, rate_s: float = 4.0) -> dict:
     devices = provision(db_url, n_devices)
     server = ServerProcess(db_url, workdir).start()
     try:
@@ -259,19 +259,23 @@ def run_backend(name: str, db_url: str, workdir: Path, n_devices: int = 200,
         pkts = load.packets(n_burst)
         secs = burst(load, pkts)
         got = sum(1 for k, _ in pkts if k in load.acked)
-        paced_pkts = load.packets(int(rate * rate_s))
-        paced(load, paced_pkts, rate)
-        lat = [load.acked[k] for k, _ in paced_pkts if k in load.acked]
+        runs = []  # three paced runs: one figure on a shared 2-core box is mostly its noise
+        for _ in range(3):
+            paced_pkts = load.packets(int(rate * rate_s))
+            paced(load, paced_pkts, rate)
+            runs.append([load.acked[k] for k, _ in paced_pkts if k in load.acked])
+        lat = sorted(runs, key=lambda r: pct(r, 0.99))[1]  # the median run by p99
         offered, bad = len(paced_pkts), load.bad_acks
         load.close()
     finally:
         server.stop()
     rows = stored_rows(db_url)
-    total_sent = 500 + n_burst + int(rate * rate_s)
+    total_sent = 500 + n_burst + 3 * int(rate * rate_s)
     return {"backend": name, "burst_packets": n_burst, "burst_acked": got,
             "throughput_pkt_s": got / secs, "rate_offered_pkt_s": rate, "rate_packets": offered,
             "rate_acked": len(lat), "ack_p50_ms": pct(lat, 0.50) * 1e3,
             "ack_p99_ms": pct(lat, 0.99) * 1e3, "bad_acks": bad, "rows_stored": rows,
+            "runs_p50_p99_ms": [(pct(r, 0.5) * 1e3, pct(r, 0.99) * 1e3) for r in runs],
             "rows_expected": total_sent}
 
 
@@ -301,7 +305,8 @@ def _print(r: dict) -> None:
           f"({r['burst_acked']}/{r['burst_packets']} acked)", flush=True)
     print(f"   {r['backend']:<10} ack latency at {r['rate_offered_pkt_s']:.0f}/s offered: "
           f"p50 {r['ack_p50_ms']:.2f} ms, p99 {r['ack_p99_ms']:.2f} ms "
-          f"({r['rate_acked']}/{r['rate_packets']} acked)", flush=True)
+          f"({r['rate_acked']}/{r['rate_packets']} acked; median of 3 runs by p99: "
+          + ", ".join(f"{a:.1f}/{b:.1f}" for a, b in r["runs_p50_p99_ms"]) + ")", flush=True)
     print(f"   {r['backend']:<10} rows stored {r['rows_stored']} of {r['rows_expected']} sent; "
           f"bad acks {r['bad_acks']}", flush=True)
 

@@ -231,6 +231,11 @@ class Ingest:
         self.rejections: dict[str, int] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
+        # Labelled metric children, looked up once (labels() costs more than inc()).
+        self._received = {c: metrics.PACKETS_RECEIVED.labels(c) for c in ("udp", "sms")}
+        self._accepted = {(c, k): metrics.PACKETS_ACCEPTED.labels(c, k) for c in ("udp", "sms")
+                          for k in ("sos", "position", "cancel", "tap_reply", "check_in",
+                                    "low_battery", "self_test")}
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -247,15 +252,17 @@ class Ingest:
         return Outcome("rejected", reason)
 
     async def handle(self, payload: bytes | str, channel: str, source: str, reply: Reply | None,
-                     *, route: tuple | str | None = None) -> Outcome:
+                     *, route: tuple | str | None = None, _counted: bool = False,
+                     _decoded=None, _t0: float | None = None) -> Outcome:
         """One packet. `source` is what the rate limit counts (an IP, a phone number);
         `route` is how to reach the device later (UDP address or phone number)."""
-        t0 = time.perf_counter()
-        metrics.PACKETS_RECEIVED.labels(channel).inc()
+        t0 = _t0 or time.perf_counter()
+        if not _counted or _decoded is not None:
+            self._received[channel].inc()
         try:
-            if not self.source_limit.allow(source):
+            if not _counted and not self.source_limit.allow(source):
                 return self._reject("rate_limited", source)
-            res = self._decode(payload, channel)
+            res = _decoded if _decoded is not None else self._decode(payload, channel)
             if isinstance(res, p.Rejected) and res.reason == p.Reason.BAD_TAG:
                 # Re-keyed since we cached it? Re-read the device (rate-limited) and try again.
                 old = self.cache.get(res.device_id)
@@ -276,7 +283,44 @@ class Ingest:
             return p.decode_sms(payload, self.cache, self.cache, commit=False)
         return p.decode_uplink(payload, self.cache, self.cache, commit=False)
 
+    def handle_nowait(self, payload: bytes, channel: str, source: str, reply: Reply,
+                      route) -> None:
+        """`handle` without a task for the common case (a new, valid packet): verify, queue
+        for the commit, and ack from the commit's callback. Anything else takes the async path."""
+        t0 = time.perf_counter()
+        try:
+            if not self.source_limit.allow(source):
+                self._received[channel].inc()
+                self._reject("rate_limited", source)
+                return
+            res = self._decode(payload, channel)
+            if not isinstance(res, p.Accepted):
+                self._spawn(self.handle(payload, channel, source, reply, route=route,
+                                        _counted=True, _decoded=res, _t0=t0))
+                return
+            self._received[channel].inc()
+            started = self._begin_accept(res, payload, channel, route)
+            if isinstance(started, Outcome):
+                return
+            started[2].add_done_callback(
+                lambda f: self._finish_accept(f, *started, channel, reply, t0))
+        except Exception as e:  # nothing unhandled: count it, log it, keep serving
+            logs.event("ingest_error", level=40, source=source, error=repr(e))
+            self._reject("internal_error", source)
+
     async def _accept(self, res: p.Accepted, payload, channel, reply, route, t0) -> Outcome:
+        started = self._begin_accept(res, payload, channel, route)
+        if isinstance(started, Outcome):
+            return started
+        try:
+            await started[2]
+        except Exception:
+            pass  # _finish_accept reads the outcome from the future
+        return self._finish_accept(started[2], *started, channel, reply, t0)
+
+    def _begin_accept(self, res: p.Accepted, payload, channel, route):
+        """Verified and new: mark the pending window and queue the packet for the commit.
+        Returns (device, item, future) or a rejection Outcome."""
         dev = self.cache.get(res.device_id)
         assert dev is not None  # key_for found it
         if not self.device_limit.allow(dev.id):
@@ -291,26 +335,29 @@ class Ingest:
         w = dev.pending
         item = Item(snap, res.counter, res.type.name.lower(), payload_fields(res.message), channel,
                     utcnow(), raw, (w.highest, w.bitmap))
-        key = (dev.id, res.counter)
         fut = self.writer.submit(item)
-        self._inflight[key] = fut
-        try:
-            result = await fut
-        except AlreadyStored:  # stored by an earlier life of this server: a duplicate
-            self._inflight.pop(key, None)
+        self._inflight[(dev.id, res.counter)] = fut
+        return dev, item, fut
+
+    def _finish_accept(self, fut: asyncio.Future, dev: DeviceState, item: Item, _fut,
+                       channel: str, reply: Reply | None, t0: float) -> Outcome:
+        """After the commit (its future is done): ack, then what the packet did."""
+        counter = item.counter
+        self._inflight.pop((dev.id, counter), None)
+        err = fut.exception()
+        if isinstance(err, AlreadyStored):  # stored by an earlier life of this server
             metrics.PACKETS_DUPLICATE.labels(channel).inc()
-            await self._ack(dev, res.counter, reply, t0)
-            return Outcome("duplicate", device_id=dev.id, counter=res.counter)
-        except Exception as e:  # StoreFailed, or the writer is gone
-            self._inflight.pop(key, None)
+            self._ack_soon(dev, counter, reply, t0)
+            return Outcome("duplicate", device_id=dev.id, counter=counter)
+        if err is not None:  # StoreFailed, or the writer is gone
             dev.pending = dev.committed  # not stored: the device's retry must be accepted
-            return self._reject("store_failed", str(route), error=repr(e))
-        self._inflight.pop(key, None)
-        if dev.committed.check(res.counter) is None:
-            dev.committed = dev.committed.mark(res.counter)
+            return self._reject("store_failed", f"device:{dev.id}", error=repr(err))
+        result = fut.result()
+        if dev.committed.check(counter) is None:
+            dev.committed = dev.committed.mark(counter)
         dev.dl_reserved = max(dev.dl_reserved, result["dl_reserved"])
-        await self._ack(dev, res.counter, reply, t0)
-        metrics.PACKETS_ACCEPTED.labels(channel, item.kind).inc()
+        self._ack_soon(dev, counter, reply, t0)
+        self._accepted[(channel, item.kind)].inc()
         eff: incidents.PacketEffect | None = result["effect"]
         if eff is not None and eff.incident_id is not None:
             if eff.opened:
@@ -324,7 +371,7 @@ class Ingest:
                 self.hub.publish("incident", {"id": eff.incident_id, "school_id": eff.school_id,
                                               "opened": eff.opened, "drill": eff.is_drill,
                                               "events": eff.events})
-        return Outcome("accepted", device_id=dev.id, counter=res.counter,
+        return Outcome("accepted", device_id=dev.id, counter=counter,
                        incident_id=eff.incident_id if eff else None)
 
     async def _copy(self, res: p.Rejected, channel, source, reply, route, t0) -> Outcome:
@@ -353,6 +400,22 @@ class Ingest:
             dev.udp_addr, dev.udp_at = route, time.monotonic()
         elif channel == "sms" and route:
             dev.msisdn = route
+
+    def _ack_soon(self, dev: DeviceState, counter: int, reply: Reply | None, t0: float) -> None:
+        """Ack now when a downlink counter is reserved and the reply is synchronous (UDP);
+        otherwise (counter reservation, SMS) in a task."""
+        if reply is None:
+            return
+        c = dev.take_downlink_counter()
+        if c is None:
+            self._spawn(self._ack(dev, counter, reply, t0))
+            return
+        pkt = p.encode_downlink(p.Ack(acked_counter=counter, level=dev.ack_level),
+                                device_id=dev.id, key_id=dev.key_id, secret=dev.secret, counter=c)
+        r = reply(pkt)
+        if asyncio.iscoroutine(r):
+            self._spawn(r)
+        metrics.ACK_LATENCY.observe(time.perf_counter() - t0)
 
     async def _ack(self, dev: DeviceState, counter: int, reply: Reply | None, t0: float) -> None:
         if reply is None:

@@ -32,8 +32,8 @@ class UdpEndpoint:
                 return
             except OSError:  # ICMP errors surface here on Linux: ignore, keep reading
                 continue
-            ingest._spawn(ingest.handle(data, "udp", f"udp:{addr[0]}",
-                                        lambda pkt, a=addr: self.send(pkt, a), route=addr))
+            ingest.handle_nowait(data, "udp", f"udp:{addr[0]}",
+                                 lambda pkt, a=addr: self.send(pkt, a), addr)
 
     def send(self, packet: bytes, addr) -> None:
         try:

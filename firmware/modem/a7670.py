@@ -22,6 +22,7 @@ class A7670(Modem):
     pwrkey_on_ms = 500
     pwrkey_off_ms = 2800
     off_to_on_ms = 3000
+    power_down_ms = 3000  # power-off press -> off: the emulated/typical 2.5 s, with margin
     boot_ms = 16000
     urc_prefixes = atlines.URC_PREFIXES + ("+NETOPEN:", "+CIPOPEN:", "+CIPSEND:", "+CIPRXGET:",
                                             "+IPCLOSE:", "+CIPEVENT:", "+CIPCLOSE:", "+CGPS:")

@@ -131,7 +131,8 @@ class At:
 
     pwrkey_off_ms = 1300  # dialects set these from their hardware design manual
     pwrkey_on_ms = 1100
-    off_to_on_ms = 2000
+    off_to_on_ms = 2000  # first press -> boot URC, worst case, when the module was off
+    power_down_ms = 2000  # "POWER DOWN" URC -> module off and PWRKEY looked at again
     boot_burst_ms = 20000  # RDY .. SMS Ready on SIMCom modules takes a few seconds
     recover_gap_ms = 30000  # no second power cycle while the first boot may still be running
     _recover_at = None  # type: ignore[var-annotated]
@@ -241,21 +242,29 @@ class At:
 
     async def power_cycle(self):
         """Hold PWRKEY to switch off, wait, hold again to switch on (SIMCom/Quectel PWRKEY
-        toggles). A boot URC after the first pulse means the modem was off and is now on."""
+        toggles, and without a STATUS pin the press is blind). After the first press: a boot URC
+        means the module was off and is now on; "POWER DOWN" means it was on and is going down,
+        so wait until it is off (a key pressed while it shuts down is ignored), then press again.
+        Silence (a hung module) waits off_to_on_ms, which dialects set above their boot time so
+        that a second press never switches off a module that is still booting."""
         if self.pwrkey is None:
             return False
         self.stats["power_cycles"] += 1
         self.log("at: power cycle")
         self._expect_reboot = True
         self._booted = False
+        self._went_down = False
         self.pwrkey(1)
         await asyncio.sleep_ms(self.pwrkey_off_ms)
         self.pwrkey(0)
         waited = 0
-        while waited < self.off_to_on_ms and not self._booted:  # a boot URC: it was off, now on
+        while waited < self.off_to_on_ms and not self._booted and not self._went_down:
             await asyncio.sleep_ms(100)
             waited += 100
+        if self._went_down:
+            await asyncio.sleep_ms(self.power_down_ms)
         if not self._booted:
+            self._expect_reboot = True
             self.pwrkey(1)
             await asyncio.sleep_ms(self.pwrkey_on_ms)
             self.pwrkey(0)
@@ -346,6 +355,8 @@ class At:
             self.stats["urc"] += 1
             if atlines.is_boot(line):
                 self._boot(line)
+            elif line.endswith("POWER DOWN") or line == "POWERED DOWN":
+                self._went_down = True
             for h in atlines.TWO_LINE_URCS:
                 if line.startswith(h):
                     self._urc_head = line
@@ -379,6 +390,7 @@ class At:
 
     _boot_at = None  # type: ignore[var-annotated]
     _booted = False
+    _went_down = False
 
     def _dispatch(self, line, extra):
         for prefix, fn in self._handlers:

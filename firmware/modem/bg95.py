@@ -19,7 +19,8 @@ class Bg95(Modem):
     # BG95 Hardware Design: PWRKEY low 500-1000 ms on, 650-1500 ms off; "APP RDY" ~ 3-5 s.
     pwrkey_on_ms = 700
     pwrkey_off_ms = 1000
-    off_to_on_ms = 2000
+    off_to_on_ms = 5000  # > the on press + boot to "RDY": a later press would switch it off
+    power_down_ms = 2000  # PWRKEY off press -> STATUS low: >= 1.3 s
     boot_ms = 10000
     urc_prefixes = atlines.URC_PREFIXES + ("+QIURC:", "+QIOPEN:")
     powd_cmd = "AT+QPOWD=1"

@@ -149,6 +149,7 @@ class Modem:
     pwrkey_on_ms = 1100
     pwrkey_off_ms = 1300
     off_to_on_ms = 2000
+    power_down_ms = 2000
     boot_ms = 10000  # power-on to AT-ready budget
     urc_prefixes: tuple = atlines.URC_PREFIXES
     inline_data: tuple = ()  # response prefixes carrying "<len>,<bytes>" on the same line
@@ -163,6 +164,7 @@ class Modem:
         self.at.pwrkey_on_ms = self.pwrkey_on_ms
         self.at.pwrkey_off_ms = self.pwrkey_off_ms
         self.at.off_to_on_ms = self.off_to_on_ms
+        self.at.power_down_ms = self.power_down_ms
         self.ready = False
         self.reg = None  # last (stat, tac, ci, act)
         self.reg_evt = asyncio.Event()  # set while registered
@@ -191,8 +193,13 @@ class Modem:
         """Reader running, modem answering, initialised. Power it on if it is silent."""
         self.at.start()
         if not await self.at.sync(3, 300):
-            await self.at.power_cycle()
-            if not await self._wait_boot():
+            # Two blind PWRKEY cycles: if the first left it off (a press landed mid-boot), the
+            # second switches it on.
+            for _ in range(2):
+                await self.at.power_cycle()
+                if await self._wait_boot():
+                    break
+            else:
                 raise ModemError("modem does not answer")
         await self.init()
 

@@ -2,6 +2,7 @@
 rhythm in device time while the LED stays dark; the battery gauge reads the Li-ion cell model
 through the sim board's divider and raises low-battery when the cell runs down."""
 
+import re
 import shutil
 import textwrap
 
@@ -84,6 +85,9 @@ def test_patterns_rhythm_dark_led_and_battery_gauge(dev, wait_console):
     assert motor[-1][0] == 0  # off at the end
     assert all(lv == 1 for lv, _ in led)  # active-low LED only ever driven off: covert
 
-    assert wait_console(dev, lambda out: out.count("battery ") == 2, 20_000)
-    last = dev.output.split("battery ")[2].split()
+    def gauge_lines(out):  # whole lines only: the console may be mid-line
+        return re.findall(r"battery (\d+) (\d+) (\w+)\r?\n", out)
+
+    assert wait_console(dev, lambda out: len(gauge_lines(out)) == 2, 20_000)
+    last = gauge_lines(dev.output)[1]
     assert int(last[1]) <= 8 and last[2] == "True"

@@ -13,6 +13,7 @@ import pytest
 from urelief.paths import FIRMWARE
 from urelief.sim.device import VirtualDevice
 from urelief.sim.modem import SmsNetwork, make
+from urelief.sim.modem.emulator import Timing
 
 # Shared head of the scenarios (MicroPython): console markers "T <key> <value>", a poll helper,
 # and the modem on UART1 with PWRKEY on GPIO 41 as boards/sim.json wires it.
@@ -172,9 +173,11 @@ def _results(output: str) -> dict[str, str]:
     return out
 
 
-def run_scenario(dialect, app_src, firmware_tree, tmp_path, triggers, stored_sms=None):
+def run_scenario(dialect, app_src, firmware_tree, tmp_path, triggers, stored_sms=None, setup=None,
+                 **modem_kw):
     """Boot the board with `app_src` as its application against an emulated `dialect`; `triggers`
-    maps a console marker to a fault to inject (fn(modem, net)). -> (results, modem, net, server)."""
+    maps a console marker to a fault to inject (fn(modem, net)); setup(modem) runs before the
+    board boots. -> (results, modem, net, server)."""
     app = tmp_path / "fw"
     subprocess.run(["cp", "-r", str(firmware_tree), str(app)], check=True)
     # The scenario is compiled like the firmware (a board runs bytecode, not source, past main.py).
@@ -186,9 +189,12 @@ def run_scenario(dialect, app_src, firmware_tree, tmp_path, triggers, stored_sms
     server = EchoServer()
     net = SmsNetwork()
     net.on_receive = lambda sms: net.deliver(sms.sender, "ACK " + _hex2(sms.body), "+82112")
-    modem = make(dialect, sms_network=net, resolve={"sos.test": ("127.0.0.1", server.port)})
+    modem = make(dialect, sms_network=net, resolve={"sos.test": ("127.0.0.1", server.port)},
+                 **modem_kw)
     dev = VirtualDevice(firmware=app, flash=tmp_path / "flash.img")
     modem.attach(dev, uart_id=1, pwrkey_gpio=41)
+    if setup:
+        setup(modem)
     if stored_sms:
         modem.store_sms("+82112", stored_sms)
     dev.start()
@@ -234,6 +240,37 @@ def test_driver_against_emulated_module(dialect, firmware_tree, tmp_path):
     assert recovered == "True" and int(cycles) == 2  # power-on at start + the hang's cycle
     assert r["powered-down"] == "False" and r["restarted"] == "True True 2"  # no reset counted
     assert modem.boots == 4  # power-on, the unprompted reboot, the hang's power cycle, restart
+
+
+APP_START = PRELUDE + r'''
+async def main():
+    m = modem()
+    await m.start()
+    log("started", m.ready, m.at.stats["power_cycles"])
+    log("done")
+
+asyncio.run(main())
+'''
+
+
+def test_a_slow_boot_is_not_switched_off_by_a_second_blind_press(firmware_tree, tmp_path):
+    """PWRKEY toggles and the board has no STATUS line: a module that boots later than the driver
+    waits must not be switched off again by the 'on' press (BG95: a 700 ms press also switches
+    off). Here the boot URC comes 3.5 s after the release, past the wait the driver once had."""
+    slow = Timing(at_ready_ms=4000, pwrkey_on_ms=500, pwrkey_off_ms=650, power_down_ms=1000)
+    r, modem, *_ = run_scenario("bg95", APP_START, firmware_tree, tmp_path, {}, timing=slow)
+    assert r["started"] == "True 1" and modem.boots == 1 and modem.on
+
+
+def test_a_module_left_on_and_hung_by_an_mcu_reset_is_cycled_back(firmware_tree, tmp_path):
+    """The MCU restarted while the module stayed powered and hung: the first press switches it
+    off ("NORMAL POWER DOWN"), the driver waits until it is off, then switches it on."""
+    def hung(m):
+        m._power_on(at_ready_ms=0)
+        m.faults.no_answer = True
+
+    r, modem, *_ = run_scenario("bg95", APP_START, firmware_tree, tmp_path, {}, setup=hung)
+    assert r["started"] == "True 1" and modem.boots == 2 and modem.on
 
 
 APP_FAULTS = PRELUDE + r'''

@@ -37,7 +37,7 @@ class Runner:
         self.alarm = Alarm()
         self.clock = report.UtcClock()
         self.cell = report.Cell()
-        self.transport = None
+        self.transport = None  # set by start()
         self.kick = asyncio.Event()  # something to send, or a channel changed
         self._raised = asyncio.Event()
         self._fresh = False  # an SOS went without a trusted fix: send one when there is
@@ -47,12 +47,23 @@ class Runner:
 
     def start(self, transport):
         self.transport = transport
-        asyncio.create_task(self._send_loop())
+        asyncio.create_task(self._send_loop(transport))
         asyncio.create_task(self._track_loop())
-        asyncio.create_task(self._cell_loop())
+        asyncio.create_task(self._cell_loop(transport))
         if len(self.outbox):
             self.log('urelief: outbox holds %d packet(s) from before the reset' % len(self.outbox))
             self.kick.set()
+            self._resume()
+
+    def _resume(self):
+        # An SOS still in the outbox after a reset is an alert the police do not have yet: it is
+        # live again, so its ACK is felt and tracking goes on.
+        sos = [e.counter for e in self.outbox.entries if e.sos]
+        if sos:
+            self.alarm.raise_(sos[0], time.ticks_ms(), self.drill)
+            self.alarm.sos = sos[-1]
+            self._raised.set()
+            self.log('urelief: alert from sos #%d resumed' % sos[0])
 
     # -------------------------------------------------------------- events -> packets
 
@@ -127,8 +138,7 @@ class Runner:
 
     # -------------------------------------------------------------- delivery
 
-    async def _send_loop(self):
-        tr = self.transport
+    async def _send_loop(self, tr):
         pol = self.policy
         box = self.outbox
         while True:
@@ -203,10 +213,9 @@ class Runner:
             if self.alarm.active:
                 self.position(_POS_SCHEDULED)
 
-    async def _cell_loop(self):
+    async def _cell_loop(self, tr):
         # The serving cell (and network time, without GNSS time) after each registration change.
         from modem import extra
-        tr = self.transport
         m = tr.m
         lte_m = m.name in _LTE_M_MODEMS
         while True:

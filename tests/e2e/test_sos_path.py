@@ -1,0 +1,113 @@
+"""The terminal's main job, end to end: a hold on the button becomes an incident at the police
+server, and the police's acks come back as silent vibrations - over UDP, over SMS when there is
+no data, across a power cut, and without a GNSS fix."""
+
+from __future__ import annotations
+
+from urelief.demo import SEOUL, PoliceServer, pattern_name
+
+
+def incidents_of(police: PoliceServer, device_id: int) -> list[dict]:
+    return [i for i in police.incidents() if i["device_id"] == device_id]
+
+
+def felt(rig) -> list[str]:
+    return [pattern_name(d) for _, d in rig.patterns()]
+
+
+def position_events(police, iid: int) -> list[dict]:
+    return [e for e in police.incident(iid)["events"] if e["kind"] == "position"]
+
+
+def test_hold_opens_an_incident_and_the_acks_are_felt(rig, police):
+    r = rig().start()
+    r.wait_ready()
+    r.hold(3500)
+    dev = r.dev
+    # within a few device seconds: stored, sent over UDP, acked (received), felt
+    assert r.until(lambda: "level 1" in dev.output and r.motor, timeout_ms=5000), dev.output[-1500:]
+    incs = incidents_of(police, r.cfg.device_id)
+    assert len(incs) == 1
+    inc = incs[0]
+    assert inc["status"] == "open" and inc["child"] == "Kim Minji" and not inc["is_drill"]
+    assert abs(inc["last_lat"] - SEOUL[0]) < 1e-5 and abs(inc["last_lon"] - SEOUL[1]) < 1e-5
+    detail = police.incident(inc["id"])
+    assert detail["device"]["battery_pct"] == 78  # the cell at 80 % SoC, as the firmware reads it
+    pos = position_events(police, inc["id"])[0]["payload"]
+    assert pos["trusted"] and pos["fix_age_s"] <= 2 and pos["time_source"] == "gnss"
+    assert pos["cell"]["mcc"] == "450" and pos["cell"]["rat"] == "lte_m"
+    assert [e["transport"] for e in detail["events"] if e["kind"] == "status"] == ["udp"]
+    r.until(lambda: not r.dev.pin(10).level, timeout_ms=2000)
+    assert felt(r) == ["SENT"]
+    # a dispatcher looks at it: the device feels SEEN
+    police.act(inc["id"], "acknowledge")
+    assert r.until(lambda: "level 2" in dev.output, timeout_ms=5000), dev.output[-1500:]
+    r.dev.run_for(1500)
+    assert felt(r) == ["SENT", "SEEN"]
+    assert "Traceback" not in dev.output
+    print("heap peak", dev.heap_peak)
+
+
+def test_without_data_coverage_the_sos_goes_by_sms(rig, police):
+    r = rig()
+    r.modem.faults.errors["AT+CNACT="] = ["ERROR"] * 100  # the network refuses a data context
+    r.start()
+    r.dev.wait_line("urelief: data link down", timeout_ms=60_000)
+    r.hold(3500)
+    dev = r.dev
+    assert r.until(lambda: "level 1" in dev.output, timeout_ms=15_000), dev.output[-1500:]
+    assert "sent over sms" in dev.output and "sent over udp" not in dev.output
+    assert r.net.received and r.net.received[0].to == "+82112"
+    incs = incidents_of(police, r.cfg.device_id)
+    assert len(incs) == 1 and incs[0]["last_lat"] is not None
+    status = [e for e in police.incident(incs[0]["id"])["events"] if e["kind"] == "status"]
+    assert [e["transport"] for e in status] == ["sms"]
+    r.dev.run_for(1500)
+    assert felt(r) == ["SENT"]  # the ack came back by SMS
+
+
+def test_power_cut_after_the_press_the_outbox_sends_it_after_power_on(rig, police):
+    r = rig().start()
+    r.wait_ready()
+    dev = r.dev
+    r.modem.faults.no_answer = True  # the modem stalls: the SOS is stored but cannot leave
+    r.hold(3500)
+    assert r.until(lambda: "stored" in dev.output, timeout_ms=6000)
+    dev.run_for(200)
+    assert incidents_of(police, r.cfg.device_id) == []
+    dev.clock.post(r.modem.power_off)  # the board's power cut takes the modem with it
+    dev.power_cycle()
+    assert r.until(lambda: dev.boots == 2 and "level 1" in dev.output.split("reset cause")[-1],
+                   timeout_ms=40_000), dev.output[-2000:]
+    assert "outbox holds 1 packet(s) from before the reset" in dev.output
+    incs = incidents_of(police, r.cfg.device_id)
+    assert len(incs) == 1 and incs[0]["open_counter"] == 1
+    r.dev.run_for(1500)
+    assert felt(r) == ["SENT"]
+
+
+def test_without_a_fix_the_sos_goes_at_once_without_position(rig, police):
+    r = rig(gnss_ttff_ms=None).start()
+    r.wait_ready()
+    r.hold(3500)
+    dev = r.dev
+    assert r.until(lambda: "level 1" in dev.output, timeout_ms=5000), dev.output[-1500:]
+    assert "fix none" in dev.output
+    incs = incidents_of(police, r.cfg.device_id)
+    assert len(incs) == 1 and incs[0]["last_lat"] is None  # no position: flagged, not invented
+    assert police.incident(incs[0]["id"])["device"]["battery_pct"] is not None
+
+
+def test_a_lost_fix_goes_as_last_known_with_its_age(rig, police):
+    r = rig(gnss_ttff_ms=1000).start()
+    r.wait_ready()
+    dev = r.dev
+    dev.clock.post(lambda: r.gnss.power(False))  # indoors: the receiver hears nothing more
+    dev.run_for(30_000)
+    r.hold(3500)
+    assert r.until(lambda: "level 1" in dev.output, timeout_ms=5000), dev.output[-1500:]
+    incs = incidents_of(police, r.cfg.device_id)
+    assert len(incs) == 1
+    pos = position_events(police, incs[0]["id"])[0]["payload"]
+    assert pos["fix_age_s"] >= 30 and not pos["trusted"]
+    assert abs(pos["lat"] - SEOUL[0]) < 1e-5

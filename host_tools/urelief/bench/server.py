@@ -244,6 +244,17 @@ def stored_rows(db_url: str) -> int:
     return n
 
 
+def cpu_s(pid: int) -> float:
+    """User+system CPU seconds of a process (Linux /proc), with its direct children."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    return own + sum(cpu_s(int(k)) for k in kids)
+
+
 def pct(values: list[float], q: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
@@ -257,7 +268,9 @@ def run_backend(name: str, db_url: str, workdir: Path, n_devices: int = 200,
         load = Load(devices, server.udp).open()
         burst(load, load.packets(500))  # warm-up: every device loaded and cached
         pkts = load.packets(n_burst)
+        cpu0 = cpu_s(server.proc.pid)
         secs = burst(load, pkts)
+        server_cpu_us = (cpu_s(server.proc.pid) - cpu0) / n_burst * 1e6
         got = sum(1 for k, _ in pkts if k in load.acked)
         runs = []  # three paced runs: one figure on a shared 2-core box is mostly its noise
         for _ in range(3):
@@ -272,7 +285,8 @@ def run_backend(name: str, db_url: str, workdir: Path, n_devices: int = 200,
     rows = stored_rows(db_url)
     total_sent = 500 + n_burst + 3 * int(rate * rate_s)
     return {"backend": name, "burst_packets": n_burst, "burst_acked": got,
-            "throughput_pkt_s": got / secs, "rate_offered_pkt_s": rate, "rate_packets": offered,
+            "throughput_pkt_s": got / secs, "server_cpu_us_per_pkt": server_cpu_us,
+            "rate_offered_pkt_s": rate, "rate_packets": offered,
             "rate_acked": len(lat), "ack_p50_ms": pct(lat, 0.50) * 1e3,
             "ack_p99_ms": pct(lat, 0.99) * 1e3, "bad_acks": bad, "rows_stored": rows,
             "runs_p50_p99_ms": [(pct(r, 0.5) * 1e3, pct(r, 0.99) * 1e3) for r in runs],
@@ -302,7 +316,8 @@ def pg_scratch(base: str):
 
 def _print(r: dict) -> None:
     print(f"   {r['backend']:<10} ingest throughput {r['throughput_pkt_s']:8.0f} verified+stored pkt/s "
-          f"({r['burst_acked']}/{r['burst_packets']} acked)", flush=True)
+          f"({r['burst_acked']}/{r['burst_packets']} acked; server CPU "
+          f"{r['server_cpu_us_per_pkt']:.0f} us/packet, loop + writer process)", flush=True)
     print(f"   {r['backend']:<10} ack latency at {r['rate_offered_pkt_s']:.0f}/s offered: "
           f"p50 {r['ack_p50_ms']:.2f} ms, p99 {r['ack_p99_ms']:.2f} ms "
           f"({r['rate_acked']}/{r['rate_packets']} acked; median of 3 runs by p99: "

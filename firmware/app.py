@@ -67,7 +67,7 @@ def start_modem(board):
     return on_uart(dialect(board['modem']['dialect']), uart, key)
 
 
-def start_alarm(device, haptics, battery, gnss, modem):
+def start_alarm(device, haptics, battery, gnss, modem, button):
     from alarm.outbox import Outbox
     from alarm.runner import Runner
     from alarm.transport import Transport
@@ -79,7 +79,7 @@ def start_alarm(device, haptics, battery, gnss, modem):
     codec = Codec(Seal(secret, device['device_id'], device.get('key_id', 1)))
     runner = Runner(codec, Counter(config.COUNTER_FILE), ReplayGuard(config.DOWNLINK_FILE),
                     Outbox(config.OUTBOX_DIR), haptics, gnss, battery,
-                    drill=device.get('drill', False))
+                    drill=device.get('drill', False), counting=button.counting)
     srv = device.get('server') or {}
     transport = Transport(modem, srv.get('host'), srv.get('port'), device.get('sms_number'),
                           runner.downlink, runner.kick.set)
@@ -108,7 +108,7 @@ async def main():
             print('urelief: no modem on this board: an SOS cannot be sent')
         else:
             try:
-                runner = start_alarm(device, haptics, battery, gnss, modem)
+                runner = start_alarm(device, haptics, battery, gnss, modem, button)
             except Exception as e:  # e.g. the counter file is missing or corrupt
                 print('urelief: alarm not started:', repr(e))
     async for kind, n, t_ms in button:

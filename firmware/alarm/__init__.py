@@ -5,4 +5,5 @@
 #   policy.py  the one place that decides: UDP or SMS, when to retry, follow-up tracking (pure)
 #   alarm.py   the alarm's state machine: idle -> raised -> sent -> seen -> dispatched (pure)
 #   transport.py  the modem as two channels (UDP link to the server, SMS to the gateway)
+#   ask.py     a dispatcher's question, answered by presses or timed out (pure)
 #   runner.py  thin task wiring gesture -> packet -> outbox -> transport -> ack -> haptics

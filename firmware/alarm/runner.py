@@ -4,7 +4,7 @@
 import asyncio
 import time
 
-from hw.haptics import QUESTION
+from hw.haptics import QUESTION, SENT
 from micropython import const
 from proto import ProtoError
 from proto.packet import ACK, CONFIG, STAND_DOWN, TIME_GNSS, TIME_NETWORK, TRACKING, from_text
@@ -12,6 +12,7 @@ from proto.packet import QUESTION as QUESTION_MSG
 
 from alarm import report
 from alarm.alarm import Alarm
+from alarm.ask import Ask
 from alarm.policy import Policy
 
 TRIGGER_HOLD = const(1)
@@ -23,7 +24,7 @@ _LTE_M_MODEMS = ('sim7080', 'bg95')
 
 class Runner:
     def __init__(self, codec, counter, guard, outbox, haptics, gnss=None, battery=None,
-                 policy=None, drill=False, log=print):
+                 policy=None, drill=False, log=print, counting=None):
         self.codec = codec
         self.counter = counter
         self.guard = guard
@@ -35,6 +36,9 @@ class Runner:
         self.drill = drill
         self.log = log
         self.alarm = Alarm()
+        self.ask = Ask()
+        self.counting = counting  # counting(on): the button's COUNT gestures on/off
+        self._answer = None  # counter of the last tap reply, felt as SENT when acked
         self.clock = report.UtcClock()
         self.cell = report.Cell()
         self.transport = None  # set by start()
@@ -70,6 +74,9 @@ class Runner:
     def gesture(self, kind, n, t_ms):
         if kind == 'hold':
             return self.sos(TRIGGER_HOLD)
+        if self.ask.open:
+            # Presses answer the open question (a "press 3" answer is no SOS gesture).
+            return self.reply(self.ask.answer(n)) if kind == 'count' else None
         if kind == 'presses':
             return self.sos(TRIGGER_PRESSES)
         return None
@@ -104,6 +111,41 @@ class Runner:
         if new:
             self._raised.set()
         return c
+
+    def reply(self, answer):
+        # Store a TAP_REPLY for answer = (question id, presses; 0 = no answer). -> its counter.
+        if answer is None:
+            return None
+        if self.counting and not self.ask.open:
+            self.counting(False)
+        qid, presses = answer
+        r = self._report(time.ticks_ms())
+        c = self._store(lambda c: self.codec.tap_reply(c, r, qid, presses))
+        if c is not None:
+            self._answer = c
+            self.log('urelief: answer #%d stored: question %d, %d press(es)' % (c, qid, presses))
+        return c
+
+    def question(self, d):
+        # A verified QUESTION: feel it, count the presses that answer it, time it out.
+        if not self.ask.start(d.question_id, d.kind, d.choices, d.timeout_s, time.ticks_ms()):
+            return
+        if self.counting:
+            self.counting(True)
+        self.haptics.play(QUESTION)
+        self.log('urelief: question %d (kind %d, %d choices, %d s)' % (
+            d.question_id, d.kind, d.choices, d.timeout_s))
+        asyncio.create_task(self._question_timeout(d.question_id))
+
+    async def _question_timeout(self, qid):
+        while True:
+            left = self.ask.remaining_ms(time.ticks_ms())
+            if left is None or self.ask.qid != qid:
+                return  # answered or replaced
+            if left == 0:
+                self.reply(self.ask.expire(qid, time.ticks_ms()))
+                return
+            await asyncio.sleep_ms(left)
 
     def position(self, reason):
         r = self._report(time.ticks_ms())
@@ -185,6 +227,9 @@ class Runner:
             felt = self.alarm.on_ack(d.acked_counter, d.level)
             self.log('urelief: ack #%d level %d, alarm %s' % (
                 d.acked_counter, d.level, self.alarm.name))
+            if felt is None and d.acked_counter == self._answer:
+                felt = SENT  # the answer reached the police
+                self._answer = None
             if felt:
                 self.haptics.play(felt)
                 self.log('urelief: vibrate ' + felt)
@@ -197,8 +242,7 @@ class Runner:
         elif d.type == CONFIG:
             self.policy.configure(d.items)
         elif d.type == QUESTION_MSG:
-            self.haptics.play(QUESTION)  # answering by presses is not wired yet
-            self.log('urelief: question %d (kind %d)' % (d.question_id, d.kind))
+            self.question(d)
 
     async def _track_loop(self):
         # Follow-up POSITION packets while the alert is live (policy.track_interval_s).

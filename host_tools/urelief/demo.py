@@ -120,8 +120,10 @@ class PoliceServer:
     def incident(self, iid: int) -> dict:
         return self.api.get(f"/api/incidents/{iid}").raise_for_status().json()
 
-    def act(self, iid: int, action: str) -> dict:
-        return self.api.post(f"/api/incidents/{iid}/{action}").raise_for_status().json()
+    def act(self, iid: int, action: str, **body) -> dict:
+        """A dispatcher's action on an incident (body: e.g. a question's kind, text, timeout_s)."""
+        r = self.api.post(f"/api/incidents/{iid}/{action}", json=body or None)
+        return r.raise_for_status().json()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -266,7 +268,8 @@ def haptic_patterns(edges: list[tuple[int, float]]) -> list[tuple[float, tuple[i
     return [(t, tuple(d)) for t, d in out]
 
 
-PATTERN_NAMES = {"s": "SENT", "ss": "SEEN", "lll": "DISPATCHED"}  # hw/haptics.py PATTERNS
+PATTERN_NAMES = {"s": "SENT", "ss": "SEEN", "lll": "DISPATCHED", "ssl": "QUESTION", "ssss": "LOW_BATTERY",
+                 "ls": "CANCEL_ACK"}  # hw/haptics.py PATTERNS
 
 
 def pattern_name(durations: tuple[int, ...]) -> str:

@@ -1,8 +1,11 @@
 """The terminal's main job, end to end: a hold on the button becomes an incident at the police
 server, and the police's acks come back as silent vibrations - over UDP, over SMS when there is
-no data, across a power cut, and without a GNSS fix."""
+no data, across a power cut, and without a GNSS fix; a dispatcher's question is felt and the
+child answers it by presses ("Knock Knock")."""
 
 from __future__ import annotations
+
+import re
 
 from urelief.demo import SEOUL, PoliceServer, pattern_name
 
@@ -111,3 +114,47 @@ def test_a_lost_fix_goes_as_last_known_with_its_age(rig, police):
     pos = position_events(police, incs[0]["id"])[0]["payload"]
     assert pos["fix_age_s"] >= 30 and not pos["trusted"]
     assert abs(pos["lat"] - SEOUL[0]) < 1e-5
+
+
+def _raised(rig, police):
+    r = rig().start()
+    r.wait_ready()
+    r.hold(3500)
+    assert r.until(lambda: "level 1" in r.dev.output and r.motor, timeout_ms=5000), r.dev.output[-1500:]
+    r.dev.run_for(1500)
+    (inc,) = incidents_of(police, r.cfg.device_id)
+    return r, inc["id"]
+
+
+def answer_acked(r, what: str, timeout_ms: float) -> bool:
+    """Run until the device stored the answer `what` and the server acked its counter."""
+    pat = re.compile(r"answer #(\d+) stored: " + re.escape(what))
+    assert r.until(lambda: pat.search(r.dev.output), timeout_ms=timeout_ms), r.dev.output[-1500:]
+    c = pat.search(r.dev.output).group(1)
+    return r.until(lambda: f"ack #{c} " in r.dev.output, timeout_ms=5000)
+
+
+def answers(police, iid: int) -> list[dict]:
+    return [e["payload"] for e in police.incident(iid)["events"] if e["kind"] == "answer"]
+
+
+def test_a_question_is_felt_and_answered_by_presses(rig, police):
+    r, iid = _raised(rig, police)
+    dev = r.dev
+    police.act(iid, "question", kind="yes_no", text="Is the person who hurt you with you now?",
+               timeout_s=60)
+    assert r.until(lambda: "urelief: question 1" in dev.output, timeout_ms=5000), dev.output[-1500:]
+    dev.run_for(2000)
+    assert felt(r)[-1] == "QUESTION"
+    r.child.presses(2, after_ms=500)  # two presses: "no"
+    assert answer_acked(r, "question 1, 2 press(es)", 10_000)
+    assert answers(police, iid) == [{"question_id": 1, "presses": 2}]
+    dev.run_for(1500)
+    assert felt(r)[-1] == "SENT"  # the answer reached the police
+    assert len(incidents_of(police, r.cfg.device_id)) == 1  # the presses raised no new alert
+    # a press-N question left unanswered: "no answer" (0 presses) when its timeout passes
+    police.act(iid, "question", kind="press_n", choices=4, text="How many people are there?",
+               timeout_s=10)
+    assert r.until(lambda: "urelief: question 2" in dev.output, timeout_ms=5000)
+    assert answer_acked(r, "question 2, 0 press(es)", 15_000)
+    assert answers(police, iid)[1] == {"question_id": 2, "presses": 0}

@@ -108,7 +108,14 @@ def test_roles_and_school_scope(server, dev, api):
     # A school admin sees only their own school's incidents …
     mine = api("s2admin").get("/api/incidents").json()["items"]
     assert mine and all(i["school_id"] == server.seed.other_school_id for i in mine)
-    assert api("s2admin").get(f"/api/incidents/{inc['id']}").status_code == 404
+    # Another school's incident is refused (403, as the registry refuses another school's
+    # pupil), never answered as if it did not exist, and the refusal is audited.
+    r = api("s2admin").get(f"/api/incidents/{inc['id']}")
+    assert r.status_code == 403 and "another school" in r.json()["detail"]
+    assert "Kim Minji" not in r.text
+    r = api("s2admin").post(f"/api/incidents/{inc['id']}/acknowledge")
+    assert r.status_code == 403
+    assert api("s2admin").get("/api/incidents/999999").status_code == 404
     # … and neither they nor an auditor may act; a bad token is 401.
     assert api("s2admin").post(f"/api/incidents/{mine[0]['id']}/acknowledge").status_code == 403
     assert api("aud").post(f"/api/incidents/{inc['id']}/acknowledge").status_code == 403
@@ -126,9 +133,13 @@ def test_roles_and_school_scope(server, dev, api):
     actions = {(e["action"], e["outcome"], e["username"]) for e in log}
     assert ("incident.acknowledge", "ok", "disp") in actions
     assert ("incident.read", "ok", "aud") in actions
-    assert any(a == "incident.acknowledge" and o == "denied" and u == "aud"
-               for a, o, u in actions)
-    assert api("aud").get("/api/audit/verify").json().get("ok", True)
+    assert ("incident.acknowledge", "denied", "aud") in actions
+    refused = [(e["action"], e["object_id"], e["school_id"]) for e in log
+               if e["username"] == "s2admin" and e["outcome"] == "denied"]
+    assert sorted(refused) == [("incident.acknowledge", str(inc["id"]), server.seed.school_id),
+                               ("incident.acknowledge", str(mine[0]["id"]), server.seed.other_school_id),
+                               ("incident.read", str(inc["id"]), server.seed.school_id)]
+    assert api("aud").get("/api/audit/verify").json()["intact"] is True
 
 
 def test_pagination(server, api):

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from urelief import protocol as p
 from urelief.registry import audit, policy
 from urelief.registry.auth import CurrentOperator
-from urelief.registry.errors import NotFound
+from urelief.registry.errors import Denied
 from urelief.registry.models import (
     INCIDENT_CLOSED,
     Incident,
@@ -71,11 +71,24 @@ def list_incidents(request: Request, who: CurrentOperator,
 
 @router.get("/incidents/{incident_id}")
 def get_incident(request: Request, incident_id: int, who: CurrentOperator) -> dict:
-    db = _server(request).db
+    server = _server(request)
+    try:
+        return _read_incident(server.db, who, incident_id)
+    except Denied as e:  # another school's incident: 403 and a `denied` audit entry
+        _audit_denied(server, who, "incident.read", incident_id, e)
+        raise
+
+
+def _audit_denied(server, who, action: str, incident_id: int, e: Exception) -> None:
+    """Blocking (its own transaction): call after the refused one has rolled back."""
+    server.registry.audit_denied(who, action, object_type="incident", object_id=incident_id,
+                                 school_id=getattr(e, "school_id", None),
+                                 detail={"reason": str(e)})
+
+
+def _read_incident(db, who, incident_id: int) -> dict:
     with db.session() as s:
-        inc = s.get(Incident, incident_id)
-        if inc is None or not incidents.may_see(who, inc):
-            raise NotFound(f"no incident {incident_id}")
+        inc = incidents.get_visible(s, who, incident_id)
         out = incidents.incident_out(inc)
         out["events"] = [incidents.event_out(e) for e in s.scalars(
             select(IncidentEvent).where(IncidentEvent.incident_id == inc.id)
@@ -115,10 +128,9 @@ async def incident_action(request: Request, incident_id: int, action: str,
     try:
         out, payload = await run_in_threadpool(apply)
     except Exception as e:
-        if getattr(e, "status", None) == 403:
-            await run_in_threadpool(server.registry.audit_denied, who, f"incident.{action}",
-                                    object_type="incident", object_id=incident_id,
-                                    detail={"reason": str(e)})
+        if isinstance(e, Denied):
+            await run_in_threadpool(_audit_denied, server, who, f"incident.{action}",
+                                    incident_id, e)
         raise
     metrics.INCIDENT_ACTIONS.labels(action).inc()
     out["downlink"] = await _device_side(server, out, action, payload or {})

@@ -161,11 +161,16 @@ def open_aml(s: Session, loc: Any) -> tuple[Incident, bool]:
 
 # -- operator actions ---------------------------------------------------------------------------
 
-def may_see(actor: Actor, inc: Incident) -> bool:
+def get_visible(s: Session, actor: Actor, incident_id: int) -> Incident:
+    """The incident, if `actor` may see it: NotFound if there is none, Denied (403, audited by
+    the caller, like the registry's refusals) if it belongs to another school."""
     from urelief.registry import policy
 
-    scope = policy.school_scope(actor)
-    return scope is None or inc.school_id == scope
+    inc = s.get(Incident, incident_id)
+    if inc is None:
+        raise NotFound(f"no incident {incident_id}")
+    policy.check_read(actor, inc.school_id, "incident")
+    return inc
 
 
 def act(s: Session, actor: Actor, incident_id: int, action: str, body: dict) -> Incident:
@@ -174,9 +179,7 @@ def act(s: Session, actor: Actor, incident_id: int, action: str, body: dict) -> 
 
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}")
-    inc = s.get(Incident, incident_id)
-    if inc is None or not may_see(actor, inc):
-        raise NotFound(f"no incident {incident_id}")
+    inc = get_visible(s, actor, incident_id)
     if not policy.may_act_on_incidents(actor):
         raise Denied(f"role {actor.role} may not act on incidents", school_id=inc.school_id)
     starts, to = ACTIONS[action]

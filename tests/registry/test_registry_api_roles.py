@@ -186,6 +186,44 @@ def test_password_guessing_is_throttled(world, live_url, registry):
     assert outcomes == ["denied"] * 5 + ["throttled"] * 2
 
 
+def test_failed_sign_ins_are_rate_limited_per_source(world, http, live_url, registry):
+    """One address keeps presenting bad tokens and guessing passwords: past its budget it gets
+    429, the audit log holds one `throttled` row instead of a row per attempt, and no password is
+    hashed. Good tokens from that address, and other addresses, still work."""
+    import httpx
+    from urelief.registry.service import AUTH_FAIL_BURST
+
+    flood = 30
+    bad = {"Authorization": "Bearer urt_000000000000_" + "x" * 43}
+    attacker = httpx.Client(base_url=live_url,
+                            transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    with attacker:
+        codes = [attacker.get("/api/subscribers", headers=bad).status_code
+                 for _ in range(AUTH_FAIL_BURST + flood)]
+        # The budget refills one attempt per 3 s: a slow run may earn one or two more 401s.
+        assert codes[:AUTH_FAIL_BURST] == [401] * AUTH_FAIL_BURST
+        assert codes[-flood + 2:] == [429] * (flood - 2)
+        assert set(codes) == {401, 429}
+        r = attacker.get("/api/subscribers", headers=bad)
+        assert r.status_code == 429 and r.headers["retry-after"] == "60"
+        guess = {"username": "disp", "password": "disp-password-123"}  # even the right one
+        assert attacker.post("/api/auth/login", json=guess).status_code == 429
+        good = {"Authorization": f"Bearer {world.tokens['sa_a']}"}
+        assert attacker.get("/api/auth/me", headers=good).status_code == 200
+    # Another address is not held back by the flood.
+    assert http(None).get("/api/auth/me").status_code == 401
+    assert httpx.post(f"{live_url}/api/auth/login", json=guess).status_code == 200
+    with registry.db.Session() as s:
+        rows = s.execute(select(AuditEntry.action, AuditEntry.outcome, AuditEntry.detail)
+                         .where(AuditEntry.remote_addr == "127.0.0.2")).all()
+    denied = [r for r in rows if r.outcome == "denied"]
+    throttled = [r for r in rows if r.outcome == "throttled"]
+    assert len(denied) == codes.count(401) and {r.action for r in denied} == {"auth.failed"}
+    assert len(throttled) == 1 and throttled[0].action == "auth.failed"
+    assert throttled[0].detail["refused"] == 1  # the next row, a minute on, counts the rest
+    assert len(rows) == len(denied) + 1  # 30+ refused attempts, one row; the login left none
+
+
 def test_directory_reads_by_role(world, http, live_url):
     assert [s["code"] for s in http("sa_b").get("/api/schools").json()["items"]] == ["B"]
     assert http("disp").get("/api/schools").json()["total"] == 2

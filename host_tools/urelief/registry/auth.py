@@ -7,7 +7,8 @@
 The app must hold a `Registry` at `app.state.registry` (see `urelief.server.api_registry.install`).
 The token comes from `Authorization: Bearer urt_…`, else the `urelief_token` cookie (set by
 POST /api/auth/login, so the dashboard's EventSource/WebSocket is authenticated too).
-Failures answer 401/403 and leave an audit entry.
+Failures answer 401/403 and leave an audit entry; a source address that keeps failing gets 429
+(see `Registry._auth_failure`: its audit rows are then summarised, one a minute).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
 from urelief.registry.audit import Actor
+from urelief.registry.errors import Throttled
 from urelief.registry.models import Role
 from urelief.registry.service import Registry
 
@@ -70,7 +72,10 @@ def websocket_operator(ws: WebSocket) -> Actor | None:
     """For WebSocket handlers: the actor from the cookie or `?token=`, or None (close 1008)."""
     registry: Registry = ws.app.state.registry
     token = ws.cookies.get(TOKEN_COOKIE) or ws.query_params.get("token", "")
-    return registry.authenticate(token, client_addr(ws), what="websocket " + ws.url.path)
+    try:
+        return registry.authenticate(token, client_addr(ws), what="websocket " + ws.url.path)
+    except Throttled:
+        return None
 
 
 CurrentOperator = Annotated[Actor, Depends(current_operator)]  # any authenticated operator

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -46,12 +46,20 @@ from urelief.registry.models import (
     Subscriber,
     utcnow,
 )
+from urelief.server.ratelimit import RateLimiter
 
 T = TypeVar("T")
 MAX_PAGE = 500
 LOGIN_FAILURES_MAX = 5
 LOGIN_WINDOW = timedelta(minutes=15)
 TOKEN_CACHE_S = 30.0  # a revoked token stops working in other processes within this time
+# Failed authentications (bad tokens, wrong passwords) per source address, in this process: a
+# burst of AUTH_FAIL_BURST, then one per 1/AUTH_FAIL_PER_S s. Beyond that: 429 without checking
+# a password, and one `throttled` audit row per source per THROTTLE_NOTE_S counting the refusals,
+# so a flood cannot fill the audit log (nor burn CPU on scrypt). Good tokens still work.
+AUTH_FAIL_BURST = 20
+AUTH_FAIL_PER_S = 1 / 3
+THROTTLE_NOTE_S = 60.0
 
 
 def cli_actor() -> Actor:
@@ -142,6 +150,9 @@ class Registry:
         self.server_key = server_key
         self._tokens: dict[bytes, tuple[Actor, float]] = {}
         self._tokens_lock = threading.Lock()
+        self._failures = RateLimiter(AUTH_FAIL_PER_S, AUTH_FAIL_BURST, max_sources=10_000)
+        self._throttle_notes: dict[str, tuple[float, int]] = {}  # source -> (last row, refused since)
+        self._failures_lock = threading.Lock()
 
     # transactions with auditing of refusals ------------------------------------------------
 
@@ -179,8 +190,8 @@ class Registry:
             return _with_addr(hit[0], remote_addr)
         actor = self._check_token(token) if token else None
         if actor is None:
-            self._audit_alone(
-                Actor(None, "", "", remote_addr=remote_addr), "auth.failed", "denied",
+            self._auth_failure(
+                Actor(None, "", "", remote_addr=remote_addr), "auth.failed",
                 detail={"request": what, "token": "absent" if not token else "rejected"},
             )
             return None
@@ -189,6 +200,32 @@ class Registry:
                 self._tokens.clear()
             self._tokens[cache_key] = (actor, now + TOKEN_CACHE_S)
         return _with_addr(actor, remote_addr)
+
+    def _auth_failure(self, who: Actor, action: str, **kw) -> None:
+        """A failed authentication from `who.remote_addr`: a `denied` audit row while the source
+        is within its budget (AUTH_FAIL_*); past it, `_throttled`."""
+        with self._failures_lock:
+            allowed = self._failures.allow(who.remote_addr)
+        if not allowed:
+            self._throttled(who, action, **kw)
+        self._audit_alone(who, action, "denied", **kw)
+
+    def _throttled(self, who: Actor, action: str, **kw) -> NoReturn:
+        """Refuse (429) an attempt from a source over its failure budget. At most one
+        `throttled` audit row per source per THROTTLE_NOTE_S, naming how many refused attempts
+        it stands for."""
+        src, t = who.remote_addr, time.monotonic()
+        with self._failures_lock:
+            last, refused = self._throttle_notes.get(src, (-THROTTLE_NOTE_S, 0))
+            note = refused + 1 if t - last >= THROTTLE_NOTE_S else 0
+            self._throttle_notes[src] = (t, 0) if note else (last, refused + 1)
+            if len(self._throttle_notes) > 10_000:
+                self._throttle_notes = {k: v for k, v in self._throttle_notes.items()
+                                        if t - v[0] < THROTTLE_NOTE_S}
+        if note:
+            detail = {**kw.pop("detail", {}), "refused": note}
+            self._audit_alone(who, action, "throttled", detail=detail, **kw)
+        raise Throttled("too many failed sign-ins from this address; try again later")
 
     def _check_token(self, token: str) -> Actor | None:
         parts = credentials.split_token(token)
@@ -224,7 +261,12 @@ class Registry:
         """Password -> a fresh token (a dashboard session). None if wrong; audited either way.
         After LOGIN_FAILURES_MAX failures within LOGIN_WINDOW a username is refused (Throttled)
         until the window has passed; the count comes from the audit log, so it holds across
-        processes and restarts."""
+        processes and restarts. Failures also count against the source address (AUTH_FAIL_*)."""
+        with self._failures_lock:
+            over = self._failures.exhausted(remote_addr)
+        if over:  # refused before any lookup or password hashing
+            self._throttled(Actor(None, username[:64], "", remote_addr=remote_addr),
+                            "auth.login", object_type="operator")
         since = utcnow() - LOGIN_WINDOW
         with self.db.Session() as s:  # read only; hashing happens outside any transaction
             op = s.scalar(select(Operator).where(Operator.username == username))
@@ -239,11 +281,11 @@ class Registry:
             raise Throttled(f"too many failed logins for {username!r}; try again later")
         ok = (op is not None and op.active and op.password_hash is not None
               and credentials.verify_secret(password, op.password_hash))
+        if not ok or op is None:
+            self._auth_failure(who, "auth.login", object_type="operator",
+                               object_id=op.id if op else "")
+            return None
         with self.db.session() as s:
-            if not ok or op is None:
-                audit.record(s, who, "auth.login", outcome="denied", object_type="operator",
-                             object_id=op.id if op else "")
-                return None
             token = self._new_token(s, op, "login", ttl)
             audit.record(s, who, "auth.login", object_type="operator", object_id=op.id)
             return token, operator_out(op)

@@ -24,7 +24,7 @@ from urelief.registry.auth import (
     client_addr,
     request_token,
 )
-from urelief.registry.errors import Invalid, RegistryError
+from urelief.registry.errors import Invalid, RegistryError, Throttled
 from urelief.registry.keys import ServerKeyError
 from urelief.registry.models import DeviceStatus, NotifyPref, Role
 from urelief.registry.service import Registry
@@ -360,7 +360,8 @@ async def registry_error_handler(_request: Request, exc: Exception) -> JSONRespo
     body: dict[str, Any] = {"detail": str(exc)}
     if isinstance(exc, Invalid):
         body["errors"] = exc.errors
-    return JSONResponse(body, exc.status)
+    headers = {"Retry-After": "60"} if isinstance(exc, Throttled) else None
+    return JSONResponse(body, exc.status, headers=headers)
 
 
 async def server_key_error_handler(_request: Request, exc: Exception) -> JSONResponse:

@@ -25,6 +25,12 @@ class RateLimiter:
             self._prune(t)
         return True
 
+    def exhausted(self, source: str, now: float | None = None) -> bool:
+        """True if `allow(source)` would refuse now (nothing is taken)."""
+        t = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(source, (self.burst, t))
+        return tokens + (t - last) * self.rate < 1.0
+
     def _prune(self, t: float) -> None:
         full_after = self.burst / self.rate if self.rate > 0 else 0.0
         self._buckets = {s: v for s, v in self._buckets.items() if t - v[1] < full_after}

@@ -1,6 +1,8 @@
 """Outbound SMS gateways: the PDU codec against two independent decoders/encoders (the
-simulator's network side and smspdudecoder), the USB-modem gateway driving a scripted modem
-over a real pseudo-terminal with pyserial, and the simulator-network gateway."""
+simulator's network side and smspdudecoder); the USB-modem gateway over pyserial on a real
+pseudo-terminal, against the project's modem emulator (A7670 dialect, SMS network behind it)
+and against a scripted modem for the +CDS delivery reports the emulator does not send; and the
+simulator-network gateway."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import threading
 import tty
 
 import pytest
+from modem_rig import ModemOnPty
 from smspdudecoder.easy import read_incoming_sms, read_outgoing_sms
 from urelief.server import sms_pdu
 from urelief.server.modem import AtModemGateway
@@ -154,6 +157,58 @@ def test_usb_modem_gateway_reports_a_refused_submit():
     finally:
         modem.close()
     assert not r.ok and "+CMS ERROR: 331" in r.error
+
+
+class Handset:
+    """A phone on the emulated SMS network."""
+
+    def __init__(self):
+        self.inbox: list[Sms] = []
+
+    def sms_delivered(self, sms: Sms) -> None:
+        self.inbox.append(sms)
+
+
+def test_usb_modem_gateway_against_the_modem_emulator():
+    net = SmsNetwork(delivery_ms=20)
+    rig = ModemOnPty(net, msisdn="+821099900000")
+    parent = Handset()
+    net.attach("+821055500001", parent, rig.clock)
+    gw = AtModemGateway(rig.port)
+
+    async def main():
+        got: asyncio.Queue = asyncio.Queue()
+
+        async def on_sms(sender, payload):
+            await got.put((sender, payload))
+
+        rig.wait(lambda: rig.modem.ready and rig.modem.registered)
+        await gw.start(asyncio.get_running_loop(), on_sms)
+        sent = [await gw.send("+821055500001", b"\x11\x81ack"),
+                await gw.send("+821055500001", "U-Relief: 김민지 pressed SOS")]
+        # A device's SMS to the gateway's number arrives as +CMT (AT+CNMI=2,2 took effect).
+        assert net.deliver("+821099900000", b"\x11\x01payload", sender="+821077700007")
+        inbound = await asyncio.wait_for(got.get(), 5)
+        # Out of coverage: the module refuses the submit and the gateway says so.
+        rig.call(lambda: rig.modem.set_coverage(False))
+        rig.wait(lambda: not rig.modem.registered)
+        refused = await gw.send("+821055500001", "hello")
+        await gw.close()
+        return sent, inbound, refused
+
+    try:
+        sent, inbound, refused = asyncio.run(main())
+        rig.wait(lambda: len(parent.inbox) == 2)
+    finally:
+        rig.close()
+    assert [(r.ok, r.ref) for r in sent] == [(True, "mr1"), (True, "mr2")]
+    assert [(m.sender, m.body) for m in parent.inbox] == [
+        ("+821099900000", b"\x11\x81ack"), ("+821099900000", "U-Relief: 김민지 pressed SOS")]
+    assert inbound == ("+821077700007", b"\x11\x01payload")
+    assert not refused.ok and "+CMS ERROR: 331" in refused.error
+    commands = [text.strip() for _, way, text in rig.modem.log if way == "rx"]
+    assert commands[:5] == ["AT", "ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,2,0,1,0"]
+    assert rig.errors == []
 
 
 def test_sim_network_gateway_both_ways():

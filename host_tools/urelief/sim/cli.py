@@ -21,10 +21,13 @@ from urelief.sim import vm
 @click.option("--firmware", type=click.Path(file_okay=False, path_type=Path),
               help="deployed tree for a new flash image [default: build/firmware]")
 @click.option("--battery-mv", default=3900.0, show_default=True, help="Li-ion cell voltage")
+@click.option("--download", is_flag=True,
+              help="hold BOOT (GPIO0) low at power-on: ROM download mode, for esptool "
+                   "(--before no-reset --after no-reset)")
 def device_cmd(board: str, flash: Path | None, clock: str, heap_kb: int, firmware: Path | None,
-               battery_mv: float) -> None:
-    """Power on one virtual board and print its USB serial port (for mpremote)."""
-    from urelief.sim.device import VirtualDevice
+               battery_mv: float, download: bool) -> None:
+    """Power on one virtual board and print its USB serial port (for mpremote or esptool)."""
+    from urelief.sim.device import BOOT_STRAP_GPIO, VirtualDevice
 
     dev = VirtualDevice(board=board, flash=flash, clock=clock, heap_kb=heap_kb, firmware=firmware,
                         run_ahead=True)
@@ -32,10 +35,12 @@ def device_cmd(board: str, flash: Path | None, clock: str, heap_kb: int, firmwar
     if adc:
         dev.adc(adc["gpio"]).set_mv(battery_mv / adc.get("divider", 1.0))
     port = dev.console.open_usb()
+    if download:
+        dev.pin(BOOT_STRAP_GPIO).drive(0)
     dev.start()
     click.echo(port, nl=True)
-    click.echo(f"virtual board '{dev.board['name']}' on {port} (flash {dev.flash}, {clock} clock); "
-               "Ctrl-C here powers it off", err=True)
+    click.echo(f"virtual board '{dev.board['name']}' on {port} (flash {dev.flash}, {clock} clock"
+               f"{'; ROM download mode' if download else ''}); Ctrl-C here powers it off", err=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:

@@ -132,7 +132,18 @@ class Console:
             except (BlockingIOError, OSError):
                 pass  # nobody reading: a USB CDC port drops what the host does not take
 
+    def to_usb(self, data: bytes) -> None:
+        """Bytes for the USB host only (the ROM loader's binary answers; kept out of output)."""
+        if self._usb_master >= 0:
+            try:
+                os.write(self._usb_master, data)
+            except (BlockingIOError, OSError):
+                pass
+
     def _from_host(self, data: bytes) -> None:
+        if self._dev.rom is not None:
+            self._dev.rom.feed(data)
+            return
         proc = self._dev._proc
         fwd = bytearray()
         for b in data:

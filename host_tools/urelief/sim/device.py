@@ -27,10 +27,13 @@ from urelief.sim import vm
 from urelief.sim.clock import INF, Clock
 from urelief.sim.console import Console
 from urelief.sim.peripherals import HostAdc, HostI2c, HostPin, HostUart
+from urelief.sim.romloader import Chip, RomLoader
+from urelief.sim.spiflash import SpiFlash
 
 SHIMS = Path(__file__).with_name("shims")
 FLASH_BLOCKS = 512  # 2 MiB littlefs partition of 4 KiB blocks (ESP32 4 MB flash layout)
 SHIM_RESERVE_KB = 48  # heap the Python peripheral shims may use on top of the firmware's budget
+BOOT_STRAP_GPIO = 0  # held low at a chip reset: ROM serial download mode (ESP32, ESP32-S3)
 
 # machine.reset_cause() / wake_reason() values (ESP32 port)
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
@@ -73,7 +76,10 @@ class VirtualDevice:
         self.reset_causes: list[int] = []
         self.heap_peak = {"alloc": 0, "live": 0}
         self.errors: list[BaseException] = []
-        self.state = "off"  # off | running | sleeping
+        self.state = "off"  # off | running | sleeping | download (ROM loader) | halted (no app)
+        self.soc = self.board.get("soc", "esp32s3")
+        self.spiflash = SpiFlash(self.flash, 4096 * FLASH_BLOCKS)
+        self.rom: RomLoader | None = None  # the ROM's serial loader while in download mode
         self._proc: subprocess.Popen | None = None
         self._rx = bytearray()
         self._to_dev = bytearray()
@@ -371,7 +377,7 @@ class VirtualDevice:
             c.advance_to(d0 + (time.monotonic() - t0) * 1e6, self._error)
             return
         # The board waits (idle, light or deep sleep) or is off: move time to the next thing.
-        while self._idle is not None or self.state in ("sleeping", "off"):
+        while self._idle is not None or self.state in ("sleeping", "off", "download", "halted"):
             if self._idle is not None and self._idle_woken():
                 return
             if self._stop_pred is not None:
@@ -559,9 +565,18 @@ class VirtualDevice:
                0x4D: _f_rtc_mem, 0x5A: _f_rtc_set, 0x48: _f_heap, 0x51: _f_i2c}
 
     # -- process lifecycle -------------------------------------------------------------------
-    def _spawn(self, cause: int, wake: int, mode: str = "normal") -> None:
+    def _spawn(self, cause: int, wake: int, mode: str = "normal", strap: bool = True) -> None:
         self._kill()
         self._boot_cause, self._boot_wake = cause, wake
+        if strap and cause in (PWRON_RESET, HARD_RESET) and self.pin(BOOT_STRAP_GPIO).external == 0:
+            self._enter_download(cause)
+            return
+        problem = self.spiflash.boot_check(self.soc)
+        if problem:  # the ROM finds no bootable image and stops there
+            self.console.note(f"{problem}\r\n")
+            self.state = "halted"
+            self.reset_causes.append(cause)
+            return
         h2d_r, h2d_w = os.pipe()
         d2h_r, d2h_w = os.pipe()
         env = vm.micropython_env([SHIMS])
@@ -595,8 +610,21 @@ class VirtualDevice:
         self.boots += 1
         self.reset_causes.append(cause)
 
+    def _enter_download(self, cause: int) -> None:
+        """BOOT held low at reset: the ROM waits for esptool on the USB serial port."""
+        self.state = "download"
+        self.reset_causes.append(cause)
+
+        def run_app():  # FLASH_END "run", or the stub's RUN_USER_CODE: boot, BOOT not sampled
+            self.clock.post(lambda: self._spawn(HARD_RESET, 0, strap=False))
+
+        self.rom = RomLoader(Chip(self.soc, self.unique_id), self.spiflash, self.console.to_usb,
+                             run_app)
+        self.console.note(self.rom.banner().decode())
+
     def _kill(self) -> None:
         """The chip stops: the process dies wherever it is (nothing unflushed survives)."""
+        self.rom = None
         proc, self._proc = self._proc, None
         if proc is not None:
             proc.kill()

@@ -132,7 +132,16 @@ def _power_on():
 
     bd = _FlashBlocks(_env('URELIEF_FLASH'), int(_env('URELIEF_FLASH_BLOCKS')))
     _vfs.umount('/')
-    _vfs.mount(_vfs.VfsLfs2(bd), '/')
+    try:
+        _vfs.mount(_vfs.VfsLfs2(bd), '/')
+    except OSError:
+        # An erased or foreign vfs partition: MicroPython's first boot formats it and leaves
+        # a stub boot.py; the application is gone until something copies it back.
+        print('Performing initial setup: littlefs on an empty vfs partition')
+        _vfs.VfsLfs2.mkfs(bd)
+        _vfs.mount(_vfs.VfsLfs2(bd), '/')
+        with open('/boot.py', 'w') as f:
+            f.write('# boot.py: runs first at every boot (made at first boot on an empty flash)\n')
     _os.chdir('/')
     _sys.path[:] = ['', '.frozen', '/lib']
     # On a board the peripherals are C code; here they are Python on the same heap. Fill what

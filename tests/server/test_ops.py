@@ -1,5 +1,6 @@
-"""Operations: rate limits (per source before verification, per device after), /healthz,
-/metrics, OpenAPI, structured JSON logs, and the dashboard's static files."""
+"""Operations: guardian SMS switched off, rate limits (per source before verification, per
+device after), /healthz, /metrics, OpenAPI, structured JSON logs, and the dashboard's static
+files."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import json
 import time
 
 import httpx
-from srvkit import DEVICE, SECRET, Device, report
+from srvkit import DEVICE, DEVICE2, SECRET, SECRET2, Device, report
 from urelief import protocol as p
 
 SERVER_ENV = {"URELIEF_DEVICE_RATE_PER_S": "0.001", "URELIEF_DEVICE_BURST": "3",
-              "URELIEF_SOURCE_RATE_PER_S": "0.001", "URELIEF_SOURCE_BURST": "12"}
+              "URELIEF_SOURCE_RATE_PER_S": "0.001", "URELIEF_SOURCE_BURST": "12",
+              "URELIEF_GUARDIAN_SMS": "0"}
 
 
 def metric(server, name: str, **labels) -> float:
@@ -21,6 +23,17 @@ def metric(server, name: str, **labels) -> float:
         if line.startswith(want + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+def test_guardian_sms_can_be_switched_off(server, api):
+    """URELIEF_GUARDIAN_SMS=0 (`--no-guardian-sms`): the SOS opens an incident, nobody is texted
+    (with it on, test_incidents sees both guardians' messages)."""
+    dev = Device(DEVICE2, SECRET2, server, counter=1000)
+    assert dev.exchange(dev.seal(p.Sos(report=report()))).ok
+    inc = next(i for i in api().get("/api/incidents").json()["items"] if i["device_id"] == DEVICE2)
+    time.sleep(0.5)  # when on, the texts are queued right after the commit
+    assert api().get(f"/api/incidents/{inc['id']}").json()["notifications"] == []
+    assert api("boss").get("/api/sms/outbox").json()["items"] == []
 
 
 def test_a_flooding_device_is_cut_off_and_a_flooding_source_too(server):

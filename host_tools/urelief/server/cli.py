@@ -19,7 +19,7 @@ from urelief.server.config import ServerConfig, parse_hostport
               help="UDP ingest HOST:PORT ('off' to disable; port 0 = any free port)")
 @click.option("--http", default="127.0.0.1:8420", show_default=True,
               help="HTTP (API, dashboard, webhooks) HOST:PORT")
-@click.option("--sms-gateway", default=None, help="log | sim | modem:/dev/ttyUSB0[@BAUD]")
+@click.option("--sms-gateway", default=None, help="log | modem:/dev/ttyUSB0[@BAUD] (any pyserial URL)")
 @click.option("--tile-url", default=None, help="map tile URL template; '' = no tiles (offline)")
 @click.option("--guardian-sms/--no-guardian-sms", default=None,
               help="text guardians when an SOS opens an incident (default on)")

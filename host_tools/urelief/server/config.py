@@ -41,7 +41,7 @@ class ServerConfig:
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "&copy; OpenStreetMap contributors"
     aml_hmac_key: bytes | None = None  # key for AML HTTPS bodies carrying `hmac`
-    sms_gateway: str = "log"  # log | sim | modem:/dev/ttyUSB0[@115200]
+    sms_gateway: str = "log"  # log | modem:/dev/ttyUSB0[@115200]; in-process: create_app(gateway=…)
     extra: dict = field(default_factory=dict)
 
     @classmethod

@@ -22,6 +22,7 @@ def _register() -> None:
     from urelief.registry import cli as _registry_cli  # noqa: F401
     from urelief.server import cli as _server_cli  # noqa: F401
     from urelief.sim import cli as _sim_cli  # noqa: F401
+    from urelief.sim import fleet as _fleet  # noqa: F401
     from urelief.sim import replay_nmea as _replay_nmea  # noqa: F401
 
 

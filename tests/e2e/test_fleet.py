@@ -1,7 +1,6 @@
 """Many terminals at once (`urelief sim fleet`): each with its own fault, every alert reaches
 the police server and its ACK is felt, and the report says how."""
 
-
 from click.testing import CliRunner
 from urelief.cli import main
 from urelief.sim.fleet import run_fleet

@@ -39,7 +39,7 @@ def test_guardian_sms_can_be_switched_off(server, api):
 def test_a_flooding_device_is_cut_off_and_a_flooding_source_too(server):
     dev = Device(DEVICE, SECRET, server)
     assert dev.exchange(b"\x11\x01", timeout=0.3) is None  # truncated: rejected and logged
-    acks = [dev.exchange(dev.seal(p.Position(report=report())), timeout=1.0) for _ in range(6)]
+    acks = [dev.exchange(dev.seal(p.Position(report=report())), timeout=0.5) for _ in range(6)]
     assert sum(a is not None for a in acks) == 3  # the device's burst, then refused
     assert metric(server, "urelief_packets_rejected_total", reason="rate_limited") == 3
     # The same source keeps sending junk: after its burst nothing even gets verified.

@@ -4,14 +4,18 @@
   stored packets per second (every ack is opened and checked, the stored rows counted after);
 - ack latency p50/p99 at a fixed offered rate (1,000 packets/s), send to verified ack.
 
-SQLite always; PostgreSQL too when `URELIEF_TEST_PG_URL` names a server (a scratch database is
-created and dropped). The load generator (`Load`) is also what the crash-safety test uses.
+SQLite always; PostgreSQL too: on the server `URELIEF_TEST_PG_URL` names, else on a throwaway
+cluster started from Debian's packages (as `.ci/run` does; skipped if PostgreSQL is not
+installed). A scratch database is created and dropped. The load generator (`Load`) is also what
+the crash-safety test uses.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -314,6 +319,40 @@ def pg_scratch(base: str):
     return admin_url.set(database=name).render_as_string(hide_password=False), drop
 
 
+@contextmanager
+def throwaway_postgres():
+    """A PostgreSQL cluster from Debian's packages (/usr/lib/postgresql/N/bin) in a temporary
+    directory on a free loopback port, run as the `postgres` user when we are root (initdb
+    refuses root). Yields its URL, or None if PostgreSQL is not installed. Stopped and removed
+    on exit."""
+    initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                     key=lambda x: int(Path(x).parts[-3]) if Path(x).parts[-3].isdigit() else 0)
+    if not initdbs:
+        yield None
+        return
+    bindir = Path(initdbs[-1]).parent
+    tmp = Path(tempfile.mkdtemp(prefix="urelief-pg-"))
+    as_pg: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres")
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = tmp / "data"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": True}
+    subprocess.run([*as_pg, bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres"],
+                   **quiet)
+    subprocess.run([*as_pg, bindir / "pg_ctl", "-D", data, "-l", tmp / "log", "-w", "start", "-o",
+                    f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1"], **quiet)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_pg, bindir / "pg_ctl", "-D", data, "-m", "fast", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _print(r: dict) -> None:
     print(f"   {r['backend']:<10} ingest throughput {r['throughput_pkt_s']:8.0f} verified+stored pkt/s "
           f"({r['burst_acked']}/{r['burst_packets']} acked; server CPU "
@@ -330,16 +369,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="urelief-bench-") as tmp:
         work = Path(tmp)
         _print(run_backend("sqlite", f"sqlite:///{work / 'bench.db'}", work))
-        pg = os.environ.get("URELIEF_TEST_PG_URL")
-        if not pg:
-            print("   postgresql: skipped (set URELIEF_TEST_PG_URL)", flush=True)
-            return
-        url, drop = pg_scratch(pg)
-        try:
-            (work / "pg").mkdir()
-            _print(run_backend("postgresql", url, work / "pg"))
-        finally:
-            drop()
+        with ExitStack() as stack:
+            pg = os.environ.get("URELIEF_TEST_PG_URL") or stack.enter_context(throwaway_postgres())
+            if not pg:
+                print("   postgresql: skipped (not installed; or set URELIEF_TEST_PG_URL)",
+                      flush=True)
+                return
+            url, drop = pg_scratch(pg)
+            try:
+                (work / "pg").mkdir()
+                _print(run_backend("postgresql", url, work / "pg"))
+            finally:
+                drop()
 
 
 if __name__ == "__main__":

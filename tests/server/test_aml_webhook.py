@@ -11,6 +11,7 @@ import pytest
 
 SAMPLES = json.loads((Path(__file__).parents[1] / "data/aml/aml_samples.json").read_text())
 SERVER_ENV = {"URELIEF_AML_HMAC_KEY": "AML"}
+BOTH_BACKENDS = True  # SQLite, and PostgreSQL when URELIEF_TEST_PG_URL is set
 
 
 @pytest.mark.parametrize("s", SAMPLES["sms_samples"], ids=lambda s: s["id"])

@@ -19,6 +19,7 @@ def _register() -> None:
     from urelief import boards as _boards  # noqa: F401
     from urelief import demo as _demo  # noqa: F401
     from urelief.protocol import cli as _protocol_cli  # noqa: F401
+    from urelief.provisioning import cli as _provisioning_cli  # noqa: F401
     from urelief.registry import cli as _registry_cli  # noqa: F401
     from urelief.server import cli as _server_cli  # noqa: F401
     from urelief.sim import cli as _sim_cli  # noqa: F401

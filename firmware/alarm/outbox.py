@@ -2,7 +2,8 @@
 # the server acks its counter. One littlefs file per packet, <dir>/<counter, 8 hex digits>,
 # written as .tmp, closed, then renamed (atomic on littlefs): after a power cut a packet is
 # there whole or not at all, and the boot resends what is left. A duplicate at the server is
-# harmless (it re-acks). Bounded: when full, the oldest non-SOS packet goes first.
+# harmless (it re-acks). Bounded: when full, the oldest non-SOS packet goes first; SOS
+# packets are kept over any other.
 import os
 
 from micropython import const
@@ -69,18 +70,22 @@ class Outbox:
         return '%s/%08x' % (self.path, counter)
 
     def add(self, packet):
-        # Store a sealed packet (bytes); returns (entry, dropped entry or None). Raises OSError
-        # if the flash refuses: the caller must not send what is not stored.
+        # Store a sealed packet (bytes); returns (entry, dropped entry or None). When full the
+        # oldest non-SOS packet makes room; when only SOS packets are left, a new non-SOS one
+        # is itself dropped (returned as both, not stored) and a new SOS replaces the oldest.
+        # Raises OSError if the flash refuses: the caller must not send what is not stored.
+        e = Entry(packet)
         dropped = None
         if len(self.entries) >= self.limit:
             victim = None
-            for e in self.entries:
-                if not e.sos:
-                    victim = e
+            for x in self.entries:
+                if not x.sos:
+                    victim = x
                     break
-            dropped = self._remove(victim or self.entries[0])
             self.dropped += 1
-        e = Entry(packet)
+            if victim is None and not e.sos:
+                return e, e  # a position never displaces an SOS
+            dropped = self._remove(victim or self.entries[0])
         name = self._file(e.counter)
         with open(name + '.tmp', 'wb') as f:
             f.write(packet)

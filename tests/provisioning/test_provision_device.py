@@ -1,0 +1,147 @@
+"""`urelief provision device` against a virtual board over its USB port, with the real mpremote."""
+
+import json
+
+from conftest import read_back, server_verifies
+from urelief.paths import BOARDS, BUILD_FIRMWARE
+from urelief.provision import counter_file
+from urelief.provisioning.log import ProvisionLog
+
+
+def _tree_files() -> list[str]:
+    return sorted(p.relative_to(BUILD_FIRMWARE).as_posix()
+                  for p in BUILD_FIRMWARE.rglob("*") if p.is_file())
+
+
+def test_one_device_end_to_end(bench, police, provision_cli, tmp_path):
+    ids = police.import_roster()
+    board = bench.board("acm0").plug()
+    r = provision_cli("device", "--port", board.port, "--pupil", "Kim Minji/4-2")
+    assert r.exit_code == 0, r.output
+    assert "ok: device 0x" in r.output
+
+    # The registry: the pupil's device, its key sealed there, the build recorded.
+    (dev,) = police.devices()
+    assert dev["subscriber_id"] == ids["P-001"] and dev["board"] == "sim"
+    assert dev["status"] == "provisioned" and dev["key_id"] == 1
+    assert dev["firmware_version"].startswith("fw-")
+
+    # After a power cut the board's littlefs holds the tree byte for byte, and its identity.
+    board.dev.power_cycle()
+    assert board.dev.wait_output("urelief: boot on sim - reset cause: power-on", 60_000)
+    names = _tree_files()
+    got = read_back(board.port, names + ["board.json", "device.json", "ctr"], tmp_path / "back")
+    for n in names:
+        assert got[n] == (BUILD_FIRMWARE / n).read_bytes(), n
+    assert got["board.json"] == (BOARDS / "sim.json").read_bytes()
+    assert got["ctr"] == counter_file(1)
+    device = json.loads(got["device.json"])
+    assert device["device_id"] == dev["id"] and device["key_id"] == 1
+    assert device["server"] == {"host": "sos.urelief.test", "port": 7420}
+    assert device["sms_number"] == "+82112"
+    boot = board.dev.output.split("reset cause: power-on", 1)[1].split("raw REPL", 1)[0]
+    assert "urelief: not provisioned" not in boot and "alarm not started" not in boot
+
+    # The police server verifies a packet sealed with the secret on the board.
+    res = server_verifies(police, device)
+    assert res.ok and res.device_id == dev["id"]
+
+    # The self-test buzzed the motor once; the label names the pupil, never the key.
+    assert any(lv for lv, _ in board.motor)
+    txt = (tmp_path / "labels" / f"urelief-0x{dev['id']:08x}.txt").read_text()
+    svg = (tmp_path / "labels" / f"urelief-0x{dev['id']:08x}.svg").read_text()
+    for text in (txt, svg):
+        assert f"0x{dev['id']:08x}" in text and "Kim Minji (4-2)" in text
+        assert "Demo Elementary" in text
+        assert device["secret"] not in text and device["secret"][:16] not in text
+    row = ProvisionLog(tmp_path / "provisioning.db").get(ids["P-001"])
+    assert row["status"] == "done" and row["check_code"] in txt
+    assert row["selftest"]["modem"]["answered"] and row["selftest"]["gnss"]["nmea"]
+
+    # Running it again changes nothing.
+    key_before = police.registry.device_key(dev["id"])
+    again = provision_cli("device", "--port", board.port, "--subscriber", str(ids["P-001"]))
+    assert again.exit_code == 0, again.output
+    assert "already provisioned" in again.output
+    assert police.registry.device_key(dev["id"]) == key_before
+    assert police.devices() == [dev]
+
+
+def test_selftest_fails_clearly_without_modem_then_rerun_completes(bench, police,
+                                                                    provision_cli, tmp_path):
+    ids = police.import_roster()
+    board = bench.board("acm0", modem=False).plug()
+    r = provision_cli("device", "--port", board.port, "--subscriber", str(ids["P-002"]))
+    assert r.exit_code == 1
+    assert "self-test: modem: no answer to AT" in r.output
+    assert "not provisioned" in r.output
+    (dev,) = police.devices()  # registered before the self-test, then marked
+    assert dev["status"] == "retired"
+    log = ProvisionLog(tmp_path / "provisioning.db")
+    assert log.get(ids["P-002"])["status"] == "selftest_failed"
+    assert not (tmp_path / "labels").exists()
+
+    # The modem fitted, the same command again: the same device, re-keyed, live.
+    board.unplug()
+    board.with_modem = True
+    board.plug()
+    r = provision_cli("device", "--port", board.port, "--subscriber", str(ids["P-002"]))
+    assert r.exit_code == 0, r.output
+    (dev2,) = police.devices()
+    assert dev2["id"] == dev["id"] and dev2["key_id"] == 2 and dev2["status"] == "provisioned"
+    assert log.get(ids["P-002"])["status"] == "done"
+
+
+def test_replace_rotates_the_key(bench, police, provision_cli, tmp_path):
+    ids = police.import_roster()
+    board = bench.board("acm0").plug()
+    assert provision_cli("device", "--port", board.port, "--subscriber",
+                         str(ids["P-001"])).exit_code == 0
+    old = json.loads(read_back(board.port, ["device.json"], tmp_path / "a")["device.json"])
+
+    # Another pupil on a board that is someone's device: refused, nothing changes.
+    r = provision_cli("device", "--port", board.port, "--subscriber", str(ids["P-003"]))
+    assert r.exit_code == 1
+    assert f"already holds device 0x{old['device_id']:08x} for Kim Minji (4-2)" in r.output
+    assert "--replace" in r.output
+    assert json.loads(read_back(board.port, ["device.json"], tmp_path / "b")["device.json"]) == old
+
+    r = provision_cli("device", "--port", board.port, "--subscriber", str(ids["P-003"]),
+                      "--replace")
+    assert r.exit_code == 0, r.output
+    new = json.loads(read_back(board.port, ["device.json"], tmp_path / "c")["device.json"])
+    assert new["device_id"] == old["device_id"] and new["key_id"] == 2
+    assert new["secret"] != old["secret"]
+    (dev,) = police.devices()
+    assert dev["subscriber_id"] == ids["P-003"] and dev["key_id"] == 2
+    assert server_verifies(police, new).ok
+    assert not server_verifies(police, old).ok  # the old key is dead
+    log = ProvisionLog(tmp_path / "provisioning.db")
+    assert log.get(ids["P-001"])["status"] == "failed"  # Kim Minji needs a board again
+    assert "re-provisioned for Park Seo" in log.get(ids["P-001"])["error"]
+
+
+def test_esptool_step_is_real_and_refused_by_a_board_without_rom_bootloader(
+        bench, police, provision_cli, tmp_path):
+    ids = police.import_roster()
+    board = bench.board("acm0").plug()
+    image = tmp_path / "ESP32_GENERIC_S3.bin"
+    image.write_bytes(b"\xe9" + bytes(4095))  # not flashed: the board never gets that far
+    r = provision_cli("device", "--port", board.port, "--subscriber", str(ids["P-001"]),
+                      "--flash-micropython", str(image))
+    assert r.exit_code == 1
+    assert "flash: esptool could not write ESP32_GENERIC_S3.bin" in r.output
+    assert "no ROM bootloader answered" in r.output
+    assert police.devices() == []
+    # The board is untouched and still answers.
+    files = read_back(board.port, ["board.json"], tmp_path / "back")
+    assert files["board.json"] == (BOARDS / "sim.json").read_bytes()
+
+
+def test_pupil_without_location_consent_is_refused(bench, police, provision_cli):
+    sub = police.registry.create_subscriber(police.actor, {
+        "school_id": police.school["id"], "pupil_ref": "X-1", "full_name": "Choi Yuna",
+        "class_name": "4-2"})
+    r = provision_cli("device", "--port", "/nonexistent", "--subscriber", str(sub["id"]))
+    assert r.exit_code == 1
+    assert "no active location consent" in r.output

@@ -7,6 +7,8 @@ import machine
 from hw.button import Button
 from hw.haptics import SENT, Haptics
 
+_pmu = None  # hw.pmu.Axp2101 once a rail was switched
+
 RESET_CAUSES = {
     machine.PWRON_RESET: 'power-on',
     machine.HARD_RESET: 'hard reset',
@@ -36,21 +38,51 @@ def start_battery(board):
         return None
 
 
+def start_pmu(board, use, on=True):
+    # The PMU rails the board file declares for `use` (hw/pmu.py): switched on (or off) now.
+    # -> switch(on) for them; None when the board powers nothing of `use` from a PMU. Errors are
+    # printed, never raised: the terminal still feels the gesture without its modem.
+    global _pmu
+    power = board.get('power', {})
+    if 'rails' not in power:
+        return None
+    from hw import pmu
+    rails = pmu.rails(board, use)
+    if not rails:
+        if use == 'modem' and 'modem_power' not in board['pins']:
+            print('urelief: PMU: board file declares no rail with use "modem": '
+                  'the modem stays unpowered')
+        return None
+    try:
+        if _pmu is None:
+            _pmu = pmu.from_board(board)
+        _pmu.switch(rails, on)
+    except (OSError, ValueError, KeyError) as e:
+        print('urelief: PMU: %s rails not switched: %r' % (use, e))
+        return None
+    print('urelief: PMU: %s rails %s' % (use, ', '.join(
+        '%s %s %s mV %s' % (n, r, mv, 'on' if on else 'off') for n, r, mv in rails)))
+    return lambda v: _pmu.switch(rails, v)
+
+
 def start_gnss(board):
     from gnss.service import Gnss
     pins = board['pins']
     power = _out(pins['gnss_enable'], True) if 'gnss_enable' in pins else None
-    gnss = Gnss(power)
     src = board.get('gnss', {}).get('source')
+    if src == 'modem':
+        power = start_pmu(board, 'gnss', False)  # an active antenna's rail, on in windows
+    gnss = Gnss(power)
     if src == 'uart' and 'gnss_uart' in pins:
         u = pins['gnss_uart']
         uart = machine.UART(u['id'], u.get('baud', 9600), tx=u['tx'], rx=u['rx'], rxbuf=512)
         gnss.power(True)
         asyncio.create_task(gnss.run_uart(asyncio.StreamReader(uart)))
-    elif src:
-        # The modem's own GNSS (SIM7080: shares the RF with LTE) needs scheduling around the
-        # radio: not wired yet, the alert goes with the serving cell only.
-        print('urelief: GNSS source', src, 'not scheduled yet')
+    elif src == 'modem':
+        # The modem's own GNSS: the runner runs it in windows around the radio (gnss/radio.py)
+        # as gnss/plan.py times them; beside LTE where the modem can (A7670).
+        from gnss.plan import Plan
+        gnss.plan = Plan('gnss_with_lte' in board.get('capabilities', ()))
     return gnss
 
 
@@ -59,6 +91,7 @@ def start_modem(board):
     pins = board['pins']
     if 'modem_uart' not in pins:
         return None
+    start_pmu(board, 'modem')  # before the first AT command: the supply and level shifter
     if 'modem_power' in pins:
         _out(pins['modem_power'], True)
     u = pins['modem_uart']

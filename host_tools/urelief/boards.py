@@ -175,6 +175,7 @@ def check_board(board: dict, path: str = "<board>") -> Report:
     _check_pins(board, SOCS[board["soc"]], rep)
     _check_roles(board, SOCS[board["soc"]], rep)
     _check_capabilities(board, rep)
+    _check_power(board, rep)
     return rep
 
 
@@ -268,6 +269,26 @@ def _check_capabilities(board: dict, rep: Report) -> None:
     for cap in sorted(caps - can):
         rep.error(f"capabilities: \"{cap}\" is claimed but neither the {dialect} dialect nor "
                   f"the GNSS source \"{source}\" provides it")
+
+
+def _check_power(board: dict, rep: Report) -> None:
+    """PMU rails (firmware hw/pmu.py switches them by use): a PMU to switch them, and a supply
+    for the modem that the firmware turns on."""
+    power = board.get("power", {})
+    rails = power.get("rails")
+    if rails is None:
+        return
+    uses = {r["use"] for r in rails.values()}
+    if "pmu" not in power or "pmu_i2c" not in board["pins"]:
+        rep.error("power: rails are declared but there is no \"pmu\" with pins.pmu_i2c to "
+                  "switch them")
+    if "modem" not in uses and "modem_power" not in board["pins"]:
+        rep.error("power: no rail with use \"modem\" and no modem_power pin: the firmware never "
+                  "switches the modem's supply on (it stays silent)")
+    for name, r in rails.items():
+        if r["use"] != "soc" and "mv" not in r:
+            rep.warn(f"power: rail {name} ({r['rail']}) has no \"mv\": it comes up at the "
+                     "PMU's power-on voltage")
 
 
 def _ranges(pins: frozenset[int]) -> str:

@@ -32,9 +32,11 @@ from urelief import provision
 from urelief.cli import main as cli
 from urelief.paths import BUILD_FIRMWARE
 from urelief.sim.device import VirtualDevice
+from urelief.sim.models.axp2101 import Axp2101
 from urelief.sim.models.battery import BatteryModel, LiIonCell
 from urelief.sim.models.button import HumanButton
 from urelief.sim.models.gnss_uart import GnssReceiver, Trajectory
+from urelief.sim.models.pmu_supply import PmuSupply
 from urelief.sim.modem import SmsNetwork, make
 
 SERVER_NAME = "sos.urelief.test"  # what provisioning writes; the emulated network resolves it
@@ -81,10 +83,10 @@ class PoliceServer:
                                             password="demo dispatcher pass")
         return self
 
-    def provision(self, cfg: provision.DeviceConfig) -> dict:
+    def provision(self, cfg: provision.DeviceConfig, board: str = "sim") -> dict:
         assert self._registry is not None, "seed() first"
         return provision.register(self._registry, cfg, subscriber_id=self.subscriber_id,
-                                  board="sim")
+                                  board=board)
 
     def start(self) -> PoliceServer:
         env = {**os.environ, "URELIEF_SERVER_KEY": self.key_hex,
@@ -193,33 +195,59 @@ class Rig:
     heap_kb: int = 256
     cfg: provision.DeviceConfig | None = None
     motor: list[tuple[int, float]] = field(default_factory=list)
+    # A real board's file (boards/<name>.json, or a path): its modem dialect and GNSS source;
+    # on the T-SIM7080G-S3 the AXP2101 (pmu_fitted) feeds the modem (sim/models/pmu_supply.py).
+    board: str | Path = "sim"
+    pmu_fitted: bool = True
+    modem_gnss_ttff_ms: float | None = None  # the modem's own GNSS cold start; None: its default
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
         if self.cfg is None:
             self.cfg = provision.new_device(server=(SERVER_NAME, 7420), sms_number=GATEWAY_NUMBER)
-            self.server.provision(self.cfg)
+            self.server.provision(self.cfg, board=Path(self.board).stem)
         tree = provision.deploy_tree(self.cfg, self.workdir / "fw", BUILD_FIRMWARE)
-        self.dev = VirtualDevice(board="sim", flash=self.workdir / "flash.img", firmware=tree,
+        self.dev = VirtualDevice(board=self.board, flash=self.workdir / "flash.img", firmware=tree,
                                  heap_kb=self.heap_kb)
         pins = self.dev.board["pins"]
         self.net = SmsNetwork()
         self.gateway = SmsGateway(self.net, self.server, self.dev.clock)
-        self.modem = make("sim7080", sms_network=self.net,
+        self.modem = make(self.dev.board["modem"]["dialect"], sms_network=self.net,
                           resolve={SERVER_NAME: ("127.0.0.1", self.server.udp[1])})
-        self.modem.attach(self.dev, uart_id=pins["modem_uart"]["id"],
-                          pwrkey_gpio=pins["modem_pwrkey"]["gpio"])
+        self.pmu = self.supply = self.battery = None
+        if "pmu_i2c" in pins:
+            self._wire_pmu(pins)
+        else:
+            self.modem.attach(self.dev, uart_id=pins["modem_uart"]["id"],
+                              pwrkey_gpio=pins["modem_pwrkey"]["gpio"])
         self.gnss = None
-        if self.gnss_ttff_ms is not None:
+        if "gnss_uart" not in pins:
+            if self.modem_gnss_ttff_ms is not None:
+                self.modem.t.gnss_ttff_ms = self.modem_gnss_ttff_ms
+            if self.gnss_ttff_ms is None:
+                self.modem.t.gnss_ttff_ms = self.modem.t.gnss_hot_ms = float("inf")  # no sky
+        elif self.gnss_ttff_ms is not None:
             self.gnss = GnssReceiver(self.dev, Trajectory(lambda t: SEOUL, sats=9, hdop=0.9),
                                      uart_id=pins["gnss_uart"]["id"], baud=pins["gnss_uart"]["baud"],
                                      ttff_ms=self.gnss_ttff_ms).attach()
-        adc = pins["battery_adc"]
-        self.battery = BatteryModel(self.dev, adc["gpio"], adc["divider"],
-                                    LiIonCell(soc=self.battery_soc), load_ma=30)
-        self.battery.start(every_ms=1000)
+        if "battery_adc" in pins:
+            adc = pins["battery_adc"]
+            self.battery = BatteryModel(self.dev, adc["gpio"], adc["divider"],
+                                        LiIonCell(soc=self.battery_soc), load_ma=30)
+            self.battery.start(every_ms=1000)
         self.dev.pin(pins["vibration"]["gpio"]).on_change(lambda lv, t: self.motor.append((lv, t)))
         self.child = HumanButton(self.dev, pins["button"]["gpio"])
+
+    def _wire_pmu(self, pins: dict) -> None:
+        """The AXP2101 on the PMU bus holds the cell and feeds the modem; unfitted, nothing
+        answers at its address and the modem stays unpowered."""
+        if self.pmu_fitted:
+            self.pmu = Axp2101(cell=LiIonCell(soc=self.battery_soc), load_ma=30)
+            self.pmu.attach_to(self.dev, pins["pmu_i2c"].get("id", 0))
+        else:
+            self.pmu = Axp2101()  # its registers, never reached over I2C
+        self.supply = PmuSupply(self.dev, self.pmu, self.modem, pins["modem_uart"]["id"],
+                                pins["modem_pwrkey"]["gpio"])
 
     def start(self) -> Rig:
         self.dev.start()
@@ -248,7 +276,8 @@ class Rig:
         return haptic_patterns(self.motor)
 
     def stop(self) -> None:
-        self.battery.stop()
+        if self.battery is not None:
+            self.battery.stop()
         self.dev.stop()
         self.modem.close()
 

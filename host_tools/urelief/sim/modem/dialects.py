@@ -26,11 +26,14 @@ def _args(s: str) -> list[str]:
 class _Radio(ModemEmulator):
     """One UDP socket over a real loopback socket, and a GNSS receiver with a time to first fix."""
 
+    gnss_signal = True  # False: no sky, or the active antenna unpowered
+
     def dialect_reset(self) -> None:
         self.sock_open = False
         self.remote: tuple[str, int] | None = None
         self.rx_queue: list[bytes] = []
         self.gnss_on_at: float | None = None
+        self.gnss_fix_at: float | None = None  # the last fix given (power-off forgets it)
         self.pdp = False
 
     def dialect_power_off(self) -> None:
@@ -61,7 +64,17 @@ class _Radio(ModemEmulator):
         raise NotImplementedError
 
     def gnss_fixed(self) -> bool:
-        return self.gnss_on_at is not None and self.clock.now_ms() - self.gnss_on_at >= self.t.gnss_ttff_ms
+        """A fix gnss_ttff_ms after GNSS power-on (cold), gnss_hot_ms when the module had one
+        within gnss_hot_for_ms (ephemeris kept while powered); never without sky or antenna."""
+        if self.gnss_on_at is None or not self.gnss_signal:
+            return False
+        now = self.clock.now_ms()
+        last = self.gnss_fix_at
+        hot = last is not None and self.gnss_on_at - last <= self.t.gnss_hot_for_ms
+        if now - self.gnss_on_at < (self.t.gnss_hot_ms if hot else self.t.gnss_ttff_ms):
+            return False
+        self.gnss_fix_at = now
+        return True
 
     def close(self) -> None:
         if getattr(self, "link", None) is not None:

@@ -52,6 +52,8 @@ class Timing:
     udp_send_ms: float = 80  # data accepted -> OK
     uplink_ms: float = 60  # radio latency each way (LTE-M RTT ~ 100-300 ms)
     gnss_ttff_ms: float = 30000  # cold start, open sky
+    gnss_hot_ms: float = 2000  # hot start (SIM7080G: < 1 s open sky, a few s in the field)
+    gnss_hot_for_ms: float = 2 * 3600_000  # ephemeris valid this long after the last fix
     pwrkey_on_ms: float = 1000  # press at least this long to power on
     pwrkey_off_ms: float = 1200  # press at least this long to power off
     power_down_ms: float = 1800  # off press -> really off (SIM7000 family Toff(uart) 1.8-6.9 s)

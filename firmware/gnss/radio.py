@@ -1,0 +1,158 @@
+# The modem's own GNSS as the alarm's position source, in windows gnss/plan.py times around the
+# radio: AT+CGNSPWR / AT+CGPS on, the modem's fix polled (gnss/at.py parses it into the same Fix
+# as a UART receiver's) into the Gnss service, off again. While a window holds the RF of a
+# modem without "gnss_with_lte", uplinks wait in `send` and go the moment it closes.
+import asyncio
+import time
+
+from alarm.policy import LINK_CONNECTING
+from micropython import const
+
+from gnss.plan import SOS_NONE, SOS_UNACKED, SOS_UNSENT
+
+_IDLE_MS = const(1000)  # look at the plan at least this often
+_DRAIN_MS = const(20)  # an uplink in the modem when a window wants the RF: wait this much
+_SETTLE_MS = const(60000)  # no network this long after the modem came up: GNSS need not wait
+
+
+class ModemGnss:
+    def __init__(self, runner, transport, plan, log=print):
+        self.r = runner
+        self.tr = transport
+        self.m = transport.m
+        self.gnss = runner.gnss
+        self.plan = plan
+        self.log = log
+        self.held = False  # a window holds the RF: uplinks wait
+        self._busy = 0  # uplinks inside the modem now
+        self._free = asyncio.Event()
+        self._free.set()
+        self._ready_at = None  # ticks_ms the modem was seen ready, the link not up yet
+
+    async def free(self):
+        # Returns once no window holds the RF.
+        while self.held:
+            await self._free.wait()
+
+    async def send(self, tr, channel, packet):
+        # The transport's send, after any window holding the RF has closed.
+        await self.free()
+        self._busy += 1
+        try:
+            await tr.send(channel, packet)
+        finally:
+            self._busy -= 1
+
+    def sos(self, now):
+        # -> (SOS_*, ms since the first send) of the oldest SOS in the outbox
+        for e in self.r.outbox.entries:
+            if e.sos:
+                if not (e.tries or e.sms) or e.first is None:
+                    return SOS_UNSENT, 0
+                return SOS_UNACKED, time.ticks_diff(now, e.first)
+        return SOS_NONE, 0
+
+    def _battery_pct(self):
+        b = self.r.battery
+        if b is None:
+            return None
+        try:
+            b.sample()
+            return b.percent
+        except Exception:  # a bad gauge must not stop the fixes
+            return None
+
+    def _lte_settled(self, now):
+        # The transport is not about to open the data link (an open under a window fails and
+        # keeps the link down for its retry period): up, refused, or no network for a while.
+        tr, m = self.tr, self.m
+        if not (tr.ready and m.ready):
+            self._ready_at = None
+            return False
+        if tr.link != LINK_CONNECTING:
+            return True
+        if self._ready_at is None:
+            self._ready_at = now
+        return not m.registered() and time.ticks_diff(now, self._ready_at) >= _SETTLE_MS
+
+    async def run(self):
+        p = self.plan
+        if p.with_lte:
+            self.log('urelief: gnss from the modem, beside LTE')
+        else:
+            self.log('urelief: gnss from the modem, in windows between LTE uses')
+        while True:
+            now = time.ticks_ms()
+            st, sent_ms = self.sos(now)
+            alert = self.r.alarm.active
+            wait = p.wait_ms(now, alert, st, sent_ms, self.gnss.age_ms(),
+                             None if alert else self._battery_pct())
+            if wait == 0 and self._lte_settled(now):
+                await self._window(alert)
+            else:
+                await asyncio.sleep_ms(min(wait, _IDLE_MS) or _IDLE_MS)
+
+    async def _window(self, alert):
+        p = self.plan
+        m = self.m
+        if not p.with_lte:
+            self.held = True
+            self._free.clear()
+            while self._busy:
+                await asyncio.sleep_ms(_DRAIN_MS)
+        t0 = time.ticks_ms()
+        if self.sos(t0)[0] == SOS_UNSENT and not p.with_lte:
+            return self._closed(t0, 'sos waiting', False)  # stored while an uplink drained
+        p.opened(alert)
+        why = 'error'
+        try:
+            self.gnss.power(True)  # the antenna rail, where the board switches one
+            await m.gnss_power(True)
+            self.log('urelief: gnss window open (%s, %d s at most)' % (
+                'alert' if alert else 'refresh', p.window_ms(alert) // 1000))
+            fixes = 0
+            while True:
+                f = await m.gnss_fix()
+                good = False
+                if f is not None and not isinstance(f, str):
+                    self.gnss.feed_fix(f)
+                    good = f.has_position and p.good(f.accuracy_m)
+                    fixes += good
+                    if good and fixes == 1:
+                        self.log('urelief: gnss fix %s,%s +/- %s m after %d ms' % (
+                            f.lat, f.lon, f.accuracy_m, time.ticks_diff(time.ticks_ms(), t0)))
+                now = time.ticks_ms()
+                why = p.stop(now, t0, self.r.alarm.active, self.sos(now)[0], good)
+                if why:
+                    break
+                await self._nap(p.poll_ms)
+        except Exception as e:  # AT error, timeout, modem reset: the window ends, LTE goes on
+            self.log('urelief: gnss window failed: %r' % (e,))
+        try:
+            await m.gnss_power(False)
+        except Exception as e:
+            self.log('urelief: gnss not switched off: %r' % (e,))
+        self._closed(t0, why)
+
+    async def _nap(self, ms):
+        # Sleep until the next fix query, or until a packet is stored (an SOS closes the window
+        # at once; the send loop, held meanwhile, is kicked again when the window closes).
+        k = self.r.kick
+        k.clear()
+        try:
+            await asyncio.wait_for_ms(k.wait(), ms)
+        except asyncio.TimeoutError:
+            pass
+
+    def _closed(self, t0, why, opened=True):
+        now = time.ticks_ms()
+        if opened:
+            try:
+                self.gnss.power(False)
+            except OSError as e:  # the PMU did not answer: the antenna may stay on
+                self.log('urelief: gnss antenna not switched off: %r' % (e,))
+            self.plan.closed(now)
+        self.held = False
+        self._free.set()
+        self.r.kick.set()  # what waited goes now
+        self.log('urelief: gnss window closed after %d ms: %s' % (time.ticks_diff(now, t0), why))

@@ -7,7 +7,8 @@
 #   stored (an idle refresh never holds an alert back);
 # - in an alert, the window follows the SOS once the server acked it, or ack_grace_ms after its
 #   first send (the SMS fallback at 15 s has had its chance); it closes at the first good fix
-#   or after alert_window_ms; LTE then has alert_gap_ms for the POSITION, acks and questions;
+#   or after alert_window_ms (unacked_window_ms while that SOS has no ack: its retries wait);
+#   LTE then has alert_gap_ms for the POSITION, acks and questions;
 # - with no alert, the last-known fix is refreshed every idle_every_s (idle_low_every_s below
 #   low_battery_pct), idle_window_ms at most, and at boot when there is none.
 # A "gnss_with_lte" modem (A7670) polls beside LTE: no holding, and back-to-back windows in an
@@ -30,6 +31,7 @@ class Plan:
     idle_window_ms = 60000
     alert_gap_ms = 60000  # LTE time between two windows in an alert
     ack_grace_ms = 20000
+    unacked_window_ms = 35000  # a window while the SOS has no ack: a cold start, no more
     idle_every_s = 900
     idle_low_every_s = 3600
     low_battery_pct = 20
@@ -73,8 +75,11 @@ class Plan:
 
     def stop(self, now, opened, alert, sos, good_fix):
         # -> why the window opened at `opened` (for an alert or not) closes now, or None
-        if sos == SOS_UNSENT and not self.with_lte:
-            return 'sos waiting'
+        if not self.with_lte:
+            if sos == SOS_UNSENT:
+                return 'sos waiting'
+            if sos == SOS_UNACKED and ticks_diff(now, opened) >= self.unacked_window_ms:
+                return 'sos unacked'  # its retries (UDP, SMS) must not wait a whole window
         if ticks_diff(now, opened) >= self.window_ms(alert):
             return 'time up'
         if good_fix and not (alert and self.with_lte):

@@ -137,6 +137,9 @@ class ModemGnss:
     async def _nap(self, ms):
         # Sleep until the next fix query, or until a packet is stored (an SOS closes the window
         # at once; the send loop, held meanwhile, is kicked again when the window closes).
+        if self.plan.with_lte:
+            await asyncio.sleep_ms(ms)  # nothing waits on this window
+            return
         k = self.r.kick
         k.clear()
         try:

@@ -46,9 +46,12 @@ P(p.stop(5000, 0, True, SOS_NONE, True))       # the fix: LTE back for the POSIT
 P(p.stop(5000, 0, True, SOS_NONE, False))
 P(p.stop(90000, 0, True, SOS_NONE, False))     # bounded
 P(p.stop(60000, 0, False, SOS_NONE, False))
+P(p.stop(34000, 0, True, SOS_UNACKED, False))  # no ack yet: a cold start's worth, no more
+P(p.stop(35000, 0, True, SOS_UNACKED, False))
 P([p.good(4.5), p.good(150), p.good(None)])
 """)
-    assert got == ["sos waiting", "fix", None, "time up", "time up", [True, False, False]]
+    assert got == ["sos waiting", "fix", None, "time up", "time up", None, "sos unacked",
+                   [True, False, False]]
 
 
 def test_in_an_alert_lte_gets_a_gap_between_windows(mpy):

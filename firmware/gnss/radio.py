@@ -5,7 +5,7 @@
 import asyncio
 import time
 
-from alarm.policy import LINK_CONNECTING
+from alarm.policy import LINK_CONNECTING, LINK_UP
 from micropython import const
 
 from gnss.plan import SOS_NONE, SOS_UNACKED, SOS_UNSENT
@@ -28,6 +28,7 @@ class ModemGnss:
         self._free = asyncio.Event()
         self._free.set()
         self._ready_at = None  # ticks_ms the modem was seen ready, the link not up yet
+        self._pct = None  # battery %, read after each window
 
     async def free(self):
         # Returns once no window holds the RF.
@@ -44,11 +45,13 @@ class ModemGnss:
             self._busy -= 1
 
     def sos(self, now):
-        # -> (SOS_*, ms since the first send) of the oldest SOS in the outbox
+        # -> (SOS_*, ms since the first send) of the oldest SOS in the outbox. One that has no
+        # way out (no data link, no SMS) holds nothing back: GNSS may use the idle RF meanwhile.
         for e in self.r.outbox.entries:
             if e.sos:
                 if not (e.tries or e.sms) or e.first is None:
-                    return SOS_UNSENT, 0
+                    tr = self.tr
+                    return (SOS_UNSENT if tr.link == LINK_UP or tr.sms_ok() else SOS_NONE), 0
                 return SOS_UNACKED, time.ticks_diff(now, e.first)
         return SOS_NONE, 0
 
@@ -85,8 +88,7 @@ class ModemGnss:
             now = time.ticks_ms()
             st, sent_ms = self.sos(now)
             alert = self.r.alarm.active
-            wait = p.wait_ms(now, alert, st, sent_ms, self.gnss.age_ms(),
-                             None if alert else self._battery_pct())
+            wait = p.wait_ms(now, alert, st, sent_ms, self.gnss.age_ms(), self._pct)
             if wait == 0 and self._lte_settled(now):
                 await self._window(alert)
             else:
@@ -155,6 +157,7 @@ class ModemGnss:
             except OSError as e:  # the PMU did not answer: the antenna may stay on
                 self.log('urelief: gnss antenna not switched off: %r' % (e,))
             self.plan.closed(now)
+            self._pct = self._battery_pct()
         self.held = False
         self._free.set()
         self.r.kick.set()  # what waited goes now

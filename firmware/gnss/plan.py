@@ -10,7 +10,8 @@
 #   or after alert_window_ms (unacked_window_ms while that SOS has no ack: its retries wait);
 #   LTE then has alert_gap_ms for the POSITION, acks and questions;
 # - with no alert, the last-known fix is refreshed every idle_every_s (idle_low_every_s below
-#   low_battery_pct), idle_window_ms at most, and at boot when there is none.
+#   low_battery_pct; each window without a fix doubles it, up to idle_max_s: no sky indoors),
+#   idle_window_ms at most (a hot start takes seconds), and at boot when there is none.
 # A "gnss_with_lte" modem (A7670) polls beside LTE: no holding, and back-to-back windows in an
 # alert (the receiver stays on while the alert is live).
 from time import ticks_diff
@@ -34,12 +35,14 @@ class Plan:
     unacked_window_ms = 35000  # a window while the SOS has no ack: a cold start, no more
     idle_every_s = 900
     idle_low_every_s = 3600
+    idle_max_s = 14400  # windows without a fix (indoors) double the idle period up to this
     low_battery_pct = 20
 
     def __init__(self, with_lte=False):
         self.with_lte = with_lte
         self.last_end = None  # ticks_ms the last window closed
         self.alert_windows = 0  # windows since the alert was raised
+        self.misses = 0  # windows in a row that closed without a fix
         self._alert = False
 
     def wait_ms(self, now, alert, sos, sos_sent_ms, fix_age_ms, battery_pct=None):
@@ -60,7 +63,8 @@ class Plan:
             if self.last_end is None:
                 return 0  # nothing known yet: boot-time fix
             low = battery_pct is not None and battery_pct < self.low_battery_pct
-            gap = (self.idle_low_every_s if low else self.idle_every_s) * 1000
+            gap = (self.idle_low_every_s if low else self.idle_every_s) << min(self.misses, 4)
+            gap = min(gap, self.idle_max_s) * 1000
         if self.last_end is None:
             return 0
         left = gap - ticks_diff(now, self.last_end)
@@ -90,5 +94,6 @@ class Plan:
         if alert:
             self.alert_windows += 1
 
-    def closed(self, now):
+    def closed(self, now, got_fix=True):
         self.last_end = now
+        self.misses = 0 if got_fix else self.misses + 1

@@ -107,12 +107,12 @@ class ModemGnss:
             return self._closed(t0, 'sos waiting', False)  # stored while an uplink drained
         p.opened(alert)
         why = 'error'
+        fixes = 0
         try:
             self.gnss.power(True)  # the antenna rail, where the board switches one
             await m.gnss_power(True)
             self.log('urelief: gnss window open (%s, %d s at most)' % (
                 'alert' if alert else 'refresh', p.window_ms(alert) // 1000))
-            fixes = 0
             while True:
                 f = await m.gnss_fix()
                 good = False
@@ -134,7 +134,7 @@ class ModemGnss:
             await m.gnss_power(False)
         except Exception as e:
             self.log('urelief: gnss not switched off: %r' % (e,))
-        self._closed(t0, why)
+        self._closed(t0, why, True, fixes > 0)
 
     async def _nap(self, ms):
         # Sleep until the next fix query, or until a packet is stored (an SOS closes the window
@@ -149,14 +149,14 @@ class ModemGnss:
         except asyncio.TimeoutError:
             pass
 
-    def _closed(self, t0, why, opened=True):
+    def _closed(self, t0, why, opened, got_fix=False):
         now = time.ticks_ms()
         if opened:
             try:
                 self.gnss.power(False)
             except OSError as e:  # the PMU did not answer: the antenna may stay on
                 self.log('urelief: gnss antenna not switched off: %r' % (e,))
-            self.plan.closed(now)
+            self.plan.closed(now, got_fix)
             self._pct = self._battery_pct()
         self.held = False
         self._free.set()

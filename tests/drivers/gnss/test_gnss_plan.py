@@ -25,6 +25,18 @@ P(p.window_ms(False))
     assert got == [0, 900_000 - 10_000, 3_600_000 - 10_000, 60_000]
 
 
+def test_refreshes_without_a_fix_back_off_to_four_hours(mpy):
+    got = run(mpy, """
+p = Plan()
+for k in range(6):
+    p.closed(0, False)
+    P(p.wait_ms(0, False, SOS_NONE, 0, None, 80) // 1000)
+p.closed(0, True)
+P(p.wait_ms(0, False, SOS_NONE, 0, None, 80) // 1000)
+""")
+    assert got == [1800, 3600, 7200, 14400, 14400, 14400, 900]
+
+
 def test_sim7080_never_opens_a_window_before_the_sos_is_out(mpy):
     got = run(mpy, """
 p = Plan(False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from urelief import protocol as p
-from urelief.registry import migrate
+from urelief.registry import credentials, migrate
 from urelief.registry.db import Database
 from urelief.registry.keys import ServerKey
 from urelief.registry.models import Role
@@ -41,6 +41,15 @@ class Seed:
 
 
 def seed(db_url: str) -> Seed:
+    cost = credentials.PASSWORD_LOG2_N
+    credentials.PASSWORD_LOG2_N = 12  # test operators: cheap hashes (each names its own cost)
+    try:
+        return _seed(db_url)
+    finally:
+        credentials.PASSWORD_LOG2_N = cost
+
+
+def _seed(db_url: str) -> Seed:
     migrate.upgrade(db_url)
     db = Database(db_url)
     reg = Registry(db, ServerKey(bytes.fromhex(SERVER_KEY)))

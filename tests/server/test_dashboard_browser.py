@@ -1,6 +1,7 @@
 """The dashboard in real headless Chromium (Debian's `chromium`, driven by Playwright): log in,
-a real signed SOS sent over UDP appears live in the list and on the map, acknowledge, ask a
-question (the device receives it), resolve. Screenshots go to test-artifacts/."""
+a real signed SOS sent over UDP appears live in the list and on the map, the guardians' SMS
+with their delivery status, acknowledge, ask a question (the device receives it), resolve.
+Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ def test_dispatcher_sees_a_live_sos_and_works_it(server, browser):
     page.wait_for_selector("#card:has-text('+821055500001')")
     page.wait_for_selector("path.incident-track")
     assert "asthma" in page.inner_text("#card")
+    # The guardians' SMS and their delivery status, updated live.
+    page.wait_for_selector("#d-notes li:has-text('+821055500002'):has-text('sent')")
     page.screenshot(path=str(ARTIFACTS / "dashboard-new-sos.png"))
 
     page.click("button[data-action=acknowledge]")

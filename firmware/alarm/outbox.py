@@ -18,11 +18,13 @@ class Entry:
         self.packet = packet
         self.counter = int.from_bytes(packet[6:10], 'big')
         self.type = packet[1]
-        self.due = None  # ticks_ms of the next attempt; None = now
-        self.first = None  # ticks_ms of the first send attempt
-        self.tries = 0  # UDP sends
-        self.sms = 0  # SMS sends
-        self.sms_at = None  # ticks_ms of the last SMS
+        self.due = None  # ticks_ms to look at it again; None = now (policy.py keeps these)
+        self.first = None  # ticks_ms of the first attempt, or of the first wait for a channel
+        self.tries = 0  # UDP sends the modem took
+        self.sms = 0  # SMS sends the modem took
+        self.udp_at = None  # ticks_ms when UDP may be tried again; None = now
+        self.sms_at = None  # ticks_ms when another SMS copy may go; None = now
+        self.up = False  # the data link was up when last decided
 
     @property
     def sos(self):

@@ -14,11 +14,21 @@ import tty
 from urelief.sim.clock import Clock
 from urelief.sim.modem.dialects import A7670
 from urelief.sim.modem.emulator import Timing
-from urelief.sim.modem.network import SmsNetwork
+from urelief.sim.modem.network import Sms, SmsNetwork
 
 # Datasheet timings shortened so a test does not wait seconds for boot and +CMGS.
 FAST = Timing(at_ready_ms=0, sim_ready_ms=20, sms_ready_ms=20, register_ms=20, answer_ms=1,
               sms_submit_ms=30)
+
+
+class Handset:
+    """A phone on the emulated SMS network: `net.attach(number, Handset(), rig.clock)`."""
+
+    def __init__(self):
+        self.inbox: list[Sms] = []
+
+    def sms_delivered(self, sms: Sms) -> None:
+        self.inbox.append(sms)
 
 
 class ModemOnPty:

@@ -10,23 +10,16 @@ import time
 from pathlib import Path
 
 import httpx
-from modem_rig import ModemOnPty
+from modem_rig import Handset, ModemOnPty
 from srvkit import DEVICE, SECRET, Device, ServerProc, report, seed
 from urelief import protocol as p
-from urelief.sim.modem.network import Sms, SmsNetwork
+from urelief.sim.modem.network import SmsNetwork
 
 POLICE = "+82112"  # the server modem's own number
 TERMINAL = "+821077700007"  # the child's terminal
 PARENTS = ("+821055500001", "+821055500002")  # the seeded guardians
 AML = json.loads((Path(__file__).parents[1] / "data/aml/aml_samples.json").read_text())
 
-
-class Handset:
-    def __init__(self):
-        self.inbox: list[Sms] = []
-
-    def sms_delivered(self, sms: Sms) -> None:
-        self.inbox.append(sms)
 
 
 def until(predicate, timeout_s: float = 10.0):

@@ -12,7 +12,7 @@ import threading
 import tty
 
 import pytest
-from modem_rig import ModemOnPty
+from modem_rig import Handset, ModemOnPty
 from smspdudecoder.easy import read_incoming_sms, read_outgoing_sms
 from urelief.server import sms_pdu
 from urelief.server.modem import AtModemGateway
@@ -158,15 +158,6 @@ def test_usb_modem_gateway_reports_a_refused_submit():
         modem.close()
     assert not r.ok and "+CMS ERROR: 331" in r.error
 
-
-class Handset:
-    """A phone on the emulated SMS network."""
-
-    def __init__(self):
-        self.inbox: list[Sms] = []
-
-    def sms_delivered(self, sms: Sms) -> None:
-        self.inbox.append(sms)
 
 
 def test_usb_modem_gateway_against_the_modem_emulator():

@@ -56,9 +56,11 @@ class Alarm:
         # An ACK of uplink `acked` at `level`. -> the haptic pattern to play, or None.
         if not self.active or self.first is None or acked < self.first:
             return None
+        if level > 3:
+            level = 3  # a level this firmware does not know is at most "dispatched", felt once
         if level <= self.level:
             return None
-        self.level = level if level <= 3 else 3
+        self.level = level
         self.state = RAISED + self.level
         return None if self.cancelled else _FELT[self.level]
 

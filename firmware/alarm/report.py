@@ -104,8 +104,9 @@ def fill(at, fix=None, clock=None, battery_pct=None, charging=False, cell=None, 
         r.cell = True
         r.mcc, r.mnc = cell.plmn[:3], cell.plmn[3:]
         r.tac, r.cell_id, r.rat = cell.tac, cell.ci, cell.rat
-        r.signal_dbm = cell.signal_dbm
-    r.battery_pct = battery_pct
+        r.signal_dbm = None if cell.signal_dbm is None else int(cell.signal_dbm)
+    # a gauge or modem reporting a float must not make the packet unsealable (struct wants ints)
+    r.battery_pct = None if battery_pct is None else int(battery_pct)
     r.charging = bool(charging)
     r.drill = drill
     return r

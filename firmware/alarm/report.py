@@ -63,14 +63,15 @@ class Cell:
 
 
 def rat_of(act, lte_m=False):
-    # 27.007 <AcT> -> protocol RAT; an LTE-M-only module reports E-UTRAN (7) for LTE-M
+    # 27.007 <AcT> -> protocol RAT; an LTE-M-only module reports E-UTRAN (7) for LTE-M.
+    # 10 is E-UTRA connected to a 5G core: still an LTE cell; 11-13 NR (13 = EN-DC).
     if act is None:
         return 0
     if act in (0, 1, 3, 8):
         return 1
     if act in (2, 4, 5, 6):
         return 2
-    if act == 7:
+    if act in (7, 10):
         return 4 if lte_m else 3
     if act == 9:
         return 5

@@ -159,12 +159,13 @@ print(json.dumps([report.unix_s(y * 10000 + m * 100 + d, t) for y, m, d in {date
 
 def test_rat_from_the_modems_access_technology(mpy):
     got = mpy.json(PRELUDE + """
-print(json.dumps([report.rat_of(a) for a in (None, 0, 1, 3, 8, 2, 4, 6, 7, 9, 11, 12)]
+print(json.dumps([report.rat_of(a) for a in (None, 0, 1, 3, 8, 2, 4, 6, 7, 9, 10, 11, 12, 13)]
                  + [report.rat_of(7, True), report.rat_of(9, True)]))
 """)
     R = p.Rat
+    # 27.007 +COPS/+CEREG <AcT>: 10 is "E-UTRA connected to a 5GCN", an LTE cell, not NR
     assert got == [R.UNKNOWN, R.GSM, R.GSM, R.GSM, R.GSM, R.UMTS, R.UMTS, R.UMTS, R.LTE,
-                   R.NB_IOT, R.NR, R.NR, R.LTE_M, R.NB_IOT]
+                   R.NB_IOT, R.LTE, R.NR, R.NR, R.NR, R.LTE_M, R.NB_IOT]
 
 
 def test_odd_driver_values_still_make_a_sealed_sos(mpy):

@@ -28,6 +28,10 @@ _SMS_TYPES = (0x01, 0x02, 0x03, 0x04, 0x06)  # SOS, POSITION, CANCEL, TAP_REPLY,
 _CFG_SMS_AFTER_S = const(6)  # CONFIG downlink keys (docs/protocol.md section 4)
 _CFG_LOW_BATTERY = const(8)
 _SMS_AFTER_MAX_S = const(3600)  # a CONFIG can delay the SMS fallback, never switch it off
+# ESP32 ticks_ms differences are valid within +-2**29 ms (~6.2 days): an entry's first moment
+# is kept no older than this, so it stays overdue however long it waits (decide() runs at
+# least every idle_ms).
+_AGE_MAX_MS = const(86400000)
 
 
 def _reached(t, now):
@@ -55,6 +59,8 @@ class Policy:
         if up and not e.up:
             e.udp_at = e.due = None  # a new data link: try it at once
         e.up = up
+        if e.first is not None and ticks_diff(now, e.first) > _AGE_MAX_MS:
+            e.first = ticks_add(now, -_AGE_MAX_MS)
         if not _reached(e.due, now):
             return None
         sms = sms_ok and e.type in _SMS_TYPES and _reached(e.sms_at, now)

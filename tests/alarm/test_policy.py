@@ -23,26 +23,28 @@ def at(changes, t):
             v = x
     return v
 
-def drive(pol, e, until, link, sms_ok, acked=None, refuse=()):
+def drive(pol, e, until, link, sms_ok, acked=None, refuse=(), period=None, max_steps=5000):
     # The runner's send loop for one outbox entry, until `until` ms or its ack at `acked` ms.
-    # link/sms_ok: step functions of time; refuse: channels whose sends the modem refuses.
+    # link/sms_ok: step functions of time; refuse: channels whose sends the modem refuses;
+    # period: the ticks_ms period to emulate (ESP32: 2**30), None = this port's own.
     # -> [[t, channel], ...] of the sends the modem took; refused ones as [t, channel + '!']
     now = 0
     sends = []
     steps = 0
     while now <= until and (acked is None or now < acked):
         steps += 1
-        if steps > 5000:
+        if steps > max_steps:
             raise RuntimeError('busy loop at %d ms' % now)
-        ch = pol.decide(e, now, at(link, now), at(sms_ok, now))
+        tk = now if period is None else now % period
+        ch = pol.decide(e, tk, at(link, now), at(sms_ok, now))
         if ch is None:
-            if e.due is None or ticks_diff(e.due, now) <= 0:
-                pol.waiting(e, now)
+            if e.due is None or ticks_diff(e.due, tk) <= 0:
+                pol.waiting(e, tk)
         else:
             ok = ch not in refuse
-            pol.sent(e, ch, now, ok)
+            pol.sent(e, ch, tk, ok)
             sends.append([now, ch if ok else ch + '!'])
-        wait = pol.next_due([e], now)
+        wait = pol.next_due([e], tk)
         # a change of the data link wakes the loop early (transport.on_change -> kick)
         for t0, _ in link:
             if now < t0 < now + wait:
@@ -211,3 +213,26 @@ def test_an_absurd_sms_deadline_from_the_server_cannot_switch_the_fallback_off(m
         out = s[:1]
     """)
     assert out and out[0][1] == "sms" and out[0][0] <= 3600000
+
+
+def test_esp32_ticks_wrap_never_stops_the_sms_fallback(mpy):
+    # ESP32 ticks_ms wrap every 2**30 ms: differences are only valid within ~6.2 days. A packet
+    # waiting longer (registered for SMS, the data context never opening, no SMS gateway
+    # answering until day 7) must still fall back to SMS - not only after another 6 days.
+    out = run(mpy, """
+        import alarm.policy as policy
+        P = 1 << 30
+        def add(t, d):
+            return (t + d) % P
+        def diff(a, b):
+            return (a - b + P // 2) % P - P // 2
+        policy.ticks_add = ticks_add = add
+        policy.ticks_diff = ticks_diff = diff
+        pol = Policy()
+        pol.retry_ms = 60000  # look once a minute: a week in 10k steps
+        day = 86400000
+        out = drive(pol, Entry(packet(1)), 7 * day + 600000, [(0, LINK_CONNECTING)],
+                    [(0, False), (7 * day, True)], period=P, max_steps=20000)
+    """)
+    day = 86_400_000
+    assert out and out[0][1] == "sms" and out[0][0] - 7 * day <= 60_000, out

@@ -1,6 +1,6 @@
 """Operations: guardian SMS switched off, rate limits (per source before verification, per
-device after), /healthz, /metrics, OpenAPI, structured JSON logs, and the dashboard's static
-files."""
+device after, per phone/address for AML), /healthz, /metrics, OpenAPI, structured JSON logs, and
+the dashboard's static files."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from urelief import protocol as p
 
 SERVER_ENV = {"URELIEF_DEVICE_RATE_PER_S": "0.001", "URELIEF_DEVICE_BURST": "3",
               "URELIEF_SOURCE_RATE_PER_S": "0.001", "URELIEF_SOURCE_BURST": "12",
-              "URELIEF_GUARDIAN_SMS": "0"}
+              "URELIEF_GUARDIAN_SMS": "0", "URELIEF_AML_RATE_PER_S": "0.001",
+              "URELIEF_AML_BURST": "2"}
 
 
 def metric(server, name: str, **labels) -> float:
@@ -48,6 +49,22 @@ def test_a_flooding_device_is_cut_off_and_a_flooding_source_too(server):
     time.sleep(0.5)
     assert metric(server, "urelief_packets_rejected_total", reason="rate_limited") >= 5
     assert metric(server, "urelief_packets_rejected_total", reason="truncated") < 5
+
+
+def test_aml_is_rate_limited_per_phone_and_per_address(server):
+    text = 'A"ML=1;lt=+51.50000;lg=-0.10000;rd=25;top=20261123120000;lc=68;pm=G;si=234;ei=1;mcc=234;mnc=10;ml=124'
+    sms = [httpx.post(server.http + "/sms/inbound", json={"from": "+447700900001", "text": text})
+           for _ in range(4)]
+    assert [r.status_code for r in sms] == [200, 200, 429, 429]
+    assert sms[-1].json()["detail"]["reason"] == "rate_limited"
+    other = httpx.post(server.http + "/sms/inbound", json={"from": "+447700900002", "text": text})
+    assert other.status_code == 200  # another phone is not held back
+    body = "v=1&device_number=%2B447700900003&location_latitude=51.5&location_longitude=-0.1"
+    https = [httpx.post(server.http + "/aml", content=body,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+             for _ in range(3)]
+    assert [r.status_code for r in https] == [200, 200, 429]
+    assert metric(server, "urelief_packets_rejected_total", reason="aml_rate_limited") == 3
 
 
 def test_health_metrics_openapi_and_dashboard(server):

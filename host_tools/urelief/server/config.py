@@ -35,6 +35,10 @@ class ServerConfig:
     source_burst: int = 4000
     device_rate_per_s: float = 20.0
     device_burst: int = 40
+    # AML messages per phone number (SMS) or client address (HTTPS): a phone sends a handful
+    # per emergency call; more is a fault or a flood, and each one writes an incident event.
+    aml_rate_per_s: float = 1.0
+    aml_burst: int = 20
     guardian_sms: bool = True  # text the guardians when an SOS opens an incident
     guardian_sms_on_drill: bool = False
     # Map tiles for the dashboard; empty = no tiles (offline): the map still shows the track.
@@ -55,7 +59,8 @@ class ServerConfig:
             aml_hmac_key=env["URELIEF_AML_HMAC_KEY"].encode() if env.get("URELIEF_AML_HMAC_KEY") else None,
         )
         for name, conv in (("source_rate_per_s", float), ("source_burst", int),
-                           ("device_rate_per_s", float), ("device_burst", int)):
+                           ("device_rate_per_s", float), ("device_burst", int),
+                           ("aml_rate_per_s", float), ("aml_burst", int)):
             if f"URELIEF_{name.upper()}" in env:
                 setattr(cfg, name, conv(env[f"URELIEF_{name.upper()}"]))
         for k, v in overrides.items():

@@ -224,6 +224,7 @@ class Ingest:
         self.on_opened = on_opened
         self.source_limit = RateLimiter(cfg.source_rate_per_s, cfg.source_burst)
         self.device_limit = RateLimiter(cfg.device_rate_per_s, cfg.device_burst)
+        self.aml_limit = RateLimiter(cfg.aml_rate_per_s, cfg.aml_burst)  # webhooks._aml
         runner = (ProcessRunner(db.url, "urelief.server.ingest:flush") if cfg.writer_process
                   else ThreadRunner(db.engine, flush))
         self.writer = GroupWriter(runner, cfg.commit_batch_max, name="ingest-writer")

@@ -73,7 +73,7 @@ async def handle_sms(server, sender: str, payload: bytes | str) -> dict:
             loc.msisdn = loc.msisdn or sender  # v1 carries no number: the SMS sender's
             return loc
 
-        return await _aml(server, parse, "sms")
+        return await _aml(server, parse, "sms", f"sms:{sender}")
     text_form = isinstance(payload, str)
 
     async def reply(pkt: bytes) -> None:
@@ -95,18 +95,23 @@ def _looks_aml(payload: bytes | str) -> bool:
     return payload[:4] == bytes.fromhex("415193d9") or aml.is_aml_text(aml.gsm7_unpack(payload[:8]))
 
 
-async def _aml(server, parse, transport: str) -> dict:
+def _aml_rejected(transport: str, reason: str, status: int, detail: str = "") -> HTTPException:
+    metrics.AML_RECEIVED.labels(transport, reason).inc()
+    metrics.PACKETS_REJECTED.labels("aml_" + reason).inc()
+    logs.event("aml_rejected", transport=transport, reason=reason, detail=detail)
+    return HTTPException(status, {"status": "rejected", "reason": reason, "detail": detail})
+
+
+async def _aml(server, parse, transport: str, source: str) -> dict:
+    """`source` (a phone number, a client address) is what the AML rate limit counts."""
+    if not server.ingest.aml_limit.allow(source):
+        raise _aml_rejected(transport, "rate_limited", 429, f"too many AML messages from {source}")
     try:
         loc = parse()
     except aml.AmlError as e:
-        metrics.AML_RECEIVED.labels(transport, e.reason).inc()
-        metrics.PACKETS_REJECTED.labels("aml_" + e.reason).inc()
-        logs.event("aml_rejected", transport=transport, reason=e.reason, detail=str(e))
-        raise HTTPException(422, {"status": "rejected", "reason": e.reason, "detail": str(e)}) from None
+        raise _aml_rejected(transport, e.reason, 422, str(e)) from None
     if loc.authenticated is False:
-        metrics.AML_RECEIVED.labels(transport, "bad_hmac").inc()
-        metrics.PACKETS_REJECTED.labels("aml_bad_hmac").inc()
-        raise HTTPException(401, {"status": "rejected", "reason": "bad_hmac"})
+        raise _aml_rejected(transport, "bad_hmac", 401, "the body's hmac does not match")
     for w in loc.warnings:
         logs.event("aml_warning", transport=transport, warning=w, msisdn=loc.msisdn)
 
@@ -133,7 +138,9 @@ async def aml_https(request: Request) -> dict:
     body = await request.body()
     if len(body) > 8192:
         raise HTTPException(413, "AML body too large")
-    return await _aml(server, lambda: aml.parse_https(body, server.cfg.aml_hmac_key), "https")
+    source = "aml:" + (request.client.host if request.client else "")
+    return await _aml(server, lambda: aml.parse_https(body, server.cfg.aml_hmac_key), "https",
+                      source)
 
 
 @router.post("/sms/status")

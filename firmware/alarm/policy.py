@@ -28,9 +28,9 @@ _SMS_TYPES = (0x01, 0x02, 0x03, 0x04, 0x06)  # SOS, POSITION, CANCEL, TAP_REPLY,
 _CFG_SMS_AFTER_S = const(6)  # CONFIG downlink keys (docs/protocol.md section 4)
 _CFG_LOW_BATTERY = const(8)
 _SMS_AFTER_MAX_S = const(3600)  # a CONFIG can delay the SMS fallback, never switch it off
-# ESP32 ticks_ms differences are valid within +-2**29 ms (~6.2 days): an entry's first moment
-# is kept no older than this, so it stays overdue however long it waits (decide() runs at
-# least every idle_ms).
+# ESP32 ticks_ms differences are valid within +-2**29 ms (~6.2 days): decide() keeps an
+# entry's first moment within a day of now (it runs at least every idle_ms), so a packet stays
+# overdue however long it waits.
 _AGE_MAX_MS = const(86400000)
 
 

@@ -5,13 +5,14 @@ sim board's hardware fitted: SIM7080 modem emulator, GNSS receiver, Li-ion cell.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from urelief.build import build
-from urelief.paths import BUILD_FIRMWARE
 from urelief.sim.device import VirtualDevice
 from urelief.sim.models.battery import BatteryModel, LiIonCell
 from urelief.sim.models.gnss_uart import GnssReceiver, Trajectory
@@ -26,9 +27,11 @@ SEOUL = (37.5665, 126.9780, 38.0)
 
 
 @pytest.fixture(scope="session")
-def built_firmware() -> Path:
-    build()
-    return BUILD_FIRMWARE
+def built_firmware(tmp_path_factory) -> Path:
+    """The firmware as `make build` makes it, built privately (build/firmware is shared)."""
+    out = tmp_path_factory.mktemp("build") / "firmware"
+    build(out=out)
+    return out
 
 
 class Police:
@@ -156,7 +159,7 @@ GATEWAY = "+82112"
 
 
 @pytest.fixture
-def provision_cli(police, tmp_path):
+def provision_cli(police, tmp_path, built_firmware):
     """provision_cli("device", "--port", …) -> click Result of `urelief provision …` run against
     the police registry, with this test's labels directory and provisioning log."""
     from click.testing import CliRunner
@@ -164,7 +167,8 @@ def provision_cli(police, tmp_path):
 
     def run(*args: str):
         common = ["--board", "sim", "--db", police.url, "--server", SERVER, "--sms", GATEWAY,
-                  "--labels", str(tmp_path / "labels"), "--log", str(tmp_path / "provisioning.db")]
+                  "--labels", str(tmp_path / "labels"), "--log", str(tmp_path / "provisioning.db"),
+                  "--firmware", str(built_firmware), "--selftest-timeout", "20"]
         cmd = ["provision", *args] + (common if args[0] != "status" else
                                       ["--log", str(tmp_path / "provisioning.db")])
         return CliRunner().invoke(main, cmd, env={"URELIEF_SERVER_KEY": police.key_hex},
@@ -174,9 +178,6 @@ def provision_cli(police, tmp_path):
 
 
 def mpremote(port: str, *args: str, timeout: float = 60):
-    import subprocess
-    import sys
-
     return subprocess.run([sys.executable, "-m", "mpremote", "connect", os.path.realpath(port),
                            *args], capture_output=True, text=True, timeout=timeout)
 
@@ -187,7 +188,15 @@ def read_back(port: str, names: list[str], dest: Path) -> dict[str, bytes]:
     for n in names:
         (dest / n).parent.mkdir(parents=True, exist_ok=True)
         args += ["fs", "cp", f":{n}", str(dest / n), "+"]
-    r = mpremote(port, *args[:-1])
+    # Ctrl-C into a running app can catch the simulator's shims with the heap locked (the VM
+    # then reboots into main.py and mpremote waits in vain): one more try.
+    for attempt in (1, 2):
+        try:
+            r = mpremote(port, *args[:-1], timeout=30)
+            break
+        except subprocess.TimeoutExpired:
+            if attempt == 2:
+                raise
     assert r.returncode == 0, r.stderr
     return {n: (dest / n).read_bytes() for n in names}
 

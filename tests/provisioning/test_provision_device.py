@@ -3,17 +3,12 @@
 import json
 
 from conftest import read_back, server_verifies
-from urelief.paths import BOARDS, BUILD_FIRMWARE
+from urelief.paths import BOARDS
 from urelief.provision import counter_file
 from urelief.provisioning.log import ProvisionLog
 
 
-def _tree_files() -> list[str]:
-    return sorted(p.relative_to(BUILD_FIRMWARE).as_posix()
-                  for p in BUILD_FIRMWARE.rglob("*") if p.is_file())
-
-
-def test_one_device_end_to_end(bench, police, provision_cli, tmp_path):
+def test_one_device_end_to_end(bench, police, provision_cli, tmp_path, built_firmware):
     ids = police.import_roster()
     board = bench.board("acm0").plug()
     r = provision_cli("device", "--port", board.port, "--pupil", "Kim Minji/4-2")
@@ -29,10 +24,11 @@ def test_one_device_end_to_end(bench, police, provision_cli, tmp_path):
     # After a power cut the board's littlefs holds the tree byte for byte, and its identity.
     board.dev.power_cycle()
     assert board.dev.wait_output("urelief: boot on sim - reset cause: power-on", 60_000)
-    names = _tree_files()
+    names = sorted(p.relative_to(built_firmware).as_posix()
+                   for p in built_firmware.rglob("*") if p.is_file())
     got = read_back(board.port, names + ["board.json", "device.json", "ctr"], tmp_path / "back")
     for n in names:
-        assert got[n] == (BUILD_FIRMWARE / n).read_bytes(), n
+        assert got[n] == (built_firmware / n).read_bytes(), n
     assert got["board.json"] == (BOARDS / "sim.json").read_bytes()
     assert got["ctr"] == counter_file(1)
     device = json.loads(got["device.json"])

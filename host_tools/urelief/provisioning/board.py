@@ -144,9 +144,11 @@ class UsbBoard:
         try:
             r = subprocess.run([*MPREMOTE, "connect", self.device, *args], capture_output=True,
                                text=True, timeout=timeout_s or self.timeout_s)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as e:
+            seen = e.stdout.decode("utf-8", "replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
             raise BoardError(step, f"the board on {self.port} did not answer within "
-                                   f"{timeout_s or self.timeout_s:.0f} s",
+                                   f"{timeout_s or self.timeout_s:.0f} s"
+                                   + (f" (last said: {seen.strip()[-200:]!r})" if seen.strip() else ""),
                              gone=not port_present(self.port)) from None
         if r.returncode != 0:
             gone = not port_present(self.port)
@@ -196,6 +198,17 @@ class UsbBoard:
 
     def hashes(self) -> dict[str, str]:
         return self.exec("verify", HASHES, "HASHES")
+
+    def stop_app(self, tries: int = 3, timeout_s: float = 8) -> None:
+        """Interrupt the running firmware and leave the board at its REPL (mpremote's Ctrl-C),
+        with short tries: a board that reboots instead of stopping is asked again."""
+        for attempt in range(1, tries + 1):
+            try:
+                self.exec("stop", "print('STOPPED {}')", "STOPPED", timeout_s=timeout_s)
+                return
+            except BoardError as e:
+                if e.gone or attempt == tries:
+                    raise
 
     def selftest(self, timeout_s: float = 90) -> dict:
         return self.exec("self-test", "import selftest\nselftest.main()", "SELFTEST",

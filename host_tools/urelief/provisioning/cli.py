@@ -54,6 +54,8 @@ def _common(f):
                      help="provisioning log [default: $URELIEF_VAR/provisioning.db]"),
         click.option("--firmware", default=str(BUILD_FIRMWARE), show_default=True,
                      type=click.Path(file_okay=False, path_type=Path), help="built firmware tree"),
+        click.option("--selftest-timeout", "selftest_timeout_s", default=60.0, show_default=True,
+                     help="seconds the self-test may take (it is tried twice if the board is silent)"),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -90,7 +92,7 @@ def _provisioner(kw: dict, echo):
     log = ProvisionLog(kw["log_path"] or _var() / "provisioning.db")
     opts = Options(board=kw["board"], server=_server(kw["server"]), sms_number=kw["sms_number"],
                    replace=kw["replace"], labels_dir=kw["labels_dir"], firmware=kw["firmware"],
-                   flash_image=kw["flash_image"])
+                   flash_image=kw["flash_image"], selftest_timeout_s=kw["selftest_timeout_s"])
     try:
         return Provisioner(registry, log, opts, echo=echo)
     except ProvisionError as e:

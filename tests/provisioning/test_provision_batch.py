@@ -1,0 +1,100 @@
+"""`urelief provision batch`: a class from a roster, boards plugged in on a hub (a port glob),
+one unplugged in the middle of its copy; re-runs finish the class and then change nothing."""
+
+import json
+import os
+import threading
+import time
+
+from conftest import ROSTER, read_back, server_verifies
+from urelief.provisioning.log import ProvisionLog
+
+
+def _unplug_when_written(board, timeout_s: float = 60) -> threading.Thread:
+    """Pull the board's plug as soon as its flash changes: the tool is copying to it."""
+    before = board.flash.stat().st_mtime_ns
+
+    def watch():
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if board.flash.stat().st_mtime_ns != before:
+                time.sleep(0.1)  # a few files in
+                board.unplug()
+                return
+            time.sleep(0.01)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def test_batch_resumes_after_an_unplug_and_rerun_is_a_noop(bench, police, provision_cli,
+                                                           tmp_path):
+    roster = tmp_path / "class-4-2.csv"
+    roster.write_text(ROSTER)
+    a, b, c = (bench.board(f"tty{i}").plug() for i in range(3))
+    ports = str(bench.ports / "tty*")
+    watcher = _unplug_when_written(b)  # sorted ports: the 2nd pupil gets board b
+    run = ("batch", "--roster", str(roster), "--school", "D1", "--port", ports, "--wait", "15")
+
+    r = provision_cli(*run)
+    watcher.join()
+    assert r.exit_code == 1, r.output
+    assert "1/3 Kim Minji (4-2) ... ok: device 0x" in r.output
+    assert "2/3 Lee Hana (4-2) ... FAILED" in r.output
+    assert "unplugged" in r.output
+    assert "3/3 Park Seo (4-2) ... ok" in r.output
+    assert "2/3 provisioned (2 now, 0 before), 1 failed" in r.output
+    log = ProvisionLog(tmp_path / "provisioning.db")
+    ids = {row["pupil_ref"]: row for row in log.rows()}
+    assert ids["P-002"]["status"] == "failed"
+    # No half-made device: only the two verified ones are in the registry.
+    devices = police.devices()
+    assert sorted(d["subscriber_id"] for d in devices) == sorted(
+        ids[p]["subscriber_id"] for p in ("P-001", "P-003"))
+    assert ids["P-002"]["device_id"] not in {d["id"] for d in devices}
+
+    b.plug()  # the same board back (its flash as the cut left it)
+    r = provision_cli(*run)
+    assert r.exit_code == 0, r.output
+    assert "1/3 Kim Minji (4-2) ... already provisioned" in r.output
+    assert "2/3 Lee Hana (4-2) ... ok" in r.output
+    assert "3/3 Park Seo (4-2) ... already provisioned" in r.output
+    assert "3/3 provisioned (1 now, 2 before), 0 failed" in r.output
+    devices = police.devices()
+    assert len(devices) == 3 and all(d["status"] == "provisioned" for d in devices)
+    hana = next(d for d in devices if d["subscriber_id"] == ids["P-002"]["subscriber_id"])
+    on_b = json.loads(read_back(b.port, ["device.json"], tmp_path / "b")["device.json"])
+    assert on_b["device_id"] == hana["id"]
+    assert server_verifies(police, on_b).ok
+
+    # Once more: nothing to do, no board is touched, the registry is as it was.
+    stamps = [x.flash.stat().st_mtime_ns for x in (a, b, c)]
+    r = provision_cli(*run)
+    assert r.exit_code == 0, r.output
+    assert r.output.count("already provisioned") == 3
+    assert police.devices() == devices
+    assert [x.flash.stat().st_mtime_ns for x in (a, b, c)] == stamps
+
+    status = provision_cli("status")
+    assert status.output.count(" done ") == 3
+
+
+def test_wrong_roster_gives_row_errors_and_does_nothing(bench, police, provision_cli, tmp_path):
+    board = bench.board("tty0").plug()
+    roster = tmp_path / "bad.csv"
+    lines = ROSTER.splitlines()
+    lines[2] = lines[2].replace("+821099998888", "12345")  # row 3: not a phone number
+    lines.append("P-001,Kim Minji again,4-2,Kim Sora,+821012345678,Kim Sora,2026-03-02")
+    roster.write_text("\n".join(lines) + "\n")
+    stamp = board.flash.stat().st_mtime_ns
+    r = provision_cli("batch", "--roster", str(roster), "--school", "D1", "--port", board.port,
+                      "--wait", "1")
+    assert r.exit_code == 2
+    assert "row 3: guardian1_phone" in r.output
+    assert "row 5: pupil_ref: duplicate of row 2" in r.output
+    assert "nothing was provisioned" in r.output
+    assert police.registry.list_subscribers(police.actor)["items"] == []
+    assert police.devices() == []
+    assert board.flash.stat().st_mtime_ns == stamp
+    assert not os.path.exists(tmp_path / "labels")

@@ -2,14 +2,14 @@
 
 import json
 
-from conftest import read_back, server_verifies
+from conftest import ROSTER, read_back, server_verifies
 from urelief.paths import BOARDS
 from urelief.provision import counter_file
 from urelief.provisioning.log import ProvisionLog
 
 
 def test_one_device_end_to_end(bench, police, provision_cli, tmp_path, built_firmware):
-    ids = police.import_roster()
+    ids = police.import_roster(ROSTER)
     board = bench.board("acm0").plug()
     r = provision_cli("device", "--port", board.port, "--pupil", "Kim Minji/4-2")
     assert r.exit_code == 0, r.output
@@ -65,7 +65,7 @@ def test_one_device_end_to_end(bench, police, provision_cli, tmp_path, built_fir
 
 def test_selftest_fails_clearly_without_modem_then_rerun_completes(bench, police,
                                                                     provision_cli, tmp_path):
-    ids = police.import_roster()
+    ids = police.import_roster(ROSTER)
     board = bench.board("acm0", modem=False).plug()
     r = provision_cli("device", "--port", board.port, "--subscriber", str(ids["P-002"]))
     assert r.exit_code == 1
@@ -89,7 +89,7 @@ def test_selftest_fails_clearly_without_modem_then_rerun_completes(bench, police
 
 
 def test_replace_rotates_the_key(bench, police, provision_cli, tmp_path):
-    ids = police.import_roster()
+    ids = police.import_roster(ROSTER)
     board = bench.board("acm0").plug()
     assert provision_cli("device", "--port", board.port, "--subscriber",
                          str(ids["P-001"])).exit_code == 0
@@ -119,7 +119,7 @@ def test_replace_rotates_the_key(bench, police, provision_cli, tmp_path):
 
 def test_esptool_step_is_real_and_refused_by_a_board_without_rom_bootloader(
         bench, police, provision_cli, tmp_path):
-    ids = police.import_roster()
+    ids = police.import_roster(ROSTER)
     board = bench.board("acm0").plug()
     image = tmp_path / "ESP32_GENERIC_S3.bin"
     image.write_bytes(b"\xe9" + bytes(4095))  # not flashed: the board never gets that far

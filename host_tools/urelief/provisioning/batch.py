@@ -70,11 +70,12 @@ class Ports:
 
     @staticmethod
     def _plug(path: str) -> tuple | None:
+        # A plug-in makes a new device node (and udev a new /dev/serial/by-id link): a new inode.
         try:
-            st = os.stat(path)
+            st, link = os.stat(path), os.lstat(path)
         except OSError:
             return None
-        return (os.path.realpath(path), st.st_rdev, st.st_ino, st.st_ctime_ns)
+        return (os.path.realpath(path), st.st_rdev, st.st_ino, link.st_ino)
 
     def next_board(self, skip_uids: set[str], wait_s: float | None,
                    skip_plugs: set[tuple] = frozenset()) -> tuple[UsbBoard, BoardInfo, tuple]:

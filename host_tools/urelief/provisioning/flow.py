@@ -173,6 +173,12 @@ class Provisioner:
         self.on_step = on_step or (lambda step: None)
         if not opts.board_file.is_file():
             raise ProvisionError("options", f"no board file {opts.board_file}")
+        from urelief.boards import check_file
+
+        report = check_file(opts.board_file)  # what `urelief boards check` says
+        if report.errors:
+            raise ProvisionError("options", f"board file {opts.board_file} is invalid: "
+                                            + "; ".join(report.errors))
         self.board_json = json.loads(opts.board_file.read_text())
         if not opts.server and not opts.sms_number:
             raise ProvisionError("options", "give --server HOST:PORT and/or --sms NUMBER: the "
@@ -232,15 +238,25 @@ class Provisioner:
         except (BoardError, ProvisionError, RegistryError) as e:
             res.error, res.status = str(e), "failed"
             if res.started:
-                if res.device_id is not None and self._registered(res.device_id):
-                    self._retire(res.device_id, pupil, f"{getattr(e, 'step', 'registry')} failed")
-                self.log.set(pupil.subscriber_id, status="failed", error=res.error)
+                self._abandon(res, pupil, f"{getattr(e, 'step', 'registry')} failed")
             elif self.log.get(pupil.subscriber_id) is None:
                 self.log.set(pupil.subscriber_id, **self._pupil_fields(pupil), status="failed",
                              error=res.error)
             self.log.event(pupil.subscriber_id, res.device_id, "failed", error=res.error)
+        except KeyboardInterrupt:  # the operator stopped it: leave nothing half-made live
+            if res.started:
+                res.error = "interrupted"
+                self._abandon(res, pupil, "interrupted")
+            raise
         res.seconds = time.monotonic() - t0
         return res
+
+    def _abandon(self, res: Result, pupil: Pupil, why: str) -> None:
+        """An attempt stopped after it began: its device, if registered, is retired; the pupil
+        is left failed (the next run re-keys that device or makes a new one)."""
+        if res.device_id is not None and self._registered(res.device_id):
+            self._retire(res.device_id, pupil, why)
+        self.log.set(pupil.subscriber_id, status="failed", error=res.error)
 
     @staticmethod
     def _pupil_fields(pupil: Pupil) -> dict:

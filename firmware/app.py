@@ -112,7 +112,8 @@ def start_alarm(device, haptics, battery, gnss, modem, button):
     codec = Codec(Seal(secret, device['device_id'], device.get('key_id', 1)))
     runner = Runner(codec, Counter(config.COUNTER_FILE), ReplayGuard(config.DOWNLINK_FILE),
                     Outbox(config.OUTBOX_DIR), haptics, gnss, battery,
-                    drill=device.get('drill', False), counting=button.counting)
+                    drill=device.get('drill', False), counting=button.counting,
+                    cancel=device.get('cancel'))
     srv = device.get('server') or {}
     transport = Transport(modem, srv.get('host'), srv.get('port'), device.get('sms_number'),
                           runner.downlink, runner.kick.set)

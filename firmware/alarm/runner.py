@@ -24,7 +24,7 @@ _LTE_M_MODEMS = ('sim7080', 'bg95')
 
 class Runner:
     def __init__(self, codec, counter, guard, outbox, haptics, gnss=None, battery=None,
-                 policy=None, drill=False, log=print, counting=None):
+                 policy=None, drill=False, log=print, counting=None, cancel=None):
         self.codec = codec
         self.counter = counter
         self.guard = guard
@@ -38,6 +38,9 @@ class Runner:
         self.alarm = Alarm()
         self.ask = Ask()
         self.counting = counting  # counting(on): the button's COUNT gestures on/off
+        # Secret press counts, set at provisioning: {"presses": 4, "duress_presses": 5}. Both
+        # feel and look the same to anyone watching; under duress the alert stays live.
+        self.cancel_cfg = cancel or {}
         self._answer = None  # counter of the last tap reply, felt as SENT when acked
         self.clock = report.UtcClock()
         self.cell = report.Cell()
@@ -67,6 +70,7 @@ class Runner:
             self.alarm.raise_(sos[0], time.ticks_ms(), self.drill)
             self.alarm.sos = sos[-1]
             self._raised.set()
+            self._counting(self._cancellable())
             self.log('urelief: alert from sos #%d resumed' % sos[0])
 
     # -------------------------------------------------------------- events -> packets
@@ -77,6 +81,12 @@ class Runner:
         if self.ask.open:
             # Presses answer the open question (a "press 3" answer is no SOS gesture).
             return self.reply(self.ask.answer(n)) if kind == 'count' else None
+        if kind == 'count' and self.alarm.active and not self.alarm.cancelled:
+            if n == self.cancel_cfg.get('presses'):
+                return self.cancel(False)
+            if n == self.cancel_cfg.get('duress_presses'):
+                return self.cancel(True)
+            return None
         if kind == 'presses':
             return self.sos(TRIGGER_PRESSES)
         return None
@@ -110,14 +120,38 @@ class Runner:
                      r.battery_pct, r.time_source))
         if new:
             self._raised.set()
+            self._counting(self._cancellable())
         return c
+
+    def _cancellable(self):
+        return bool(self.cancel_cfg) and self.alarm.active and not self.alarm.cancelled
+
+    def cancel(self, duress):
+        # The child's cancel pattern (or the duress one, identical on the device). -> counter.
+        a = self.alarm
+        sos = a.first
+        felt = a.cancel(duress)
+        if felt is None:
+            return None
+        self._counting(False)
+        r = self._report(time.ticks_ms())
+        c = self._store(lambda c: self.codec.cancel(c, r, duress, sos))
+        self.haptics.play(felt)
+        if not duress:
+            self.policy.stand_down()
+        self.log('urelief: cancel #%s stored for sos #%s' % (c, sos))  # same line under duress
+        return c
+
+    def _counting(self, on):
+        # COUNT gestures: on while a question is open or an alert can be cancelled.
+        if self.counting:
+            self.counting(on)
 
     def reply(self, answer):
         # Store a TAP_REPLY for answer = (question id, presses; 0 = no answer). -> its counter.
         if answer is None:
             return None
-        if self.counting and not self.ask.open:
-            self.counting(False)
+        self._counting(self._cancellable())
         qid, presses = answer
         r = self._report(time.ticks_ms())
         c = self._store(lambda c: self.codec.tap_reply(c, r, qid, presses))
@@ -130,8 +164,7 @@ class Runner:
         # A verified QUESTION: feel it, count the presses that answer it, time it out.
         if not self.ask.start(d.question_id, d.kind, d.choices, d.timeout_s, time.ticks_ms()):
             return
-        if self.counting:
-            self.counting(True)
+        self._counting(True)
         self.haptics.play(QUESTION)
         self.log('urelief: question %d (kind %d, %d choices, %d s)' % (
             d.question_id, d.kind, d.choices, d.timeout_s))
@@ -235,6 +268,8 @@ class Runner:
                 self.log('urelief: vibrate ' + felt)
         elif d.type == STAND_DOWN:
             if self.alarm.stand_down(d.reason, d.sos_counter):
+                self.policy.stand_down()
+                self._counting(self.ask.open)
                 self.log('urelief: stood down (reason %d)' % d.reason)
         elif d.type == TRACKING:
             self.policy.tracking(d.fast_interval_s, d.fast_for_s, d.slow_interval_s,

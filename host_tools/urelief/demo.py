@@ -297,14 +297,18 @@ def haptic_patterns(edges: list[tuple[int, float]]) -> list[tuple[float, tuple[i
     return [(t, tuple(d)) for t, d in out]
 
 
-PATTERN_NAMES = {"s": "SENT", "ss": "SEEN", "lll": "DISPATCHED", "ssl": "QUESTION", "ssss": "LOW_BATTERY",
-                 "ls": "CANCEL_ACK"}  # hw/haptics.py PATTERNS
+PATTERN_NAMES = {"s": "SENT", "ss": "SEEN", "sss": "DISPATCHED", "ssl": "QUESTION",
+                 "ssss": "LOW_BATTERY", "ls": "CANCEL_ACK"}  # hw/haptics.py PATTERNS
 
 
 def pattern_name(durations: tuple[int, ...]) -> str:
-    """Told apart as a child feels them: pulse count and short (200 ms) / long (600 ms) rhythm.
-    (While a model waits on the real server the clock runs in real time: pulses stretch a bit.)"""
-    rhythm = "".join("s" if d < 400 else "l" for d in durations)
+    """Told apart as a child feels them: the pulse count, and which pulses are long compared
+    with the shortest of the pattern. Relative, because while a model waits on the real server
+    the device clock runs in real time and a busy host stretches every pulse."""
+    if not durations:
+        return "?"
+    short = min(durations)
+    rhythm = "".join("l" if d > 1.8 * short else "s" for d in durations)
     return PATTERN_NAMES.get(rhythm, "?" + ",".join(map(str, durations)))
 
 

@@ -36,6 +36,10 @@ class DeviceConfig:
                                                    "window_ms": 2000})
     drill: bool = False
     counter_start: int = 1
+    # The child's secret cancel: presses closing a run while an alert is live; the duress count
+    # looks the same on the device but keeps the alert live, flagged at the server. None: no
+    # cancel on the device (the police stand it down).
+    cancel: dict | None = None
 
     def device_json(self) -> dict:
         out: dict = {"device_id": self.device_id, "key_id": self.key_id,
@@ -46,6 +50,12 @@ class DeviceConfig:
             out["sms_number"] = self.sms_number
         if self.drill:
             out["drill"] = True
+        if self.cancel:
+            c = self.cancel
+            if not (3 <= c["presses"] <= 9 and 3 <= c["duress_presses"] <= 9
+                    and c["presses"] != c["duress_presses"]):
+                raise ValueError("cancel: 3..9 presses, the duress count different from the cancel's")
+            out["cancel"] = {"presses": c["presses"], "duress_presses": c["duress_presses"]}
         return out
 
     def files(self) -> dict[str, bytes]:

@@ -158,3 +158,50 @@ def test_a_question_is_felt_and_answered_by_presses(rig, police):
     assert r.until(lambda: "urelief: question 2" in dev.output, timeout_ms=5000)
     assert answer_acked(r, "question 2, 0 press(es)", 15_000)
     assert answers(police, iid)[1] == {"question_id": 2, "presses": 0}
+
+
+def _cancellable(rig, police):
+    from urelief import provision
+    from urelief.demo import GATEWAY_NUMBER, SERVER_NAME
+
+    cfg = provision.new_device(server=(SERVER_NAME, police.udp[1]), sms_number=GATEWAY_NUMBER,
+                               cancel={"presses": 4, "duress_presses": 5})
+    police.provision(cfg)
+    r = rig(cfg=cfg).start()
+    r.wait_ready()
+    r.hold(3500)
+    assert r.until(lambda: "level 1" in r.dev.output and r.motor, timeout_ms=5000), r.dev.output[-1500:]
+    r.dev.run_for(1500)
+    (inc,) = incidents_of(police, cfg.device_id)
+    return r, inc["id"]
+
+
+def kinds(police, iid: int) -> list[str]:
+    return [e["kind"] for e in police.incident(iid)["events"]]
+
+
+def test_the_secret_cancel_pattern_cancels_the_alert(rig, police):
+    r, iid = _cancellable(rig, police)
+    r.child.presses(3, after_ms=300)  # a wrong count does nothing
+    r.dev.run_for(3000)
+    assert "cancel #" not in r.dev.output
+    r.child.presses(4, after_ms=300)
+    assert r.until(lambda: "cancel #" in r.dev.output, timeout_ms=8000), r.dev.output[-1500:]
+    assert r.until(lambda: "cancel" in kinds(police, iid), timeout_ms=10_000)
+    r.dev.run_for(1500)
+    assert felt(r)[-1] == "CANCEL_ACK"
+    assert not police.incident(iid)["duress"]
+
+
+def test_a_duress_cancel_looks_the_same_but_the_alert_stays_live(rig, police):
+    r, iid = _cancellable(rig, police)
+    r.child.presses(5, after_ms=300)
+    assert r.until(lambda: "cancel #" in r.dev.output, timeout_ms=8000), r.dev.output[-1500:]
+    assert r.until(lambda: "duress" in kinds(police, iid), timeout_ms=10_000)
+    r.dev.run_for(1500)
+    assert felt(r)[-1] == "CANCEL_ACK"  # what the abuser may notice: the same as a cancel
+    assert police.incident(iid)["duress"]
+    n_felt = len(felt(r))
+    police.act(iid, "acknowledge")  # the police carry on; the device stays silent
+    r.dev.run_for(5000)
+    assert len(felt(r)) == n_felt and "level 2" in r.dev.output

@@ -3,7 +3,7 @@ real MicroPython VM."""
 
 import json
 
-from urelief.provisioning.flow import judge
+from urelief.provisioning.flow import boot_problem, judge
 from urelief.provisioning.label import check_code
 
 BOARD = {"name": "sim", "gnss": {"source": "uart"}}
@@ -65,3 +65,12 @@ def test_selftest_on_the_vm_says_what_is_missing(mpy):
     assert "no board file /board.json" in report["config"]["error"]
     assert judge(report, BOARD, 7, 2) == [f"config: {report['config']['error']}", *(
         f"{k}: not reported" for k in ("counter", "modem", "gnss", "battery", "vibration"))]
+
+
+def test_boot_problems_are_told_in_one_line():
+    crash = ("urelief: boot on sim - reset cause: soft reset\nTraceback (most recent call last):\n"
+             '  File "main.py", line 6, in <module>\nMemoryError: memory allocation failed\n')
+    assert boot_problem(crash) == "crashed at boot: MemoryError: memory allocation failed"
+    assert boot_problem("urelief: boot on sim\nurelief: not provisioned (no secret): an SOS "
+                        "cannot be sent\n").startswith("urelief: not provisioned (no secret)")
+    assert boot_problem("urelief: boot on sim\nurelief: modem ready (sim7080)\n") is None

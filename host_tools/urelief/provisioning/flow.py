@@ -114,6 +114,20 @@ def manifest(tree: Path) -> dict[str, tuple[str, int]]:
             for p in sorted(tree.rglob("*")) if p.is_file()}
 
 
+def boot_problem(console: str) -> str | None:
+    """What the firmware's first words after reset say is wrong, or None. A traceback is
+    reported by its exception line (the last unindented line after it)."""
+    lines = [ln.rstrip() for ln in console.splitlines()]
+    for i, ln in enumerate(lines):
+        if not any(b in ln for b in BOOT_BAD):
+            continue
+        if "Traceback" in ln:
+            tail = [t for t in lines[i + 1:] if t and not t.startswith(" ")]
+            return "crashed at boot: " + (tail[0].strip() if tail else ln.strip())
+        return ln.strip()
+    return None
+
+
 def judge(report: dict, board: dict, device_id: int, key_id: int) -> list[str]:
     """The host's verdict on a self-test report: [] = pass, else what failed, in words."""
     out: list[str] = []
@@ -321,9 +335,9 @@ class Provisioner:
         if BOOT_LINE not in text:
             raise ProvisionError("boot", "the firmware did not start after reset; console: "
                                          + text[-300:].strip())
-        bad = [ln for ln in text.splitlines() if any(b in ln for b in BOOT_BAD)]
+        bad = boot_problem(text)
         if bad:
-            raise ProvisionError("boot", bad[0].strip())
+            raise ProvisionError("boot", bad)
         self.on_step("self-test")
         board.stop_app()
         self.echo("self-test (the board buzzes once)")

@@ -98,3 +98,37 @@ def test_wrong_roster_gives_row_errors_and_does_nothing(bench, police, provision
     assert police.devices() == []
     assert board.flash.stat().st_mtime_ns == stamp
     assert not os.path.exists(tmp_path / "labels")
+
+
+def test_one_port_boards_in_turn_a_finished_board_is_not_taken_again(bench, police,
+                                                                    provision_cli, tmp_path):
+    roster = tmp_path / "two.csv"
+    roster.write_text("\n".join(ROSTER.splitlines()[:3]) + "\n")
+    first = bench.board("first", port="ttyACM0").plug()
+    second = bench.board("second", port="ttyACM0")
+    log = ProvisionLog(tmp_path / "provisioning.db")
+    swapped = threading.Event()
+
+    def operator():
+        # Leaves the finished board in a while (the tool must wait), then swaps it.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                row["status"] == "done" for row in log.rows()):
+            time.sleep(0.05)
+        time.sleep(2)
+        first.unplug()
+        second.plug()
+        swapped.set()
+
+    t = threading.Thread(target=operator, daemon=True)
+    t.start()
+    r = provision_cli("batch", "--roster", str(roster), "--school", "D1", "--port", first.port,
+                      "--wait", "30")
+    t.join()
+    assert r.exit_code == 0, r.output
+    assert swapped.is_set()
+    assert "1/2 Kim Minji (4-2) ... ok" in r.output and "2/2 Lee Hana (4-2) ... ok" in r.output
+    rows = {row["pupil_ref"]: row for row in log.rows()}
+    assert rows["P-001"]["board_uid"] == first.uid.hex()
+    assert rows["P-002"]["board_uid"] == second.uid.hex()
+    assert len(police.devices()) == 2

@@ -82,11 +82,12 @@ class Board:
     """One virtual board with a persistent flash image and unique id, plugged at ports/<name>.
     plug() powers it on (USB power); unplug() cuts the power and removes the port."""
 
-    def __init__(self, bench: Bench, name: str, modem: bool = True, battery_soc: float = 0.8):
+    def __init__(self, bench: Bench, name: str, modem: bool = True, battery_soc: float = 0.8,
+                 port: str | None = None):
         self.bench, self.name = bench, name
         self.flash = bench.tmp / f"{name}.img"
         self.uid = os.urandom(6)
-        self.port = str(bench.ports / name)
+        self.port = str(bench.ports / (port or name))  # boards may share one port, in turn
         self.with_modem = modem
         self.battery_soc = battery_soc
         self.dev: VirtualDevice | None = None
@@ -122,8 +123,9 @@ class Board:
         return self
 
     def unplug(self) -> None:
-        if os.path.lexists(self.port):
-            os.unlink(self.port)
+        if self.dev is not None and os.path.islink(self.port) and \
+                os.readlink(self.port) == self.dev.console.usb_path:
+            os.unlink(self.port)  # only our own port: another board may be on it now
         if self.dev is not None:
             # Models' timers go first: with the board off and time running ahead, periodic
             # timers would keep the host loop busy and stop() would wait for it in vain.

@@ -404,15 +404,16 @@ class Provisioner:
             if mine and mine["board_uid"] == info.uid and mine["status"] != DONE and mine["device_id"]:
                 existing = mine["device_id"]  # our own attempt, stopped after the wipe
             else:
-                return provision.new_device_id(), 1, False, None
+                return self._new_id(), 1, False, None
         reg = self._device(existing)
         owner = self.log.by_device(existing)
-        ours = owner is not None and owner["subscriber_id"] == sid and owner["status"] != DONE
+        ours = (owner is not None and owner["subscriber_id"] == sid and owner["status"] != DONE
+                and (reg is None or reg.get("subscriber_id") in (None, sid)))
         if ours or (reg is None and owner is None):
             return existing, self._next_key(reg), reg is not None, None
         if reg is None and owner is not None and owner["status"] != DONE:
             # another pupil's unfinished attempt on this board: that pupil keeps the id
-            return provision.new_device_id(), 1, False, None
+            return self._new_id(), 1, False, None
         if not self.opts.replace:
             who = (f"{owner['full_name']} ({owner['class_name']})" if owner else
                    f"subscriber {reg.get('subscriber_id')}" if reg else "another pupil")
@@ -421,6 +422,13 @@ class Provisioner:
                                              f"{pupil.full_name} (rotates its key)")
         other = owner if owner is not None and owner["subscriber_id"] != sid else None
         return existing, self._next_key(reg), reg is not None, other
+
+    def _new_id(self) -> int:
+        """A random device id the registry does not know yet."""
+        while True:
+            device_id = provision.new_device_id()
+            if self._device(device_id) is None:
+                return device_id
 
     @staticmethod
     def _next_key(reg: dict | None) -> int:

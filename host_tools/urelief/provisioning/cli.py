@@ -90,7 +90,15 @@ def _provisioner(kw: dict, echo):
 
     registry = _open_registry(kw["db_url"])
     log = ProvisionLog(kw["log_path"] or _var() / "provisioning.db")
-    opts = Options(board=kw["board"], server=_server(kw["server"]), sms_number=kw["sms_number"],
+    sms = kw["sms_number"]
+    if sms:
+        from urelief.registry.roster import normalize_phone
+
+        try:
+            sms = normalize_phone(sms)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--sms") from None
+    opts = Options(board=kw["board"], server=_server(kw["server"]), sms_number=sms,
                    replace=kw["replace"], labels_dir=kw["labels_dir"], firmware=kw["firmware"],
                    flash_image=kw["flash_image"], selftest_timeout_s=kw["selftest_timeout_s"])
     try:

@@ -1,5 +1,6 @@
-"""The label stuck on a provisioned terminal: device id, pupil, school and a short check code, as
-plain text and as an SVG sized for a 62 x 29 mm address label. Never any key material.
+"""The label for a provisioned terminal: device id, pupil, school and a short check code, as plain
+text and as an SVG sized for a 62 x 29 mm address label, stuck inside the case (battery cover):
+nothing on the outside tells what the device is. Never any key material.
 
 The check code ties the label to this provisioning (device id, key generation, the board's
 unique id and the pupil): a teacher handing out terminals compares it with `urelief provision
@@ -29,7 +30,8 @@ def label_lines(device_id: int, pupil: str, class_name: str, school: str, code: 
                 when: datetime | None = None) -> list[tuple[str, str]]:
     when = when or datetime.now(UTC)
     pupil_class = f"{pupil} ({class_name})" if class_name else pupil
-    return [("U-Relief", "SOS terminal"), ("Device", f"0x{device_id:08x}"),
+    # Covert by design: the label goes inside the case and does not say what the device does.
+    return [("U-Relief", "keep inside the case"), ("Device", f"0x{device_id:08x}"),
             ("Pupil", pupil_class), ("School", school), ("Check", code),
             ("Provisioned", when.strftime("%Y-%m-%d"))]
 

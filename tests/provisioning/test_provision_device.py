@@ -11,7 +11,7 @@ from urelief.provisioning.log import ProvisionLog
 def test_one_device_end_to_end(bench, police, provision_cli, tmp_path, built_firmware):
     ids = police.import_roster(ROSTER)
     board = bench.board("acm0").plug()
-    r = provision_cli("device", "--port", board.port, "--pupil", "Kim Minji/4-2")
+    r = provision_cli("device", "--port", board.port, "--pupil", "Kim Minji/4-2", "--cancel", "4/6")
     assert r.exit_code == 0, r.output
     assert "ok: device 0x" in r.output
 
@@ -35,6 +35,7 @@ def test_one_device_end_to_end(bench, police, provision_cli, tmp_path, built_fir
     assert device["device_id"] == dev["id"] and device["key_id"] == 1
     assert device["server"] == {"host": "sos.urelief.test", "port": 7420}
     assert device["sms_number"] == "+82112"
+    assert device["cancel"] == {"presses": 4, "duress_presses": 6}
     boot = board.dev.output.split("reset cause: power-on", 1)[1].split("raw REPL", 1)[0]
     assert "urelief: not provisioned" not in boot and "alarm not started" not in boot
 
@@ -141,3 +142,9 @@ def test_pupil_without_location_consent_is_refused(bench, police, provision_cli)
     r = provision_cli("device", "--port", "/nonexistent", "--subscriber", str(sub["id"]))
     assert r.exit_code == 1
     assert "no active location consent" in r.output
+
+
+def test_bad_settings_are_refused_before_any_board_is_touched(police, provision_cli):
+    r = provision_cli("device", "--port", "/nonexistent", "--subscriber", "1", "--cancel", "4/4")
+    assert r.exit_code == 1
+    assert "device settings: cancel: 3..9 presses, the duress count different" in r.output

@@ -43,6 +43,9 @@ def _common(f):
                      help="registry database URL (default: $URELIEF_DB_URL, else var/urelief.db)"),
         click.option("--server", default=None, help="police UDP ingest HOST:PORT the device sends to"),
         click.option("--sms", "sms_number", default=None, help="police SMS gateway number (E.164)"),
+        click.option("--cancel", "cancel", default=None, metavar="N/M",
+                     help="the child's secret cancel: N presses cancel, M presses look the same "
+                          "but keep the alert live (duress); default: no cancel on the device"),
         click.option("--replace", is_flag=True,
                      help="re-provision a board that already holds a device (rotates its key)"),
         click.option("--flash-micropython", "flash_image", default=None,
@@ -88,17 +91,23 @@ def _provisioner(kw: dict, echo):
     from urelief.provisioning.flow import Options, Provisioner, ProvisionError
     from urelief.provisioning.log import ProvisionLog
 
-    registry = _open_registry(kw["db_url"])
-    log = ProvisionLog(kw["log_path"] or _var() / "provisioning.db")
     sms = kw["sms_number"]
     if sms:  # international form; short numbers (a police gateway) are allowed
         sms = sms.strip().replace(" ", "").replace("-", "")
         if not (sms.startswith("+") and sms[1:].isdigit() and 3 <= len(sms) - 1 <= 15):
             raise click.BadParameter("the gateway's number as +<country><number>",
                                      param_hint="--sms")
-    opts = Options(board=kw["board"], server=_server(kw["server"]), sms_number=sms,
+    cancel = None
+    if kw["cancel"]:
+        n, _, m = kw["cancel"].partition("/")
+        if not (n.isdigit() and m.isdigit()):
+            raise click.BadParameter("N/M, e.g. 4/6", param_hint="--cancel")
+        cancel = {"presses": int(n), "duress_presses": int(m)}
+    opts = Options(board=kw["board"], server=_server(kw["server"]), sms_number=sms, cancel=cancel,
                    replace=kw["replace"], labels_dir=kw["labels_dir"], firmware=kw["firmware"],
                    flash_image=kw["flash_image"], selftest_timeout_s=kw["selftest_timeout_s"])
+    registry = _open_registry(kw["db_url"])
+    log = ProvisionLog(kw["log_path"] or _var() / "provisioning.db")
     try:
         return Provisioner(registry, log, opts, echo=echo)
     except ProvisionError as e:

@@ -75,6 +75,7 @@ class Options:
     firmware: Path = BUILD_FIRMWARE
     flash_image: Path | None = None
     selftest_timeout_s: float = 60
+    cancel: dict | None = None  # {"presses", "duress_presses"}: the child's secret cancel
 
     @property
     def board_file(self) -> Path:
@@ -197,6 +198,11 @@ class Provisioner:
         if not opts.server and not opts.sms_number:
             raise ProvisionError("options", "give --server HOST:PORT and/or --sms NUMBER: the "
                                             "device must know where to send")
+        try:  # the device's settings as provision.py checks them
+            provision.DeviceConfig(1, bytes(32), server=opts.server, sms_number=opts.sms_number,
+                                   cancel=opts.cancel).device_json()
+        except (ValueError, KeyError, TypeError) as e:
+            raise ProvisionError("options", f"device settings: {e}") from None
         if not Path(opts.firmware).is_dir() or not (Path(opts.firmware) / "main.py").is_file():
             raise ProvisionError("options", f"no firmware at {opts.firmware}: run `make build`")
         if not (Path(opts.firmware) / "selftest.mpy").is_file():
@@ -296,7 +302,7 @@ class Provisioner:
         res.device_id, res.key_id = device_id, key_id
         before = mine["device_id"] if mine and mine["device_id"] != device_id else None
         cfg = provision.new_device(server=opts.server, sms_number=opts.sms_number,
-                                   device_id=device_id, key_id=key_id)
+                                   device_id=device_id, key_id=key_id, cancel=opts.cancel)
         self.log.set(sid, **self._pupil_fields(pupil), device_id=device_id, key_id=key_id,
                      board_uid=info.uid, board=self.board_json["name"], status="started",
                      error=None, selftest=None, check_code=None, firmware=self.fw_version,

@@ -49,6 +49,7 @@ class Runner:
         self._raised = asyncio.Event()
         self._fresh = False  # an SOS went without a trusted fix: send one when there is
         self._battery_pct = None
+        self.radio = None  # gnss.radio.ModemGnss: the modem's GNSS taking turns with uplinks
         if gnss is not None:
             gnss.on_fix = self._on_fix
 
@@ -57,6 +58,7 @@ class Runner:
         asyncio.create_task(self._send_loop(transport))
         asyncio.create_task(self._track_loop())
         asyncio.create_task(self._cell_loop(transport))
+        self._start_modem_gnss(transport)
         if len(self.outbox):
             self.log('urelief: outbox holds %d packet(s) from before the reset' % len(self.outbox))
             self.kick.set()
@@ -217,6 +219,7 @@ class Runner:
         pol = self.policy
         box = self.outbox
         while True:
+            await self._radio_free()
             now = time.ticks_ms()
             for e in list(box.entries):
                 if box.get(e.counter) is not e:
@@ -228,7 +231,7 @@ class Runner:
                     continue
                 ok = True
                 try:
-                    await tr.send(ch, e.packet)
+                    await self._send(tr, ch, e.packet)
                 except Exception as ex:  # the outbox keeps it; the policy says when again
                     ok = False
                     self.log('urelief: #%d not sent over %s: %r' % (e.counter, ch, ex))
@@ -244,6 +247,28 @@ class Runner:
                     await asyncio.wait_for_ms(self.kick.wait(), wait)
                 except asyncio.TimeoutError:
                     pass
+
+    # -------------------------------------------------------------- the modem's own GNSS
+
+    def _start_modem_gnss(self, tr):
+        # A board whose GNSS is the modem's (app.start_gnss gives it a plan): windows around
+        # the radio, as gnss/plan.py times them.
+        plan = getattr(self.gnss, 'plan', None)
+        if plan is not None:
+            from gnss.radio import ModemGnss
+            self.radio = ModemGnss(self, tr, plan, self.log)
+            asyncio.create_task(self.radio.run())
+
+    async def _radio_free(self):
+        # Uplinks wait while a GNSS window holds the modem's one RF path (SIM7080).
+        if self.radio is not None:
+            await self.radio.free()
+
+    async def _send(self, tr, ch, packet):
+        if self.radio is None:
+            await tr.send(ch, packet)
+        else:
+            await self.radio.send(tr, ch, packet)
 
     def downlink(self, data):
         # A datagram or SMS body from the police side: verify, open, act.

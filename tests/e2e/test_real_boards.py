@@ -1,0 +1,178 @@
+"""End to end on the real boards' virtual twins, against the real police server.
+
+LilyGO T-SIM7080G-S3: the AXP2101 PMU feeds the SIM7080G (DC3 supply, BLDO1 level shifter,
+BLDO2 GNSS antenna; sim/models/pmu_supply.py) and the module's own GNSS is the only position
+source, sharing one RF path with LTE. The SOS goes at once with the best position known; a
+GNSS window follows it and the fresh fix goes as a POSITION. LilyGO T-A7670: the modem's GNSS
+runs beside LTE."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from urelief.demo import SEOUL
+from urelief.paths import BOARDS
+
+S3 = "lilygo-t-sim7080g-s3"
+
+
+def incident(police, r) -> dict:
+    (inc,) = [i for i in police.incidents() if i["device_id"] == r.cfg.device_id]
+    return inc
+
+
+def positions(police, iid: int) -> list[dict]:
+    return [e["payload"] for e in police.incident(iid)["events"] if e["kind"] == "position"]
+
+
+def rx_after(r, text: str, t0: float) -> float | None:
+    """Device ms the firmware sent the first command starting with `text` after t0."""
+    return next((t for t, d, s in r.modem.log if d == "rx" and t >= t0 and s.startswith(text)), None)
+
+
+def assert_rf_never_shared(r) -> int:
+    """No uplink (UDP or SMS) handed to the SIM7080 while its GNSS held the RF. -> windows."""
+    on, windows = False, 0
+    for _, d, s in r.modem.log:
+        if d != "rx":
+            continue
+        if s.startswith("AT+CGNSPWR="):
+            on = s.strip().endswith("1")
+            windows += on
+        assert not (on and s.startswith(("AT+CASEND", "AT+CMGS", "AT+CAOPEN"))), s
+    return windows
+
+
+def test_s3_sos_goes_at_once_with_the_last_known_fix_then_a_fresh_fix(rig, police):
+    r = rig(board=S3).start()
+    dev = r.dev
+    # the PMU rails come up before the first AT command; a boot-time window gets a first fix
+    assert r.until(lambda: "gnss window closed" in dev.output, timeout_ms=90_000), dev.output[-1500:]
+    assert re.search(r"gnss window closed after \d+ ms: fix", dev.output), dev.output[-1500:]
+    assert "PMU: modem rails" in dev.output and r.supply.powered and r.supply.shifter
+    assert not r.supply.antenna  # the antenna rail is on only in windows
+    dev.run_for(60_000)  # the fix ages: last known, not trusted
+    t_press = r.hold(3500) - 3000
+    assert r.until(lambda: "ack #1 level 1" in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    sos_at = rx_after(r, "AT+CASEND", t_press)
+    assert re.search(r"sos #1 stored \d+ ms after the gesture: fix yes age 6\d s", dev.output)
+    inc = incident(police, r)
+    first = positions(police, inc["id"])[0]
+    assert first["fix_age_s"] >= 60 and not first["trusted"]
+    assert abs(first["lat"] - SEOUL[0]) < 1e-5 and first["cell"]["mcc"] == "450"
+    # then the window (the SOS is acked), the fresh fix, LTE back, the POSITION
+    assert r.until(lambda: re.search(r"ack #\d+ level 1[^\n]*\n(?s:.*)position #\d+ stored \(reason 2",
+                                     dev.output) and dev.output.count("gnss window closed") >= 2
+                   and "#2 sent over udp" in dev.output, timeout_ms=60_000), dev.output[-2000:]
+    assert r.until(lambda: "ack #2 " in dev.output, timeout_ms=5000), dev.output[-1500:]
+    fresh = positions(police, inc["id"])[-1]
+    assert fresh["trusted"] and fresh["fix_age_s"] <= 2 and fresh["time_source"] == "gnss"
+    assert incident(police, r)["last_accuracy_m"] <= 10
+    pos_at = rx_after(r, "AT+CASEND", rx_after(r, "AT+CGNSPWR=0", sos_at))
+    assert assert_rf_never_shared(r) == 2
+    up = r.modem.t.uplink_ms
+    print(f"T-SIM7080G-S3: press -> SOS at server {sos_at + up - t_press:.0f} ms, "
+          f"press -> fresh-fix POSITION at server {pos_at + up - t_press:.0f} ms (device time)")
+    assert "Traceback" not in dev.output
+
+
+def test_s3_a_hold_during_a_fix_window_closes_it_and_the_sos_goes_at_once(rig, police):
+    r = rig(board=S3).start()
+    dev = r.dev
+    assert r.until(lambda: "gnss window open (refresh" in dev.output, timeout_ms=60_000), dev.output
+    t_press = r.hold(3500, after_ms=2000) - 3000  # no fix yet: cold start takes 30 s
+    assert r.until(lambda: "ack #1 level 1" in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    assert re.search(r"gnss window closed after \d+ ms: sos waiting", dev.output)
+    assert "fix none" in dev.output
+    sos_at = rx_after(r, "AT+CASEND", t_press)
+    inc = incident(police, r)
+    # no position invented (the server keeps the cell only beside a position: none shown yet)
+    assert inc["last_lat"] is None and positions(police, inc["id"]) == []
+    # a cold start in the alert's window; the fix follows as a POSITION
+    assert r.until(lambda: "ack #2 " in dev.output, timeout_ms=60_000), dev.output[-1500:]
+    fresh = positions(police, inc["id"])[-1]
+    assert fresh["trusted"] and abs(fresh["lat"] - SEOUL[0]) < 1e-5
+    pos_at = rx_after(r, "AT+CASEND", rx_after(r, "AT+CGNSPWR=0", sos_at))
+    assert_rf_never_shared(r)
+    up = r.modem.t.uplink_ms
+    print(f"T-SIM7080G-S3 cold: press -> SOS at server {sos_at + up - t_press:.0f} ms, "
+          f"press -> fresh-fix POSITION at server {pos_at + up - t_press:.0f} ms (device time)")
+
+
+@pytest.mark.parametrize("fault,expect", [
+    ("rails", 'PMU: board file declares no rail with use "modem": the modem stays unpowered'),
+    ("no pmu", "PMU: modem rails not switched: OSError(19"),
+])
+def test_s3_the_modem_stays_silent_without_its_rails_and_says_why(rig, police, fault, expect):
+    if fault == "rails":  # a board file without the modem's rails (the validator's fixture)
+        r = rig(board=BOARDS / "fixtures" / "s3-pmu-modem-rail-missing.json")
+    else:  # nothing answers on the PMU's I2C
+        r = rig(board=S3, pmu_fitted=False)
+    r.start()
+    dev = r.dev
+    assert r.until(lambda: "modem not available" in dev.output, timeout_ms=60_000), dev.output
+    assert expect in dev.output, dev.output
+    assert "modem not available: ModemError('modem does not answer'" in dev.output
+    assert not r.supply.powered and r.modem.boots == 0 and r.modem.log == []
+    assert "Traceback" not in dev.output
+
+
+def test_a7670_modem_gnss_gives_the_fix_with_lte_up(rig, police):
+    r = rig(board="lilygo-t-a7670").start()
+    dev = r.dev
+    r.wait_ready()
+    t_press = r.hold(3500) - 3000  # before any fix: the boot window is still searching
+    assert r.until(lambda: "ack #1 level 1" in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    assert "fix none" in dev.output and "gnss from the modem, beside LTE" in dev.output
+    assert r.until(lambda: re.search(r"position #\d+ stored \(reason 2", dev.output)
+                   and "ack #2 " in dev.output, timeout_ms=60_000), dev.output[-1500:]
+    inc = incident(police, r)
+    fresh = positions(police, inc["id"])[-1]
+    assert fresh["trusted"] and abs(fresh["lat"] - SEOUL[0]) < 1e-5
+    # the SOS and the POSITION left over LTE while the GNSS ran: no AT+CGPS=0 before them
+    sos_at = rx_after(r, "AT+CIPSEND", t_press)
+    pos_at = rx_after(r, "AT+CIPSEND", sos_at + 1)
+    off = rx_after(r, "AT+CGPS=0", 0)
+    assert rx_after(r, "AT+CGPS=1", 0) < sos_at < pos_at and (off is None or off > pos_at)
+    up = r.modem.t.uplink_ms
+    print(f"T-A7670: press -> SOS at server {sos_at + up - t_press:.0f} ms, "
+          f"press -> fresh-fix POSITION at server {pos_at + up - t_press:.0f} ms (device time)")
+    assert "Traceback" not in dev.output
+
+
+def test_s3_without_data_the_sos_and_the_fresh_fix_go_by_sms(rig, police):
+    r = rig(board=S3)
+    r.modem.faults.errors["AT+CNACT="] = ["ERROR"] * 100  # the network refuses a data context
+    r.start()
+    dev = r.dev
+    dev.wait_line("urelief: data link down", timeout_ms=60_000)
+    r.hold(3500)
+    assert r.until(lambda: "ack #1 level 1" in dev.output, timeout_ms=15_000), dev.output[-1500:]
+    assert "#1 sent over sms" in dev.output
+    assert r.until(lambda: re.search(r"position #\d+ stored \(reason 2", dev.output)
+                   and "ack #2 " in dev.output, timeout_ms=90_000), dev.output[-2000:]
+    assert "#2 sent over sms" in dev.output and "sent over udp" not in dev.output
+    fresh = positions(police, incident(police, r)["id"])[-1]
+    assert fresh["trusted"] and abs(fresh["lat"] - SEOUL[0]) < 1e-5
+    assert_rf_never_shared(r)
+    assert "not sent over" not in dev.output  # nothing tried while the GNSS held the RF
+
+
+def test_s3_with_no_network_the_fix_is_taken_while_the_sos_waits_for_one(rig, police):
+    r = rig(board=S3)
+    r.modem.faults.coverage = False  # open sky, no cell
+    r.start()
+    dev = r.dev
+    dev.wait_line("urelief: modem ready", timeout_ms=60_000)
+    r.hold(3500)
+    assert r.until(lambda: "gnss window closed" in dev.output, timeout_ms=150_000), dev.output[-1500:]
+    fresh = re.search(r"position #(\d+) stored \(reason 2, fix yes", dev.output)
+    assert fresh, dev.output[-1500:]
+    assert "sent over" not in dev.output  # nowhere to send: all in the outbox
+    dev.clock.post(lambda: r.modem.set_coverage(True))
+    assert r.until(lambda: "ack #1 " in dev.output and f"ack #{fresh.group(1)} " in dev.output,
+                   timeout_ms=30_000), dev.output[-1500:]
+    pos = positions(police, incident(police, r)["id"])
+    assert pos and all(p["lat"] is not None for p in pos) and pos[-1]["trusted"]
+    assert_rf_never_shared(r)

@@ -64,6 +64,24 @@ def test_ctrl_c_interrupts_a_running_main(board):
     assert "KeyboardInterrupt" in dev.output
 
 
+@pytest.mark.parametrize("main", [
+    # asyncio idling while the board samples its heap (a collection before each idle)
+    "import asyncio\nasync def m():\n    while True:\n        b = bytearray(3000)\n"
+    "        await asyncio.sleep_ms(1)\nasyncio.run(m())\n",
+    "n = 0\nwhile True:\n    n += 1\n",  # a busy loop that never waits: a SIGINT ends it
+], ids=["asyncio", "busy"])
+def test_ctrl_c_is_safe_in_any_loop(board, main):
+    """Ctrl-C lands as KeyboardInterrupt, never as a crash of the VM (a SIGINT that landed in
+    the heap sampling's garbage collection left the heap locked: 'FATAL: uncaught NLR')."""
+    for _ in range(3):
+        dev, port = board(main_py=main)
+        dev.run_for(300)
+        r = mpremote(port, "exec", "print('alive')")
+        assert r.returncode == 0 and r.stdout.strip() == "alive", r.stdout + r.stderr + dev.output[-500:]
+        assert "FATAL" not in dev.output and "heap is locked" not in dev.output
+        assert "KeyboardInterrupt" in dev.output
+
+
 def test_fs_cp_round_trips_byte_identical(board, tmp_path):
     dev, port = board(main_py="print('idle')\n")
     blob = os.urandom(20_000) + bytes(range(256))

@@ -17,14 +17,15 @@ from urelief.sim import vm
 @click.option("--flash", type=click.Path(dir_okay=False, path_type=Path),
               help="flash image file (kept across runs; made from the firmware tree if missing)")
 @click.option("--clock", type=click.Choice(["real", "virtual"]), default="real", show_default=True)
-@click.option("--heap-kb", default=vm.DEFAULT_HEAP_KB, show_default=True, help="firmware heap budget")
+@click.option("--heap-kb", type=int, default=None,
+              help=f"firmware heap budget [default: {vm.DEFAULT_HEAP_KB} KB, 512 KB with PSRAM]")
 @click.option("--firmware", type=click.Path(file_okay=False, path_type=Path),
               help="deployed tree for a new flash image [default: build/firmware]")
 @click.option("--battery-mv", default=3900.0, show_default=True, help="Li-ion cell voltage")
 @click.option("--download", is_flag=True,
               help="hold BOOT (GPIO0) low at power-on: ROM download mode, for esptool "
                    "(--before no-reset --after no-reset)")
-def device_cmd(board: str, flash: Path | None, clock: str, heap_kb: int, firmware: Path | None,
+def device_cmd(board: str, flash: Path | None, clock: str, heap_kb: int | None, firmware: Path | None,
                battery_mv: float, download: bool) -> None:
     """Power on one virtual board and print its USB serial port (for mpremote or esptool)."""
     from urelief.sim.device import BOOT_STRAP_GPIO, VirtualDevice

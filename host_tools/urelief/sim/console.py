@@ -4,7 +4,9 @@ The MicroPython process reads and writes a raw pseudo-terminal (the board side).
 prints is kept for tests (`VirtualDevice.output`) and, when a USB port is opened, relayed to a
 second raw pseudo-terminal that real tools (mpremote, miniterm) open. On the way in, the bridge
 does what a board's USB/UART driver does and the unix port does not:
-- Ctrl-C while code runs raises KeyboardInterrupt (a SIGINT to the VM; the byte is consumed);
+- Ctrl-C while code runs raises KeyboardInterrupt (the byte is consumed): a frame to the board's
+  shims, raised where the code next waits or touches hardware; a board that does not take it
+  within 200 ms (a busy loop) gets a SIGINT;
 - Ctrl-D at an empty raw REPL is a soft reset: the VM restarts, runs boot.py, and comes back in
   the raw REPL announcing `MPY: soft reboot` then `raw REPL; CTRL-B to exit`.
 """
@@ -25,7 +27,7 @@ RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 MAX_KEPT = 8 * 1024 * 1024  # bytes of console output kept for tests
 
 
-def _sigint_caught(pid: int) -> bool:
+def sigint_caught(pid: int) -> bool:
     """True while MicroPython has its SIGINT handler installed, i.e. while it executes code."""
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -147,10 +149,10 @@ class Console:
         proc = self._dev._proc
         fwd = bytearray()
         for b in data:
-            if b == 0x03 and proc is not None and _sigint_caught(proc.pid):
+            if b == 0x03 and proc is not None and sigint_caught(proc.pid):
                 self._send(fwd)
                 fwd.clear()
-                proc.send_signal(signal.SIGINT)
+                self._dev._interrupt()
                 continue
             if b == 0x04 and self._raw_empty and not fwd:
                 self._raw_soft_reset()

@@ -25,7 +25,7 @@ from pathlib import Path
 from urelief.paths import BOARDS, BUILD_FIRMWARE
 from urelief.sim import vm
 from urelief.sim.clock import INF, Clock
-from urelief.sim.console import Console
+from urelief.sim.console import Console, sigint_caught
 from urelief.sim.peripherals import HostAdc, HostI2c, HostPin, HostUart
 from urelief.sim.romloader import Chip, RomLoader
 from urelief.sim.spiflash import SpiFlash
@@ -46,13 +46,22 @@ class DeviceError(RuntimeError):
     pass
 
 
+PSRAM_HEAP_KB = 512  # MicroPython's heap on a PSRAM board is megabytes; capped so leaks show
+
+
+def board_heap_kb(board: dict) -> int:
+    """The MicroPython heap a board gives the firmware: ~96 KB on a plain ESP32 / ESP32-S3
+    (the GC heap grows to ~110 KB in all), far more with PSRAM."""
+    return PSRAM_HEAP_KB if board.get("psram", "none") != "none" else vm.DEFAULT_HEAP_KB
+
+
 class VirtualDevice:
     def __init__(
         self,
         board: str | Path = "sim",
         flash: str | Path | None = None,
         clock: str = "virtual",
-        heap_kb: int = vm.DEFAULT_HEAP_KB,
+        heap_kb: int | None = None,
         firmware: str | Path | None = None,
         run_ahead: bool | None = None,
         unique_id: bytes | None = None,
@@ -61,7 +70,7 @@ class VirtualDevice:
             raise ValueError("clock must be 'virtual' or 'real'")
         self.board_file = Path(board) if str(board).endswith(".json") else BOARDS / f"{board}.json"
         self.board = json.loads(self.board_file.read_text())
-        self.heap_kb = heap_kb
+        self.heap_kb = heap_kb if heap_kb is not None else board_heap_kb(self.board)
         self._tmp = tempfile.TemporaryDirectory(prefix="urelief-dev-")
         self.flash = Path(flash) if flash else Path(self._tmp.name) / "flash.img"
         self.firmware = Path(firmware) if firmware else BUILD_FIRMWARE
@@ -113,6 +122,8 @@ class VirtualDevice:
         self._lease_ok = self._horizon == INF
         self._stop_pred: Callable[[], bool] | None = None
         self._stopping = False
+        self._more = False  # the host loop stopped moving time with more still due
+        self._intr_at: float | None = None  # monotonic s of a Ctrl-C the board has not taken
         self.boots = 0
 
     # -- the public hardware -----------------------------------------------------------------
@@ -331,6 +342,7 @@ class VirtualDevice:
                         self.console.on_readable(tag)
             with self._lock:
                 self.clock.run_posts(self._error)
+                self._check_interrupt()
                 self._tick()
                 self._update_write_interest()
                 # Wake a waiting test thread now and then, not at every frame (GIL contention).
@@ -342,9 +354,13 @@ class VirtualDevice:
             self._kill()
 
     def _select_timeout(self) -> float | None:
+        if self._intr_at is not None:
+            return 0.05
         if not self.clock.virtual:
             nxt = self.clock.next_due_us()
             return None if nxt == INF else max(0.0, (nxt - self.clock.now_us()) / 1e6)
+        if self._more:
+            return 0.0
         if self.clock.held and (self._idle or self.state == "sleeping"):
             return 0.005
         if self.state == "running" and self._idle is None:
@@ -377,7 +393,13 @@ class VirtualDevice:
             c.advance_to(d0 + (time.monotonic() - t0) * 1e6, self._error)
             return
         # The board waits (idle, light or deep sleep) or is off: move time to the next thing.
-        while self._idle is not None or self.state in ("sleeping", "off", "download", "halted"):
+        # A bounded number of steps per tick: the models' periodic timers never run out while
+        # time may run ahead freely, and the loop must still see the USB port and a stop().
+        self._more = False
+        for _ in range(256):
+            if self._stopping or not (self._idle is not None or
+                                      self.state in ("sleeping", "off", "download", "halted")):
+                return
             if self._idle is not None and self._idle_woken():
                 return
             if self._stop_pred is not None:
@@ -403,6 +425,7 @@ class VirtualDevice:
                 return
             if c.now_us() >= self._horizon and c.next_due_us() > self._horizon:
                 return  # wait for the test to allow more time
+        self._more = True  # more to do: come back at once, after a look at the descriptors
 
     def _idle_woken(self) -> bool:
         if self._idle is not None and self._sent_events > self._idle_events:
@@ -559,10 +582,13 @@ class VirtualDevice:
     def _f_sync(self, p: bytes) -> None:
         pass  # the frame's time stamp is the message
 
+    def _f_intr_taken(self, p: bytes) -> None:
+        self._intr_at = None
+
     _FRAMES = {0x59: _f_sync, 0x42: _f_boot, 0x49: _f_idle, 0x4C: _f_light, 0x54: _f_uart, 0x50: _f_pin_out,
                0x43: _f_pin_cfg, 0x41: _f_adc, 0x44: _f_wdt, 0x46: _f_feed, 0x52: _f_reset,
                0x53: _f_deepsleep, 0x4B: _f_wake_cfg, 0x47: _f_nvs_load, 0x4E: _f_nvs_commit,
-               0x4D: _f_rtc_mem, 0x5A: _f_rtc_set, 0x48: _f_heap, 0x51: _f_i2c}
+               0x4D: _f_rtc_mem, 0x5A: _f_rtc_set, 0x48: _f_heap, 0x51: _f_i2c, 0x58: _f_intr_taken}
 
     # -- process lifecycle -------------------------------------------------------------------
     def _spawn(self, cause: int, wake: int, mode: str = "normal", strap: bool = True) -> None:
@@ -622,9 +648,26 @@ class VirtualDevice:
                              run_app)
         self.console.note(self.rom.banner().decode())
 
+    def _interrupt(self) -> None:
+        """Ctrl-C from the USB host while code runs (host loop thread)."""
+        self._send_frame(0x58)
+        self._intr_at = time.monotonic()
+        if self._idle is not None:
+            self._wake_board()  # an idle board takes it at once
+
+    def _check_interrupt(self) -> None:
+        # Not taken within 200 ms: the code runs without waiting (a busy loop), signal the VM.
+        if self._intr_at is not None and time.monotonic() - self._intr_at > 0.2:
+            self._intr_at = None
+            proc = self._proc
+            if proc is not None:
+                if sigint_caught(proc.pid):
+                    proc.send_signal(signal.SIGINT)
+
     def _kill(self) -> None:
         """The chip stops: the process dies wherever it is (nothing unflushed survives)."""
         self.rom = None
+        self._intr_at = None
         proc, self._proc = self._proc, None
         if proc is not None:
             proc.kill()

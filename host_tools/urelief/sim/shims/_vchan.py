@@ -38,6 +38,7 @@ class Chan:
         # Virtual clock lease: the host promised nothing happens before this device time unless
         # the board itself speaks first, so idles ending earlier skip ahead without asking.
         self.lease_us = 0
+        self.kbd = False  # Ctrl-C from the USB host: KeyboardInterrupt at the next safe point
 
     # -- device time ------------------------------------------------------------------
     # The virtual clock is the chip's clock plus skipped idle time: it never runs slower than
@@ -73,6 +74,10 @@ class Chan:
         if kind == 0x56:  # V: reply to a request
             self._reply = payload
             return kind
+        if kind == 0x58:  # X: Ctrl-C; taken (acked) now, raised once the frame exchange is done
+            self.kbd = True
+            self.send(0x58)
+            return kind
         # U/E: an event stamped with the device time it happened at
         self.events += 1
         if self.virtual:
@@ -89,7 +94,15 @@ class Chan:
             self._read_frame()
             got = True
             timeout_ms = 0
+        self._interrupted()
         return got
+
+    def _interrupted(self):
+        # As on the chip: Ctrl-C becomes KeyboardInterrupt where the code waits or calls the
+        # hardware, never inside the runtime (a signal there can land in a garbage collection).
+        if self.kbd:
+            self.kbd = False
+            raise KeyboardInterrupt
 
     def request(self, kind, payload=b''):
         """Send a request and block for its reply; other frames are handled meanwhile."""
@@ -98,6 +111,7 @@ class Chan:
         while self._reply is None:
             self._read_frame()
         r, self._reply = self._reply, None
+        self._interrupted()
         return r
 
     def idle(self, timeout_ms, ready):
@@ -115,6 +129,7 @@ class Chan:
             self.send(0x49, struct.pack('>qI', until, self.events))
             while self._read_frame() != 0x57:
                 pass
+            self._interrupted()
             return
         deadline = None if timeout_ms < 0 else utime.ticks_add(utime.ticks_ms(), timeout_ms)
         while True:

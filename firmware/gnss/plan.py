@@ -26,7 +26,7 @@ _GOOD_ACC_M = const(100)  # a fix this good closes the window (report.py trusts 
 
 
 class Plan:
-    poll_ms = 1000  # fix query period in a window
+    poll_ms = 500  # fix query period in a window
     fresh_ms = 10000  # a fix younger than this needs no window (report.py's trusted age)
     alert_window_ms = 90000  # modem GNSS: cold start 30-35 s open sky, 1-3 min in the field
     idle_window_ms = 60000

@@ -11,6 +11,7 @@ from micropython import const
 from gnss.plan import SOS_NONE, SOS_UNACKED, SOS_UNSENT
 
 _IDLE_MS = const(1000)  # look at the plan at least this often
+_ALERT_MS = const(250)  # in an alert (the window follows the SOS's ack without delay)
 _DRAIN_MS = const(20)  # an uplink in the modem when a window wants the RF: wait this much
 _SETTLE_MS = const(60000)  # no network this long after the modem came up: GNSS need not wait
 
@@ -92,7 +93,8 @@ class ModemGnss:
             if wait == 0 and self._lte_settled(now):
                 await self._window(alert)
             else:
-                await asyncio.sleep_ms(min(wait, _IDLE_MS) or _IDLE_MS)
+                look = _ALERT_MS if alert else _IDLE_MS
+                await asyncio.sleep_ms(min(wait, look) or look)
 
     async def _window(self, alert):
         p = self.plan

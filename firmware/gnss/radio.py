@@ -91,7 +91,12 @@ class ModemGnss:
             alert = self.r.alarm.active
             wait = p.wait_ms(now, alert, st, sent_ms, self.gnss.age_ms(), self._pct)
             if wait == 0 and self._lte_settled(now):
-                await self._window(alert)
+                try:
+                    await self._window(alert)
+                except Exception as e:  # a bug here must not end the fixes, nor hold uplinks
+                    self.log('urelief: gnss window: %r' % (e,))
+                finally:
+                    self._release()
             else:
                 look = _ALERT_MS if alert else _IDLE_MS
                 await asyncio.sleep_ms(min(wait, look) or look)
@@ -160,7 +165,11 @@ class ModemGnss:
                 self.log('urelief: gnss antenna not switched off: %r' % (e,))
             self.plan.closed(now, got_fix)
             self._pct = self._battery_pct()
-        self.held = False
-        self._free.set()
-        self.r.kick.set()  # what waited goes now
+        self._release()
         self.log('urelief: gnss window closed after %d ms: %s' % (time.ticks_diff(now, t0), why))
+
+    def _release(self):
+        if self.held:
+            self.held = False
+            self._free.set()
+            self.r.kick.set()  # what waited goes now

@@ -176,3 +176,18 @@ def test_s3_with_no_network_the_fix_is_taken_while_the_sos_waits_for_one(rig, po
     pos = positions(police, incident(police, r)["id"])
     assert pos and all(p["lat"] is not None for p in pos) and pos[-1]["trusted"]
     assert_rf_never_shared(r)
+
+
+def test_s3_a_gnss_that_fails_holds_nothing_back(rig, police):
+    r = rig(board=S3)
+    r.modem.faults.errors["AT+CGNSPWR=1"] = ["+CME ERROR: 3"] * 100  # the GNSS refuses to start
+    r.start()
+    dev = r.dev
+    r.wait_ready()
+    assert r.until(lambda: "gnss window failed" in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    r.hold(3500)
+    assert r.until(lambda: "ack #1 level 1" in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    dev.run_for(70_000)  # the alert's windows fail too; the tracking POSITION still goes
+    assert re.search(r"position #\d+ stored \(reason 1", dev.output) and "ack #2 " in dev.output
+    assert dev.output.count("gnss window failed") == 3  # boot, alert, and after the 60 s gap
+    assert incident(police, r)["last_lat"] is None and "Traceback" not in dev.output

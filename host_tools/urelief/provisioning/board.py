@@ -168,8 +168,8 @@ class UsbBoard:
                     break
         raise BoardError(step, f"no {tag} line from the board: {out[-300:]!r}")
 
-    def probe(self) -> BoardInfo:
-        return BoardInfo.from_json(self.exec("identify", PROBE, "PROBE", timeout_s=20))
+    def probe(self, timeout_s: float = 20) -> BoardInfo:
+        return BoardInfo.from_json(self.exec("identify", PROBE, "PROBE", timeout_s=timeout_s))
 
     def prepare(self, keep: set[str]) -> list[str]:
         """Remove /device.json and every file not in `keep`; -> what was removed."""
@@ -284,7 +284,8 @@ class UsbBoard:
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                return self.probe()
+                # short tries: the board may still sit in its ROM loader until it is reset
+                return self.probe(timeout_s=4)
             except BoardError:
                 if time.monotonic() > deadline:
                     raise

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from urelief.sim.device import VirtualDevice
+from urelief.sim.device import BOOT_STRAP_GPIO, VirtualDevice
 from urelief.sim.models.battery import BatteryModel, LiIonCell
 from urelief.sim.models.gnss_uart import GnssReceiver, Trajectory
 from urelief.sim.modem import make
@@ -93,9 +93,12 @@ class Board:
         self.dev: VirtualDevice | None = None
         self.motor: list[tuple[int, float]] = []
 
-    def plug(self) -> Board:
+    def plug(self, boot_held: bool = False) -> Board:
+        """boot_held: the operator holds BOOT while plugging in (ROM download mode, for esptool)."""
         dev = VirtualDevice(board="sim", flash=self.flash, firmware=self.bench.blank,
                             clock="virtual", run_ahead=True, heap_kb=256, unique_id=self.uid)
+        if boot_held:
+            dev.pin(BOOT_STRAP_GPIO).drive(0)
         pins = dev.board["pins"]
         self.modem = None
         if self.with_modem:
@@ -107,7 +110,7 @@ class Board:
         # Models with timers only once the board runs: a virtual clock running ahead of a
         # board that is off would have nothing to stop at.
         deadline = time.monotonic() + 10
-        while dev.state != "running" and time.monotonic() < deadline:
+        while dev.state not in ("running", "download") and time.monotonic() < deadline:
             time.sleep(0.01)
         self.gnss = GnssReceiver(dev, Trajectory(lambda t: SEOUL, sats=9, hdop=0.9),
                                  uart_id=pins["gnss_uart"]["id"], baud=pins["gnss_uart"]["baud"],
@@ -121,6 +124,12 @@ class Board:
             os.unlink(self.port)
         os.symlink(pty, self.port)
         return self
+
+    def release_boot_and_reset(self) -> None:
+        """The operator lets go of BOOT and presses EN: the chip boots what is on its flash."""
+        assert self.dev is not None
+        self.dev.pin(BOOT_STRAP_GPIO).drive(None)
+        self.dev.hard_reset()
 
     def unplug(self) -> None:
         if self.dev is not None and os.path.islink(self.port) and \

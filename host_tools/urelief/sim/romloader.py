@@ -249,6 +249,7 @@ class RomLoader:
     def _md5(self, op, data, chk):
         addr, size = struct.unpack_from("<II", data)
         d = self.flash.md5(addr, size)
+        self.log.append(f"md5 0x{addr:x}+0x{size:x}")
         self._reply(op, data=d if self.stub else d.hex().encode())
 
     def _read_slow(self, op, data, chk):

@@ -98,6 +98,8 @@ def test_without_a_fix_the_sos_goes_at_once_without_position(rig, police):
     assert "fix none" in dev.output
     incs = incidents_of(police, r.cfg.device_id)
     assert len(incs) == 1 and incs[0]["last_lat"] is None  # no position: flagged, not invented
+    cells = [e["payload"] for e in police.incident(incs[0]["id"])["events"] if e["kind"] == "cell"]
+    assert cells and cells[0]["cell"]["mcc"] == "450"  # the serving cell is the location there is
     assert police.incident(incs[0]["id"])["device"]["battery_pct"] is not None
 
 

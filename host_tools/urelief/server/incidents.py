@@ -124,6 +124,8 @@ def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
             inc.last_accuracy_m = rep.get("accuracy_m")
             inc.last_fix_at = it.received_at
             _event(s, inc, "position", it, rep)
+        elif "cell" in rep:  # no fix at all: the serving cell is the location there is
+            _event(s, inc, "cell", it, rep)
         eff.incident_id, eff.is_drill, eff.school_id = inc.id, inc.is_drill, inc.school_id
         eff.events.append(it.kind)
     return effects

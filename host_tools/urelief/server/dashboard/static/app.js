@@ -212,6 +212,7 @@ async function loadDetail(id) {
 function describe(e) {
   const pl = e.payload || {};
   if (e.kind === "position") return pl.lat != null ? `±${Math.round(pl.accuracy_m ?? 0)} m${pl.trusted === false ? " (untrusted)" : ""}` : "";
+  if (e.kind === "cell" && pl.cell) return `no fix — serving cell ${pl.cell.mcc}-${pl.cell.mnc} TAC ${pl.cell.tac} CI ${pl.cell.cell_id} (${pl.cell.rat}${pl.cell.signal_dbm != null ? ", " + pl.cell.signal_dbm + " dBm" : ""})`;
   if (e.kind === "status") return `${pl.action ? pl.action + " → " : ""}${pl.status || ""}${pl.note ? " — " + pl.note : ""}`;
   if (e.kind === "question") return `#${pl.question_id} “${pl.text}” (${label(pl.kind)})`;
   if (e.kind === "answer") return `#${pl.question_id}: ${pl.presses === 0 ? "no answer" : pl.presses + " press(es)"}`;

@@ -257,6 +257,7 @@ class Runner:
         if plan is not None:
             from gnss.radio import ModemGnss
             self.radio = ModemGnss(self, tr, plan, self.log)
+            tr.rf = self.radio
             asyncio.create_task(self.radio.run())
 
     async def _radio_free(self):

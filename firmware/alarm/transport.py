@@ -30,6 +30,7 @@ class Transport:
         self._reg = None
         self._wake = asyncio.Event()
         self.cell_changed = asyncio.Event()  # registration (cell) changed: refresh cell info
+        self.rf = None  # gnss.radio.ModemGnss on a modem whose GNSS and LTE share the RF
 
     def sms_ok(self):
         m = self.m
@@ -67,6 +68,9 @@ class Transport:
                 if self.link == LINK_UP:
                     self._set(LINK_CONNECTING)
             elif self.link != LINK_UP:
+                if self.rf is not None and self.rf.held:
+                    await self.rf.free()  # no data context while the GNSS has the RF
+                    continue
                 await self._open()
                 if self.link == LINK_DOWN:
                     await asyncio.sleep_ms(_DATA_RETRY_MS)

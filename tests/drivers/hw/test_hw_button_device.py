@@ -65,7 +65,8 @@ def make_device(tmp_path):
 
 def gestures(output: str) -> list[tuple[str, int, float]]:
     out = []
-    for line in output.splitlines():
+    for line in output.split("\n")[:-1]:  # whole lines only: the console may be mid-line
+        line = line.rstrip("\r")
         if line.startswith("gesture "):
             _, kind, n, _, t = line.split()
             out.append((kind, int(n), float(t)))

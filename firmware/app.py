@@ -113,7 +113,8 @@ def start_alarm(device, haptics, battery, gnss, modem, button):
     runner = Runner(codec, Counter(config.COUNTER_FILE), ReplayGuard(config.DOWNLINK_FILE),
                     Outbox(config.OUTBOX_DIR), haptics, gnss, battery,
                     drill=device.get('drill', False), counting=button.counting,
-                    cancel=device.get('cancel'))
+                    cancel=device.get('cancel'), checkin_s=device.get('checkin_s', 86400),
+                    fw=config.FW_VERSION)
     srv = device.get('server') or {}
     transport = Transport(modem, srv.get('host'), srv.get('port'), device.get('sms_number'),
                           runner.downlink, runner.kick.set)

@@ -8,6 +8,7 @@ DEVICE_FILE = '/device.json'
 COUNTER_FILE = '/ctr'  # uplink counter (proto.counter.Counter), made at provisioning
 DOWNLINK_FILE = '/down.ctr'  # downlink replay guard
 OUTBOX_DIR = '/outbox'
+FW_VERSION = (0, 3, 0)  # reported in every CHECK_IN and SELF_TEST (major, minor, patch)
 
 DEFAULT_DEVICE = {
     'gesture': {'hold_ms': 3000, 'presses': 0, 'window_ms': 2000},  # hold 3 s to raise SOS

@@ -4,7 +4,7 @@
 import asyncio
 import time
 
-from hw.haptics import QUESTION, SENT
+from hw.haptics import LOW_BATTERY, QUESTION, SENT
 from micropython import const
 from proto import ProtoError
 from proto.packet import ACK, CONFIG, STAND_DOWN, TIME_GNSS, TIME_NETWORK, TRACKING, from_text
@@ -20,11 +20,14 @@ TRIGGER_PRESSES = const(2)
 _POS_SCHEDULED = const(1)
 _POS_FRESH = const(2)
 _LTE_M_MODEMS = ('sim7080', 'bg95')
+_FIRST_CHECKIN_MS = const(60000)  # after boot: the police learn it is alive (again)
+_BATTERY_CHECK_MS = const(300000)  # the gauge is looked at this often between check-ins
 
 
 class Runner:
     def __init__(self, codec, counter, guard, outbox, haptics, gnss=None, battery=None,
-                 policy=None, drill=False, log=print, counting=None, cancel=None):
+                 policy=None, drill=False, log=print, counting=None, cancel=None,
+                 checkin_s=86400, fw=(0, 0, 0)):
         self.codec = codec
         self.counter = counter
         self.guard = guard
@@ -41,6 +44,8 @@ class Runner:
         # Secret press counts, set at provisioning: {"presses": 4, "duress_presses": 5}. Both
         # feel and look the same to anyone watching; under duress the alert stays live.
         self.cancel_cfg = cancel or {}
+        self.checkin_s = checkin_s  # heartbeat period, s (0: none)
+        self.fw = fw
         self._answer = None  # counter of the last tap reply, felt as SENT when acked
         self.clock = report.UtcClock()
         self.cell = report.Cell()
@@ -59,6 +64,7 @@ class Runner:
         asyncio.create_task(self._track_loop())
         asyncio.create_task(self._cell_loop(transport))
         self._start_modem_gnss(transport)
+        asyncio.create_task(self._health_loop())
         if len(self.outbox):
             self.log('urelief: outbox holds %d packet(s) from before the reset' % len(self.outbox))
             self.kick.set()
@@ -304,6 +310,39 @@ class Runner:
             self.policy.configure(d.items)
         elif d.type == QUESTION_MSG:
             self.question(d)
+
+    async def _health_loop(self):
+        # The heartbeat the police see a terminal alive by: a CHECK_IN (battery, firmware,
+        # packets waiting) a minute after boot and every checkin_s; a LOW_BATTERY, felt as its
+        # pattern, once each time the cell falls to the gauge's low mark.
+        wait_ms = _FIRST_CHECKIN_MS
+        low = False
+        while True:
+            step = wait_ms if wait_ms < _BATTERY_CHECK_MS else _BATTERY_CHECK_MS
+            await asyncio.sleep_ms(step)
+            wait_ms -= step
+            b = self.battery
+            mv = None
+            if b is not None:
+                try:
+                    b.sample()
+                    mv = b.cell_mv
+                    if b.low and not low:
+                        r = self._report(time.ticks_ms())
+                        c = self._store(lambda c: self.codec.low_battery(c, r, mv or 0))
+                        self.haptics.play(LOW_BATTERY)
+                        self.log('urelief: low battery #%s stored: %s mV' % (c, mv))
+                    low = b.low
+                except Exception as e:  # a gauge that fails must not stop the heartbeat
+                    self.log('urelief: battery not read: %r' % (e,))
+            if wait_ms <= 0 and self.checkin_s:
+                wait_ms = self.checkin_s * 1000
+                r = self._report(time.ticks_ms())
+                pending = len(self.outbox)
+                c = self._store(lambda c: self.codec.check_in(
+                    c, r, self.fw, mv or 0, pending if pending < 255 else 255))
+                self.log('urelief: check-in #%s stored (battery %s mV, %d waiting)' % (
+                    c, mv, pending))
 
     async def _track_loop(self):
         # Follow-up POSITION packets while the alert is live (policy.track_interval_s).

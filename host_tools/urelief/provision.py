@@ -40,6 +40,7 @@ class DeviceConfig:
     # looks the same on the device but keeps the alert live, flagged at the server. None: no
     # cancel on the device (the police stand it down).
     cancel: dict | None = None
+    checkin_s: int | None = None  # heartbeat period (None: the firmware's daily default)
 
     def device_json(self) -> dict:
         out: dict = {"device_id": self.device_id, "key_id": self.key_id,
@@ -50,6 +51,10 @@ class DeviceConfig:
             out["sms_number"] = self.sms_number
         if self.drill:
             out["drill"] = True
+        if self.checkin_s is not None:
+            if not 60 <= self.checkin_s <= 7 * 86400:
+                raise ValueError("checkin_s: 60 s .. 7 days")
+            out["checkin_s"] = self.checkin_s
         if self.cancel:
             c = self.cancel
             if not (3 <= c["presses"] <= 9 and 3 <= c["duress_presses"] <= 9

@@ -17,6 +17,27 @@ from urelief.paths import BOARDS
 S3 = "lilygo-t-sim7080g-s3"
 
 
+def sos_no(out: str) -> str | None:
+    """The counter of the first SOS (a heartbeat CHECK_IN may have taken #1)."""
+    m = re.search(r"sos #(\d+) stored", out)
+    return m.group(1) if m else None
+
+
+def sos_acked(out: str) -> bool:
+    n = sos_no(out)
+    return n is not None and f"ack #{n} " in out
+
+def pos_no(out: str, reason: int = 2) -> str | None:
+    """The counter of the first POSITION stored for `reason` (2 fresh fix, 1 scheduled)."""
+    m = re.search(rf"position #(\d+) stored \(reason {reason}", out)
+    return m.group(1) if m else None
+
+
+def pos_acked(out: str, reason: int = 2) -> bool:
+    n = pos_no(out, reason)
+    return n is not None and f"ack #{n} " in out
+
+
 def incident(police, r) -> dict:
     (inc,) = [i for i in police.incidents() if i["device_id"] == r.cfg.device_id]
     return inc
@@ -54,18 +75,19 @@ def test_s3_sos_goes_at_once_with_the_last_known_fix_then_a_fresh_fix(rig, polic
     assert not r.supply.antenna  # the antenna rail is on only in windows
     dev.run_for(60_000)  # the fix ages: last known, not trusted
     t_press = r.hold(3500) - 3000
-    assert r.until(lambda: "ack #1 level 1" in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    assert r.until(lambda: sos_acked(dev.output), timeout_ms=10_000), dev.output[-1500:]
     sos_at = rx_after(r, "AT+CASEND", t_press)
-    assert re.search(r"sos #1 stored \d+ ms after the gesture: fix yes age 6\d s", dev.output)
+    assert re.search(r"sos #\d+ stored \d+ ms after the gesture: fix yes age 6\d s", dev.output)
     inc = incident(police, r)
     first = positions(police, inc["id"])[0]
     assert first["fix_age_s"] >= 60 and not first["trusted"]
     assert abs(first["lat"] - SEOUL[0]) < 1e-5 and first["cell"]["mcc"] == "450"
     # then the window (the SOS is acked), the fresh fix, LTE back, the POSITION
-    assert r.until(lambda: re.search(r"ack #\d+ level 1[^\n]*\n(?s:.*)position #\d+ stored \(reason 2",
-                                     dev.output) and dev.output.count("gnss window closed") >= 2
-                   and "#2 sent over udp" in dev.output, timeout_ms=60_000), dev.output[-2000:]
-    assert r.until(lambda: "ack #2 " in dev.output, timeout_ms=5000), dev.output[-1500:]
+    pos_re = re.compile(r"ack #\d+ level 1[^\n]*\n(?s:.*)position #(\d+) stored \(reason 2")
+    assert r.until(lambda: (m := pos_re.search(dev.output)) and dev.output.count("gnss window closed") >= 2
+                   and f"#{m.group(1)} sent over udp" in dev.output, timeout_ms=60_000), dev.output[-2000:]
+    n = pos_re.search(dev.output).group(1)
+    assert r.until(lambda: f"ack #{n} " in dev.output, timeout_ms=5000), dev.output[-1500:]
     fresh = positions(police, inc["id"])[-1]
     assert fresh["trusted"] and fresh["fix_age_s"] <= 2 and fresh["time_source"] == "gnss"
     assert incident(police, r)["last_accuracy_m"] <= 10
@@ -82,7 +104,7 @@ def test_s3_a_hold_during_a_fix_window_closes_it_and_the_sos_goes_at_once(rig, p
     dev = r.dev
     assert r.until(lambda: "gnss window open (refresh" in dev.output, timeout_ms=60_000), dev.output
     t_press = r.hold(3500, after_ms=2000) - 3000  # no fix yet: cold start takes 30 s
-    assert r.until(lambda: "ack #1 level 1" in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    assert r.until(lambda: sos_acked(dev.output), timeout_ms=10_000), dev.output[-1500:]
     assert re.search(r"gnss window closed after \d+ ms: sos waiting", dev.output)
     assert "fix none" in dev.output
     sos_at = rx_after(r, "AT+CASEND", t_press)
@@ -90,7 +112,7 @@ def test_s3_a_hold_during_a_fix_window_closes_it_and_the_sos_goes_at_once(rig, p
     # no position invented (the server keeps the cell only beside a position: none shown yet)
     assert inc["last_lat"] is None and positions(police, inc["id"]) == []
     # a cold start in the alert's window; the fix follows as a POSITION
-    assert r.until(lambda: "ack #2 " in dev.output, timeout_ms=60_000), dev.output[-1500:]
+    assert r.until(lambda: pos_acked(dev.output), timeout_ms=60_000), dev.output[-1500:]
     fresh = positions(police, inc["id"])[-1]
     assert fresh["trusted"] and abs(fresh["lat"] - SEOUL[0]) < 1e-5
     pos_at = rx_after(r, "AT+CASEND", rx_after(r, "AT+CGNSPWR=0", sos_at))
@@ -123,10 +145,9 @@ def test_a7670_modem_gnss_gives_the_fix_with_lte_up(rig, police):
     dev = r.dev
     r.wait_ready()
     t_press = r.hold(3500) - 3000  # before any fix: the boot window is still searching
-    assert r.until(lambda: "ack #1 level 1" in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    assert r.until(lambda: sos_acked(dev.output), timeout_ms=10_000), dev.output[-1500:]
     assert "fix none" in dev.output and "gnss from the modem, beside LTE" in dev.output
-    assert r.until(lambda: re.search(r"position #\d+ stored \(reason 2", dev.output)
-                   and "ack #2 " in dev.output, timeout_ms=60_000), dev.output[-1500:]
+    assert r.until(lambda: pos_acked(dev.output), timeout_ms=60_000), dev.output[-1500:]
     inc = incident(police, r)
     fresh = positions(police, inc["id"])[-1]
     assert fresh["trusted"] and abs(fresh["lat"] - SEOUL[0]) < 1e-5
@@ -148,11 +169,10 @@ def test_s3_without_data_the_sos_and_the_fresh_fix_go_by_sms(rig, police):
     dev = r.dev
     dev.wait_line("urelief: data link down", timeout_ms=60_000)
     r.hold(3500)
-    assert r.until(lambda: "ack #1 level 1" in dev.output, timeout_ms=15_000), dev.output[-1500:]
-    assert "#1 sent over sms" in dev.output
-    assert r.until(lambda: re.search(r"position #\d+ stored \(reason 2", dev.output)
-                   and "ack #2 " in dev.output, timeout_ms=90_000), dev.output[-2000:]
-    assert "#2 sent over sms" in dev.output and "sent over udp" not in dev.output
+    assert r.until(lambda: sos_acked(dev.output), timeout_ms=15_000), dev.output[-1500:]
+    assert f"#{sos_no(dev.output)} sent over sms" in dev.output
+    assert r.until(lambda: pos_acked(dev.output), timeout_ms=90_000), dev.output[-2000:]
+    assert f"#{pos_no(dev.output)} sent over sms" in dev.output and "sent over udp" not in dev.output
     fresh = positions(police, incident(police, r)["id"])[-1]
     assert fresh["trusted"] and abs(fresh["lat"] - SEOUL[0]) < 1e-5
     assert_rf_never_shared(r)
@@ -171,7 +191,7 @@ def test_s3_with_no_network_the_fix_is_taken_while_the_sos_waits_for_one(rig, po
     assert fresh, dev.output[-1500:]
     assert "sent over" not in dev.output  # nowhere to send: all in the outbox
     dev.clock.post(lambda: r.modem.set_coverage(True))
-    assert r.until(lambda: "ack #1 " in dev.output and f"ack #{fresh.group(1)} " in dev.output,
+    assert r.until(lambda: sos_acked(dev.output) and f"ack #{fresh.group(1)} " in dev.output,
                    timeout_ms=30_000), dev.output[-1500:]
     pos = positions(police, incident(police, r)["id"])
     assert pos and all(p["lat"] is not None for p in pos) and pos[-1]["trusted"]
@@ -192,9 +212,9 @@ def test_s3_a_network_found_during_a_gnss_window_is_used_right_after_it(rig, pol
     assert r.until(lambda: "gnss window open" in dev.output, timeout_ms=150_000), dev.output[-1500:]
     dev.clock.post(lambda: r.modem.set_coverage(True))
     assert r.until(lambda: "gnss window closed" in dev.output, timeout_ms=150_000), dev.output[-1500:]
-    assert r.until(lambda: "ack #1 " in dev.output, timeout_ms=15_000), dev.output[-1500:]
+    assert r.until(lambda: sos_acked(dev.output), timeout_ms=15_000), dev.output[-1500:]
     assert "no data link" not in dev.output, dev.output[-1500:]
-    assert "#1 sent over" in dev.output.split("gnss window closed")[-1]  # right after it
+    assert f"#{sos_no(dev.output)} sent over" in dev.output.split("gnss window closed")[-1]  # right after it
     assert_rf_never_shared(r)
 
 
@@ -206,8 +226,8 @@ def test_s3_a_gnss_that_fails_holds_nothing_back(rig, police):
     r.wait_ready()
     assert r.until(lambda: "gnss window failed" in dev.output, timeout_ms=10_000), dev.output[-1500:]
     r.hold(3500)
-    assert r.until(lambda: "ack #1 level 1" in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    assert r.until(lambda: sos_acked(dev.output), timeout_ms=10_000), dev.output[-1500:]
     dev.run_for(70_000)  # the alert's windows fail too; the tracking POSITION still goes
-    assert re.search(r"position #\d+ stored \(reason 1", dev.output) and "ack #2 " in dev.output
+    assert pos_acked(dev.output, reason=1)
     assert dev.output.count("gnss window failed") == 3  # boot, alert, and after the 60 s gap
     assert incident(police, r)["last_lat"] is None and "Traceback" not in dev.output

@@ -207,3 +207,36 @@ def test_a_duress_cancel_looks_the_same_but_the_alert_stays_live(rig, police):
     police.act(iid, "acknowledge")  # the police carry on; the device stays silent
     r.dev.run_for(5000)
     assert len(felt(r)) == n_felt and "level 2" in r.dev.output
+
+
+def test_the_heartbeat_and_a_low_battery_reach_the_police(rig, police):
+    from urelief import provision
+    from urelief.demo import GATEWAY_NUMBER, SERVER_NAME
+
+    cfg = provision.new_device(server=(SERVER_NAME, police.udp[1]), sms_number=GATEWAY_NUMBER,
+                               checkin_s=600)
+    police.provision(cfg)
+    r = rig(cfg=cfg).start()
+    dev = r.dev
+    r.wait_ready()
+    # a minute after boot: the first CHECK_IN, acked; the police see battery and firmware
+    m = re.compile(r"check-in #(\d+) stored")
+    assert r.until(lambda: m.search(dev.output), timeout_ms=90_000), dev.output[-1500:]
+    n = m.search(dev.output).group(1)
+    assert r.until(lambda: f"ack #{n} " in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    devs = {d["id"]: d for d in police.api.get("/api/devices").raise_for_status().json()["items"]}
+    seen = devs[cfg.device_id]
+    assert seen["firmware_version"] == "0.3.0" and 3700 < seen["battery_mv"] < 4200
+    assert police.incidents() == [] or all(i["device_id"] != cfg.device_id for i in police.incidents())
+    # the cell runs down: one LOW_BATTERY, felt as its pattern, once the gauge (looked at every
+    # 5 min, smoothed) has seen it
+    dev.clock.post(lambda: r.battery.set_soc(0.05))
+    low = re.compile(r"low battery #(\d+) stored")
+    assert r.until(lambda: low.search(dev.output), timeout_ms=1_300_000), dev.output[-1500:]
+    n = low.search(dev.output).group(1)
+    assert r.until(lambda: f"ack #{n} " in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    dev.run_for(2000)
+    assert "LOW_BATTERY" in felt(r)
+    # and the next heartbeat a check-in period later
+    assert r.until(lambda: len(m.findall(dev.output)) >= 2, timeout_ms=1_300_000), dev.output[-1500:]
+    assert len(low.findall(dev.output)) == 1  # told once, not at every look

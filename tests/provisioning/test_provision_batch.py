@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from conftest import ROSTER, read_back, server_verifies
+from provkit import ROSTER, read_back, server_verifies
 from urelief.provisioning.log import ProvisionLog
 
 

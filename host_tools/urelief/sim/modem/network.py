@@ -3,6 +3,7 @@ real loopback sockets."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 from collections.abc import Callable
@@ -101,6 +102,7 @@ class UdpLink:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.sent: list[tuple[tuple[str, int], bytes]] = []
+        self.lost = 0  # datagrams to unresolvable or unreachable addresses
         self._hold = None
         self._hold_timer: threading.Timer | None = None
         self._closed = False
@@ -108,8 +110,16 @@ class UdpLink:
         self._thread.start()
 
     def send(self, addr: tuple[str, int], data: bytes) -> None:
+        """A datagram into the network. Names the emulated network does not resolve (the
+        modem's `resolve` map) are never looked up for real: the datagram is lost, as one to
+        an unreachable host is; so is one the host's network refuses."""
         self.sent.append((addr, data))
-        self.sock.sendto(data, addr)
+        try:
+            ipaddress.ip_address(addr[0])
+            self.sock.sendto(data, addr)
+        except (ValueError, OSError):
+            self.lost += 1
+            return
         self._hold_for_reply()
 
     def _hold_for_reply(self) -> None:

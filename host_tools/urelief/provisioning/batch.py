@@ -70,12 +70,15 @@ class Ports:
 
     @staticmethod
     def _plug(path: str) -> tuple | None:
-        # A plug-in makes a new device node (and udev a new /dev/serial/by-id link): a new inode.
+        # A plug-in makes a new device node (and udev a new /dev/serial/by-id link). Numbers
+        # are reused at once (the next board often gets the same ttyACM0 / pts number and
+        # inode), so the nodes' creation (change) times tell two plug-ins apart.
         try:
             st, link = os.stat(path), os.lstat(path)
         except OSError:
             return None
-        return (os.path.realpath(path), st.st_rdev, st.st_ino, link.st_ino)
+        return (os.path.realpath(path), st.st_rdev, st.st_ino, st.st_ctime_ns, link.st_ino,
+                link.st_ctime_ns)
 
     def next_board(self, skip_uids: set[str], wait_s: float | None,
                    skip_plugs: set[tuple] = frozenset()) -> tuple[UsbBoard, BoardInfo, tuple]:

@@ -2,13 +2,17 @@
 # the server acks its counter. One littlefs file per packet, <dir>/<counter, 8 hex digits>,
 # written as .tmp, closed, then renamed (atomic on littlefs): after a power cut a packet is
 # there whole or not at all, and the boot resends what is left. A duplicate at the server is
-# harmless (it re-acks). Bounded: when full, the oldest non-SOS packet goes first; SOS
-# packets are kept over any other.
+# harmless (it re-acks). Bounded: when full, the oldest of the least important kind goes first
+# (_KEEP); SOS packets are kept over any other.
 import os
 
 from micropython import const
 
 _SOS = const(0x01)  # packet type byte (offset 1) of an SOS
+# What goes last when the outbox is full, by packet type: routine heartbeats first, then
+# positions (a newer one follows), then low battery, then the child's own words (cancel,
+# duress cancel, tap reply); an SOS only ever gives way to a newer SOS.
+_KEEP = {0x05: 0, 0x07: 0, 0x02: 1, 0x06: 2, 0x03: 3, 0x04: 3, _SOS: 4}
 _MAX = const(16)  # packets kept; an SOS is 51 bytes, the file system block 4 KB each
 
 
@@ -73,21 +77,20 @@ class Outbox:
 
     def add(self, packet):
         # Store a sealed packet (bytes); returns (entry, dropped entry or None). When full the
-        # oldest non-SOS packet makes room; when only SOS packets are left, a new non-SOS one
-        # is itself dropped (returned as both, not stored) and a new SOS replaces the oldest.
+        # oldest packet of the lowest _KEEP rank makes room; a new packet ranked below all that
+        # are stored is itself dropped (returned as both, not stored).
         # Raises OSError if the flash refuses: the caller must not send what is not stored.
         e = Entry(packet)
         dropped = None
         if len(self.entries) >= self.limit:
-            victim = None
-            for x in self.entries:
-                if not x.sos:
+            victim = self.entries[0]
+            for x in self.entries:  # oldest first: the first of the lowest rank
+                if _KEEP.get(x.type, 1) < _KEEP.get(victim.type, 1):
                     victim = x
-                    break
             self.dropped += 1
-            if victim is None and not e.sos:
-                return e, e  # a position never displaces an SOS
-            dropped = self._remove(victim or self.entries[0])
+            if _KEEP.get(e.type, 1) < _KEEP.get(victim.type, 1):
+                return e, e  # e.g. a position never displaces an SOS or a cancel
+            dropped = self._remove(victim)
         name = self._file(e.counter)
         with open(name + '.tmp', 'wb') as f:
             f.write(packet)

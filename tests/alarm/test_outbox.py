@@ -21,6 +21,10 @@ def sos(c):
     return bytes(codec.sos(c, Report(), 1))
 def pos(c):
     return bytes(codec.position(c, Report(), 1))
+def cancel(c):
+    return bytes(codec.cancel(c, Report(), True, 1))
+def check_in(c):
+    return bytes(codec.check_in(c, Report(), (0, 3, 0), 3900, 0))
 def counters(box):
     return [e.counter for e in box.entries]
 out = {{}}
@@ -115,6 +119,24 @@ def test_bounded_the_oldest_position_goes_first_and_sos_are_kept(mpy, tmp_path):
     ]
     assert out["dropped"] == 5
     assert out["files"] == ["00000004", "00000006", "00000007", "00000008"]
+
+
+def test_bounded_the_childs_cancel_outlives_positions_and_heartbeats(mpy, tmp_path):
+    d = tmp_path / "ob"
+    out = run(mpy, f"""
+        box = Outbox({str(d)!r}, limit=3)
+        steps = []
+        for c, f in ((1, cancel), (2, check_in), (3, pos), (4, pos), (5, pos), (6, check_in)):
+            e, dropped = box.add(f(c))
+            steps.append([c, dropped.counter if dropped else None, counters(box)])
+        out['steps'] = steps
+    """)
+    assert out["steps"] == [
+        [1, None, [1]], [2, None, [1, 2]], [3, None, [1, 2, 3]],
+        [4, 2, [1, 3, 4]],  # the heartbeat goes first
+        [5, 3, [1, 4, 5]],  # then the oldest position; the (duress) cancel stays
+        [6, 6, [1, 4, 5]],  # a heartbeat never displaces a position: it is the one dropped
+    ]
 
 
 def test_an_ack_removes_exactly_that_counter(mpy, tmp_path):

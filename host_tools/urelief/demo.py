@@ -12,13 +12,8 @@ the button; the timeline goes from the press to the vibration that says the poli
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import secrets
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +26,7 @@ import httpx
 from urelief import provision
 from urelief.cli import main as cli
 from urelief.paths import BUILD_FIRMWARE
+from urelief.server.process import ServerProcess
 from urelief.sim.device import VirtualDevice
 from urelief.sim.models.axp2101 import Axp2101
 from urelief.sim.models.battery import BatteryModel, LiIonCell
@@ -56,7 +52,7 @@ class PoliceServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_url = f"sqlite:///{self.workdir / 'urelief.db'}"
         self.key_hex = secrets.token_hex(32)
-        self.proc: subprocess.Popen | None = None
+        self.proc: ServerProcess | None = None
         self.http = ""
         self.udp: tuple[str, int] = ("", 0)
         self.token = ""
@@ -89,32 +85,15 @@ class PoliceServer:
                                   board=board)
 
     def start(self) -> PoliceServer:
-        env = {**os.environ, "URELIEF_SERVER_KEY": self.key_hex,
-               "URELIEF_VAR": str(self.workdir / "var")}
-        self._log = open(self.workdir / "server.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "urelief"), "server", "--db", self.db_url,
-             "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--tile-url", ""],
-            stdout=subprocess.PIPE, stderr=self._log, env=env, cwd=self.workdir)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("server exited: " + self.log_tail())
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if msg.get("event") == "listening":
-                self.http = "http://{}:{}".format(*msg["http"])
-                self.udp = tuple(msg["udp"])
-                self.api = httpx.Client(base_url=self.http, timeout=10,
-                                        headers={"Authorization": f"Bearer {self.token}"})
-                return self
-        raise RuntimeError("server did not start in time")
+        self.proc = ServerProcess(self.workdir, self.db_url, {"URELIEF_SERVER_KEY": self.key_hex},
+                                  args=("--tile-url", "")).start()
+        self.http, self.udp = self.proc.http, self.proc.udp
+        self.api = httpx.Client(base_url=self.http, timeout=10,
+                                headers={"Authorization": f"Bearer {self.token}"})
+        return self
 
     def log_tail(self, n: int = 3000) -> str:
-        return (self.workdir / "server.log").read_text(errors="replace")[-n:]
+        return self.proc.log_tail(n) if self.proc else ""
 
     def incidents(self, state: str = "all") -> list[dict]:
         return self.api.get("/api/incidents", params={"state": state}).raise_for_status().json()["items"]
@@ -128,13 +107,8 @@ class PoliceServer:
         return r.raise_for_status().json()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            self.proc.stop(15)
         if self._registry is not None:
             self._registry.db.dispose()
 

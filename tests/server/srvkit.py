@@ -4,12 +4,7 @@ pupil with two guardians, and provisioned devices whose secrets the tests hold."
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +15,7 @@ from urelief.registry.db import Database
 from urelief.registry.keys import ServerKey
 from urelief.registry.models import Role
 from urelief.registry.service import Registry, cli_actor
+from urelief.server.process import ServerProcess
 
 SERVER_KEY = "11" * 32
 DEVICE = 0x00C0FFEE
@@ -78,53 +74,13 @@ def _seed(db_url: str) -> Seed:
     return s
 
 
-class ServerProc:
-    """`urelief server` in a subprocess; `kill()` is a kill -9."""
+class ServerProc(ServerProcess):
+    """`urelief server` in a subprocess with the test key and no map tiles; `kill()` is a
+    kill -9."""
 
     def __init__(self, workdir: Path, db_url: str, extra_env: dict | None = None):
-        self.workdir = workdir
-        self.db_url = db_url
-        self.env = {**os.environ, "URELIEF_SERVER_KEY": SERVER_KEY,
-                    "URELIEF_VAR": str(workdir / "var"), **(extra_env or {})}
-        self.proc: subprocess.Popen | None = None
-        self.http = ""
-        self.udp: tuple[str, int] = ("", 0)
-
-    def start(self, udp_port: int = 0, http_port: int = 0) -> ServerProc:
-        self.log = open(self.workdir / "server.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "urelief"), "server", "--db", self.db_url,
-             "--udp", f"127.0.0.1:{udp_port}", "--http", f"127.0.0.1:{http_port}",
-             "--tile-url", ""],
-            stdout=subprocess.PIPE, stderr=self.log, env=self.env, cwd=self.workdir)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("server exited: " + (self.workdir / "server.log").read_text()[-3000:])
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if msg.get("event") == "listening":
-                self.http = "http://{}:{}".format(*msg["http"])
-                self.udp = tuple(msg["udp"])
-                return self
-        raise RuntimeError("server did not start in time")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__(workdir, db_url, {"URELIEF_SERVER_KEY": SERVER_KEY, **(extra_env or {})},
+                         args=("--tile-url", ""))
 
 
 class Device:

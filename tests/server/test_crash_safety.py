@@ -8,7 +8,7 @@ import time
 
 import pytest
 from sqlalchemy import create_engine, select
-from urelief.bench.server import Load, ServerProcess, provision
+from urelief.bench.server import Load, bench_server, provision
 from urelief.registry.models import DevicePacket
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ def stored_keys(db_url: str) -> set[tuple[int, int]]:
 def test_kill_9_under_load_loses_no_acked_packet(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'crash.db'}"
     devices = provision(db_url, 20)
-    server = ServerProcess(db_url, tmp_path).start()
+    server = bench_server(db_url, tmp_path).start()
     load = Load(devices, server.udp)
     pkts = load.packets(6000)
 

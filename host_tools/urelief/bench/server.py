@@ -13,13 +13,10 @@ the crash-safety test uses.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from urelief import protocol as p
+from urelief.server.process import ServerProcess
 
 SERVER_KEY_HEX = "42" * 32
 BENCH_ENV = {  # the bench offers one source far above the per-source/per-device defaults
@@ -58,50 +56,9 @@ def provision(db_url: str, n: int, first_id: int = 0x01000000) -> list[tuple[int
     return devices
 
 
-class ServerProcess:
-    """`urelief server` with its UDP/HTTP ports reported on stdout; kill() is a kill -9."""
-
-    def __init__(self, db_url: str, workdir: Path, env: dict | None = None):
-        self.db_url, self.workdir = db_url, workdir
-        self.env = {**os.environ, **BENCH_ENV, "URELIEF_VAR": str(workdir / "var"), **(env or {})}
-        self.proc: subprocess.Popen | None = None
-        self.udp: tuple[str, int] = ("127.0.0.1", 0)
-        self.http = ""
-
-    def start(self, timeout_s: float = 60.0) -> ServerProcess:
-        exe = str(Path(sys.executable).parent / "urelief")
-        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 (lives with the process)
-        self.proc = subprocess.Popen(
-            [exe, "server", "--db", self.db_url, "--udp", "127.0.0.1:0", "--http", "127.0.0.1:0",
-             "--log-level", "WARNING"], stdout=subprocess.PIPE, stderr=log, env=self.env)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("server exited; see " + str(self.workdir / "server.log"))
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if msg.get("event") == "listening":
-                self.udp = tuple(msg["udp"])
-                self.http = "http://{}:{}".format(*msg["http"])
-                return self
-        raise RuntimeError("server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+def bench_server(db_url: str, workdir: Path) -> ServerProcess:
+    """The server as the bench runs it: rate limits lifted, guardian SMS off, warnings only."""
+    return ServerProcess(workdir, db_url, env=BENCH_ENV, args=("--log-level", "WARNING"))
 
 
 @dataclass
@@ -268,7 +225,7 @@ def pct(values: list[float], q: float) -> float:
 def run_backend(name: str, db_url: str, workdir: Path, n_devices: int = 200,
                 n_burst: int = 20_000, rate: float = 1000.0, rate_s: float = 4.0) -> dict:
     devices = provision(db_url, n_devices)
-    server = ServerProcess(db_url, workdir).start()
+    server = bench_server(db_url, workdir).start()
     try:
         load = Load(devices, server.udp).open()
         burst(load, load.packets(500))  # warm-up: every device loaded and cached

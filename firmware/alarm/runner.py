@@ -321,27 +321,20 @@ class Runner:
             step = wait_ms if wait_ms < _BATTERY_CHECK_MS else _BATTERY_CHECK_MS
             await asyncio.sleep_ms(step)
             wait_ms -= step
+            r = self._report(time.ticks_ms())  # reads the gauge (a failing one: no battery)
             b = self.battery
-            mv = None
-            if b is not None:
-                try:
-                    b.sample()
-                    mv = b.cell_mv
-                    if b.low and not low:
-                        r = self._report(time.ticks_ms())
-                        c = self._store(lambda c: self.codec.low_battery(c, r, mv or 0))
-                        self.haptics.play(LOW_BATTERY)
-                        self.log('urelief: low battery #%s stored: %s mV' % (c, mv))
-                    low = b.low
-                except Exception as e:  # a gauge that fails must not stop the heartbeat
-                    self.log('urelief: battery not read: %r' % (e,))
+            mv = (b.cell_mv if b is not None else None) or 0
+            if b is not None and b.low and not low:
+                c = self._store(lambda c: self.codec.low_battery(c, r, mv))
+                self.haptics.play(LOW_BATTERY)
+                self.log('urelief: low battery #%s stored: %d mV' % (c, mv))
+            low = b is not None and b.low
             if wait_ms <= 0 and self.checkin_s:
                 wait_ms = self.checkin_s * 1000
-                r = self._report(time.ticks_ms())
                 pending = len(self.outbox)
                 c = self._store(lambda c: self.codec.check_in(
-                    c, r, self.fw, mv or 0, pending if pending < 255 else 255))
-                self.log('urelief: check-in #%s stored (battery %s mV, %d waiting)' % (
+                    c, r, self.fw, mv, pending if pending < 255 else 255))
+                self.log('urelief: check-in #%s stored (battery %d mV, %d waiting)' % (
                     c, mv, pending))
 
     async def _track_loop(self):

@@ -2,14 +2,13 @@
 chip and flash identification, reading the flash, erasing it (the board then has nothing to
 boot), and writing a bootloader, an application and a littlefs image that the board then boots."""
 
-import struct
 import subprocess
 import sys
 import time
 
 import pytest
 from urelief.sim.device import BOOT_STRAP_GPIO, FLASH_BLOCKS, VirtualDevice
-from urelief.sim.spiflash import APP_OFFSET, BOOTLOADER_OFFSET, CHIP_IDS, VFS_OFFSET
+from urelief.sim.spiflash import APP_OFFSET, BOOTLOADER_OFFSET, VFS_OFFSET, esp_image
 
 MAIN = "print('app from the written flash')\n"
 
@@ -19,21 +18,6 @@ def esptool(port: str, *args: str, timeout: float = 60) -> subprocess.CompletedP
     return subprocess.run([sys.executable, "-m", "esptool", "--port", port, "--before", "no-reset",
                            "--after", "no-reset", *args], capture_output=True, text=True,
                           timeout=timeout)
-
-
-def esp_image(soc: str, payload: bytes, load_addr: int = 0x3FC90000) -> bytes:
-    """A minimal valid ESP application image: header, extended header with the chip id, one
-    segment, the XOR checksum on a 16-byte boundary (esp-idf's image format)."""
-    payload += b"\x00" * (-len(payload) % 4)
-    head = struct.pack("<BBBBI", 0xE9, 1, 2, 0x20, 0x40080000)  # DIO, 4 MB @ 40 MHz, entry
-    ext = struct.pack("<B3sHBHH4sB", 0xEE, b"\x00" * 3, CHIP_IDS[soc], 0, 0, 0xFFFF, b"\x00" * 4, 0)
-    seg = struct.pack("<II", load_addr, len(payload)) + payload
-    body = head + ext + seg
-    body += b"\x00" * (15 - len(body) % 16)
-    chk = 0xEF
-    for b in payload:
-        chk ^= b
-    return body + bytes([chk])
 
 
 @pytest.fixture

@@ -154,32 +154,18 @@ def test_bad_settings_are_refused_before_any_board_is_touched(police, provision_
     assert "device settings: cancel: 3..9 presses, the duress count different" in r.output
 
 
-def _merged_micropython_image(soc: str) -> bytes:
-    """What an ESP32-S3 MicroPython .bin is laid out like: the bootloader at 0x0 and the
-    application at 0x10000 in one file (both valid ESP images; the VM stands in for the code)."""
-    import sys
-
-    sys.path.insert(0, str(BOARDS.parent / "tests" / "foundation"))
-    from test_download_mode import esp_image
-    from urelief.sim.spiflash import APP_OFFSET
-
-    boot = esp_image(soc, b"second stage bootloader")
-    app = esp_image(soc, b"MicroPython application" * 64)
-    return boot + b"\xff" * (APP_OFFSET - len(boot)) + app
-
-
 def test_esptool_writes_micropython_then_the_board_is_provisioned(
         bench, police, provision_cli, tmp_path):
     import threading
     import time
 
-    from urelief.sim.spiflash import APP_OFFSET
+    from urelief.sim.spiflash import APP_OFFSET, merged_image
 
     ids = police.import_roster(ROSTER)
     board = bench.board("acm0").plug(boot_held=True)  # BOOT held while plugging in
     assert board.dev.state == "download"
     image = tmp_path / "ESP32_GENERIC_S3.bin"
-    image.write_bytes(_merged_micropython_image("esp32s3"))
+    image.write_bytes(merged_image("esp32s3"))
 
     def operator():  # once esptool has verified what it wrote: let go of BOOT, press EN
         deadline = time.monotonic() + 60

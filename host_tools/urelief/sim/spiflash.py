@@ -133,3 +133,28 @@ class SpiFlash:
             if chip != CHIP_IDS[soc]:
                 return f"{what} image at 0x{off:x} is for chip id {chip}, not this {soc}"
         return None
+
+
+def esp_image(soc: str, payload: bytes, load_addr: int = 0x3FC90000) -> bytes:
+    """A minimal valid ESP application image (esp-idf's format: header, extended header with
+    the chip id, one segment, the XOR checksum on a 16-byte boundary), to stand for a
+    bootloader or MicroPython when flashing the virtual board; the VM runs in its place."""
+    payload += b"\x00" * (-len(payload) % 4)
+    head = struct.pack("<BBBBI", IMAGE_MAGIC, 1, 2, 0x20, 0x40080000)  # DIO, 4 MB @ 40 MHz
+    ext = struct.pack("<B3sHBHH4sB", 0xEE, b"\x00" * 3, CHIP_IDS[soc], 0, 0, 0xFFFF,
+                      b"\x00" * 4, 0)
+    body = head + ext + struct.pack("<II", load_addr, len(payload)) + payload
+    body += b"\x00" * (15 - len(body) % 16)
+    chk = 0xEF
+    for b in payload:
+        chk ^= b
+    return body + bytes([chk])
+
+
+def merged_image(soc: str) -> bytes:
+    """What a MicroPython .bin for `soc` is laid out like, from its bootloader offset: the
+    bootloader, erased flash up to 0x10000, the application."""
+    boot = esp_image(soc, b"second stage bootloader")
+    app = esp_image(soc, b"MicroPython application" * 64)
+    gap = APP_OFFSET - BOOTLOADER_OFFSET[soc] - len(boot)
+    return boot + b"\xff" * gap + app

@@ -17,7 +17,6 @@ from pathlib import Path
 import click
 import jsonschema
 
-from urelief.cli import main
 from urelief.paths import BOARDS
 
 SCHEMA = BOARDS / "schema.json"
@@ -320,7 +319,7 @@ def board_files() -> list[Path]:
     return sorted(p for p in BOARDS.glob("*.json") if p.name != "schema.json")
 
 
-@main.group()
+@click.group()
 def boards() -> None:
     """Board files: pins, modem dialect, GNSS source, capabilities."""
 

@@ -1,6 +1,15 @@
-"""`urelief`: the host command line. Each area registers its own sub-commands."""
+"""`urelief`: the host command line. Each area exposes its own click group or command; this
+root only adds them (no area imports this module back)."""
 
 import click
+
+from urelief.boards import boards
+from urelief.demo import demo_cmd
+from urelief.protocol.cli import protocol_group
+from urelief.provisioning.cli import provision_group
+from urelief.registry.cli import registry
+from urelief.server.cli import server_cmd
+from urelief.sim.cli import sim
 
 
 @click.group()
@@ -9,22 +18,5 @@ def main() -> None:
     """U-Relief host tools: simulator, provisioning, registry, police server."""
 
 
-@main.group()
-def sim() -> None:
-    """Run the real firmware on a real MicroPython VM against emulated hardware."""
-
-
-def _register() -> None:
-    # Each area's commands live beside its code; importing the module attaches them.
-    from urelief import boards as _boards  # noqa: F401
-    from urelief import demo as _demo  # noqa: F401
-    from urelief.protocol import cli as _protocol_cli  # noqa: F401
-    from urelief.provisioning import cli as _provisioning_cli  # noqa: F401
-    from urelief.registry import cli as _registry_cli  # noqa: F401
-    from urelief.server import cli as _server_cli  # noqa: F401
-    from urelief.sim import cli as _sim_cli  # noqa: F401
-    from urelief.sim import fleet as _fleet  # noqa: F401
-    from urelief.sim import replay_nmea as _replay_nmea  # noqa: F401
-
-
-_register()
+for _cmd in (sim, provision_group, registry, server_cmd, protocol_group, boards, demo_cmd):
+    main.add_command(_cmd)

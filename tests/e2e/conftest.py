@@ -1,6 +1,6 @@
 """End to end: the real firmware on a virtual board (SIM7080 emulator on its modem UART, a GNSS
 receiver on its GNSS UART, a Li-ion cell on its battery ADC) against the real police server
-(`urelief server` on loopback, SQLite), through urelief.demo's PoliceServer / SmsGateway / Rig."""
+(`urelief server` on loopback, SQLite), through urelief.sim.rig's PoliceServer / SmsGateway / Rig."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from urelief.build import build
-from urelief.demo import PoliceServer, Rig
+from urelief.sim.rig import PoliceServer, Rig
 
 
 @pytest.fixture(scope="session")

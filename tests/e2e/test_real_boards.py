@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from urelief.demo import SEOUL
 from urelief.paths import BOARDS
+from urelief.sim.rig import SEOUL
 
 S3 = "lilygo-t-sim7080g-s3"
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from urelief.build import build
-from urelief.demo import PoliceServer, Rig
+from urelief.sim.rig import PoliceServer, Rig
 
 _SEND = {"sim7080": "AT+CASEND", "a7670": "AT+CIPSEND"}
 _GNSS_OFF = {"sim7080": "AT+CGNSPWR=0", "a7670": "AT+CGPS=0"}

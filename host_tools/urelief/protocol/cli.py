@@ -8,12 +8,11 @@ import sys
 import click
 
 from urelief import protocol as p
-from urelief.cli import main
 from urelief.protocol import codec
 from urelief.protocol.messages import HEADER_LEN, to_fields
 
 
-@main.group("protocol")
+@click.group("protocol")
 def protocol_group() -> None:
     """Wire protocol v1 (docs/protocol.md)."""
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import click
 
-from urelief.cli import main
 from urelief.paths import BUILD_FIRMWARE
 
 
-@main.group("provision")
+@click.group("provision")
 def provision_group() -> None:
     """Provision terminals over USB: firmware, keys, registration, self-test, label."""
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import click
 
-from urelief.cli import main
 from urelief.registry import migrate as _migrate
 from urelief.registry.db import Database, default_url
 from urelief.registry.errors import Invalid, RegistryError
@@ -24,7 +23,7 @@ _db_option = click.option("--db", "db_url", envvar="URELIEF_DB_URL", default=Non
                           help="database URL (default: $URELIEF_DB_URL, else var/urelief.db)")
 
 
-@main.group()
+@click.group()
 def registry() -> None:
     """Administer the subscriber registry: schema, schools, operators, rosters."""
 

@@ -8,11 +8,10 @@ import sys
 
 import click
 
-from urelief.cli import main
 from urelief.server.config import ServerConfig, parse_hostport
 
 
-@main.command("server")
+@click.command("server")
 @click.option("--db", "db_url", envvar="URELIEF_DB_URL", default=None,
               help="database URL (default: SQLite at var/urelief.db)")
 @click.option("--udp", default="127.0.0.1:7420", show_default=True,

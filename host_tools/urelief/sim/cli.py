@@ -8,8 +8,18 @@ from pathlib import Path
 
 import click
 
-from urelief.cli import sim
 from urelief.sim import vm
+from urelief.sim.fleet import fleet_cmd
+from urelief.sim.replay_nmea import replay_nmea
+
+
+@click.group()
+def sim() -> None:
+    """Run the real firmware on a real MicroPython VM against emulated hardware."""
+
+
+sim.add_command(fleet_cmd)
+sim.add_command(replay_nmea)
 
 
 @sim.command("device")

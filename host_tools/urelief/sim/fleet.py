@@ -1,7 +1,7 @@
 """`urelief sim fleet`: many virtual terminals at once against the real police server, each
 with its own fault, and a report of what became of every child's alert.
 
-Every device is a `urelief.demo.Rig` (the real firmware on its own MicroPython VM, the SIM7080
+Every device is a `urelief.sim.rig.Rig` (the real firmware on its own MicroPython VM, the SIM7080
 emulator, a GNSS receiver, a Li-ion cell) with its own identity and key, registered to the demo
 school's pupil; all of them talk to one `urelief server` on loopback (one incident per device). Each runs one scenario in its own thread: boot, the fault, a 3 s
 hold, then wait for the police's ACK to be felt. The report says, per device, whether the
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from urelief.cli import sim
+from urelief.sim.rig import PoliceServer, Rig
 
 FAULTS = ("none", "no-data", "modem-hang", "power-cut", "no-fix")
 ACK_WAIT_MS = 120_000  # device time an alert has to be acknowledged in
@@ -74,8 +74,6 @@ def run_one(rig, fault: str) -> dict:
 def run_fleet(n: int, faults: list[str], workdir: Path, echo: Callable[[str], None] = click.echo,
               rig_kw: dict | None = None) -> dict:
     """n devices (faults assigned round-robin) against one police server. -> the report."""
-    from urelief.demo import PoliceServer, Rig
-
     wall0 = time.monotonic()
     server = PoliceServer(workdir / "police").seed().start()
     rigs: list = []
@@ -137,7 +135,7 @@ def summarise(rows: list[dict], wall_s: float) -> dict:
             "by_fault": by_fault, "rows": rows}
 
 
-@sim.command("fleet")
+@click.command("fleet")
 @click.option("--devices", "-n", default=8, show_default=True, help="virtual terminals")
 @click.option("--faults", default=",".join(FAULTS), show_default=True,
               help=f"comma-separated, assigned round-robin; of: {', '.join(FAULTS)}")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from urelief.cli import sim
 from urelief.sim import vm
 
 FIELDS = ("time", "lat", "lon", "alt_msl", "speed", "course", "mode", "hdop", "sats_used")
@@ -49,7 +48,7 @@ def replay(log: str | Path, *, heap_kb: int = vm.DEFAULT_HEAP_KB) -> tuple[list[
     return rows[:-1], rows[-1]["stats"]
 
 
-@sim.command("replay-nmea")
+@click.command("replay-nmea")
 @click.argument("log", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--lines", is_flag=True, help="Add the log line range of each epoch.")
 @click.option("--stats", is_flag=True, help="End with the parser's counters as a JSON object.")

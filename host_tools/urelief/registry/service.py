@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from urelief.ratelimit import RateLimiter
 from urelief.registry import audit, credentials, policy, roster
 from urelief.registry.audit import Actor
 from urelief.registry.db import Database
@@ -46,7 +47,6 @@ from urelief.registry.models import (
     Subscriber,
     utcnow,
 )
-from urelief.server.ratelimit import RateLimiter
 
 T = TypeVar("T")
 MAX_PAGE = 500

@@ -25,12 +25,12 @@ from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from urelief import protocol as p
+from urelief.ratelimit import RateLimiter
 from urelief.registry.db import Database
 from urelief.registry.models import Device, DevicePacket, DeviceStatus, Incident, utcnow
 from urelief.server import incidents, logs, metrics
 from urelief.server.config import ServerConfig
 from urelief.server.devices import DOWNLINK_BLOCK, DeviceCache, DeviceState, stored_counter
-from urelief.server.ratelimit import RateLimiter
 from urelief.server.writer import (
     AlreadyStored,
     GroupWriter,

@@ -1,5 +1,6 @@
-"""Per-source token buckets: one flooding source (an IP, a phone number, a device) cannot starve
-the others. Buckets for idle sources are dropped so the table stays small."""
+"""Per-source token buckets, shared by the server's ingest and the registry's sign-in: one
+flooding source (an IP, a phone number, a device) cannot starve the others. Buckets for idle
+sources are dropped so the table stays small."""
 
 from __future__ import annotations
 

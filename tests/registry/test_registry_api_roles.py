@@ -191,7 +191,7 @@ def test_failed_sign_ins_are_rate_limited_per_source(world, http, live_url, regi
     429, the audit log holds one `throttled` row instead of a row per attempt, and no password is
     hashed. Good tokens from that address, and other addresses, still work."""
     import httpx
-    from urelief.registry.service import AUTH_FAIL_BURST
+    from urelief.registry.signin import AUTH_FAIL_BURST
 
     flood = 30
     bad = {"Authorization": "Bearer urt_000000000000_" + "x" * 43}

@@ -1,5 +1,7 @@
 """The registry's service layer: every read and change goes through here, checked by `policy`
-and recorded in the audit log in the same transaction as the change itself.
+and recorded in the audit log in the same transaction as the change itself. Sign-in and tokens
+are in `signin.py`, the audited transaction in `core.py`, the record shapes in `serialize.py`;
+this module holds the records' reads and changes (CRUD).
 
 Methods take the acting `Actor` first and return plain dicts (JSON-ready). Refusals raise
 `Denied` and leave a `denied` audit entry (written in its own transaction, since the refused
@@ -8,31 +10,23 @@ one rolls back); bad input raises `Invalid` with per-field errors, also audited.
 
 from __future__ import annotations
 
-import getpass
-import hashlib
-import threading
-import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, NoReturn, TypeVar
+from datetime import UTC, date, datetime
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from urelief.ratelimit import RateLimiter
 from urelief.registry import audit, credentials, policy, roster
 from urelief.registry.audit import Actor
-from urelief.registry.db import Database
+from urelief.registry.core import clamp, cli_actor, enum_value, get, parse_device_id, require
 from urelief.registry.errors import (
     Conflict,
     Denied,
     Invalid,
     NotFound,
     RegistryError,
-    Throttled,
 )
-from urelief.registry.keys import ServerKey, ServerKeyError
+from urelief.registry.keys import ServerKeyError
 from urelief.registry.models import (
     AuditEntry,
     Consent,
@@ -41,284 +35,31 @@ from urelief.registry.models import (
     Guardian,
     NotifyPref,
     Operator,
-    OperatorToken,
     Role,
     School,
     Subscriber,
     utcnow,
 )
-
-T = TypeVar("T")
-MAX_PAGE = 500
-LOGIN_FAILURES_MAX = 5
-LOGIN_WINDOW = timedelta(minutes=15)
-TOKEN_CACHE_S = 30.0  # a revoked token stops working in other processes within this time
-# Failed authentications (bad tokens, wrong passwords) per source address, in this process: a
-# burst of AUTH_FAIL_BURST, then one per 1/AUTH_FAIL_PER_S s. Beyond that: 429 without checking
-# a password, and one `throttled` audit row per source per THROTTLE_NOTE_S counting the refusals,
-# so a flood cannot fill the audit log (nor burn CPU on scrypt). Good tokens still work.
-AUTH_FAIL_BURST = 20
-AUTH_FAIL_PER_S = 1 / 3
-THROTTLE_NOTE_S = 60.0
+from urelief.registry.serialize import (
+    audit_out,
+    consent_out,
+    device_out,
+    guardian_out,
+    operator_out,
+    page,
+    school_out,
+    subscriber_out,
+)
+from urelief.registry.signin import SignIn
 
 
-def cli_actor() -> Actor:
-    """Whoever runs `urelief registry …` on the server host acts as an admin, by name."""
-    return Actor(None, f"cli:{getpass.getuser()}", Role.ADMIN)
-
-
-def page(items: list[dict], total: int | None, offset: int, limit: int) -> dict[str, Any]:
-    return {"items": items, "total": total or 0, "offset": offset, "limit": limit}
-
-
-def _clamp(offset: int, limit: int) -> tuple[int, int]:
-    if offset < 0 or not 1 <= limit <= MAX_PAGE:
-        raise Invalid(
-            "bad page", [{"field": "limit", "message": f"offset >= 0, 1 <= limit <= {MAX_PAGE}"}]
-        )
-    return offset, limit
-
-
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t else None
-
-
-# -- serialisers -------------------------------------------------------------------------------
-
-
-def school_out(s: School) -> dict:
-    return {"id": s.id, "code": s.code, "name": s.name, "address": s.address,
-            "created_at": _iso(s.created_at)}
-
-
-def operator_out(o: Operator) -> dict:
-    return {"id": o.id, "username": o.username, "display_name": o.display_name,
-            "role": o.role.value, "school_id": o.school_id, "active": o.active,
-            "created_at": _iso(o.created_at)}
-
-
-def guardian_out(g: Guardian) -> dict:
-    return {"id": g.id, "subscriber_id": g.subscriber_id, "name": g.name, "phone": g.phone,
-            "relation": g.relation, "notify": g.notify.value, "priority": g.priority}
-
-
-def consent_out(c: Consent) -> dict:
-    return {"id": c.id, "subscriber_id": c.subscriber_id, "given_by": c.given_by,
-            "guardian_id": c.guardian_id, "scope": c.scope, "given_at": _iso(c.given_at),
-            "withdrawn_at": _iso(c.withdrawn_at), "recorded_by": c.recorded_by,
-            "evidence": c.evidence, "active": c.withdrawn_at is None}
-
-
-def device_out(d: Device) -> dict:
-    """Never includes key material."""
-    return {"id": d.id, "hex_id": f"0x{d.id:08x}", "school_id": d.school_id,
-            "subscriber_id": d.subscriber_id,
-            "key_id": d.key_id, "board": d.board, "firmware_version": d.firmware_version,
-            "status": d.status.value, "last_counter": d.last_counter,
-            "last_seen_at": _iso(d.last_seen_at), "battery_pct": d.battery_pct,
-            "battery_mv": d.battery_mv, "last_lat": d.last_lat, "last_lon": d.last_lon,
-            "last_accuracy_m": d.last_accuracy_m, "last_fix_at": _iso(d.last_fix_at),
-            "created_at": _iso(d.created_at)}
-
-
-def subscriber_out(s: Subscriber, card: bool = False) -> dict:
-    out = {"id": s.id, "school_id": s.school_id, "pupil_ref": s.pupil_ref,
-           "full_name": s.full_name, "class_name": s.class_name, "birth_year": s.birth_year,
-           "responder_notes": s.responder_notes, "active": s.active,
-           "created_at": _iso(s.created_at), "updated_at": _iso(s.updated_at)}
-    if card:
-        out["school"] = school_out(s.school)
-        out["guardians"] = [guardian_out(g) for g in s.guardians]
-        out["consents"] = [consent_out(c) for c in s.consents]
-        out["devices"] = [device_out(d) for d in s.devices]
-    return out
-
-
-def audit_out(e: AuditEntry) -> dict:
-    return {"id": e.id, "at": _iso(e.at), "operator_id": e.operator_id, "username": e.username,
-            "role": e.role, "action": e.action, "object_type": e.object_type,
-            "object_id": e.object_id, "school_id": e.school_id, "outcome": e.outcome,
-            "detail": e.detail, "remote_addr": e.remote_addr, "entry_hash": e.entry_hash}
-
-
-# -- the service -------------------------------------------------------------------------------
-
-
-class Registry:
-    def __init__(self, db: Database, server_key: ServerKey | None = None):
-        self.db = db
-        self.server_key = server_key
-        self._tokens: dict[bytes, tuple[Actor, float]] = {}
-        self._tokens_lock = threading.Lock()
-        self._failures = RateLimiter(AUTH_FAIL_PER_S, AUTH_FAIL_BURST, max_sources=10_000)
-        self._throttle_notes: dict[str, tuple[float, int]] = {}  # source -> (last row, refused since)
-        self._failures_lock = threading.Lock()
-
-    # transactions with auditing of refusals ------------------------------------------------
-
-    def _run(self, actor: Actor, action: str, fn: Callable[[Session], T], **where) -> T:
-        try:
-            with self.db.session() as s:
-                return fn(s)
-        except Denied as e:
-            self._audit_alone(actor, action, "denied", school_id=e.school_id,
-                              detail={"reason": str(e)}, **where)
-            raise
-        except Invalid as e:
-            self._audit_alone(actor, action, "invalid",
-                              detail={"reason": str(e), "errors": len(e.errors)}, **where)
-            raise
-        except IntegrityError as e:
-            raise Conflict(f"{action}: conflicts with an existing record") from e
-
-    def _audit_alone(self, actor: Actor, action: str, outcome: str, **kw) -> None:
-        with self.db.session() as s:
-            audit.record(s, actor, action, outcome=outcome, **kw)
-
-    def audit_denied(self, actor: Actor, action: str, **kw) -> None:
-        self._audit_alone(actor, action, "denied", **kw)
-
-    # authentication ------------------------------------------------------------------------
-
-    def authenticate(self, token: str, remote_addr: str = "", what: str = "") -> Actor | None:
-        """Bearer token -> Actor, or None (and an `auth.failed` audit entry)."""
-        cache_key = hashlib.sha256(token.encode()).digest()
-        now = time.monotonic()
-        with self._tokens_lock:
-            hit = self._tokens.get(cache_key)
-        if hit and hit[1] > now:
-            return _with_addr(hit[0], remote_addr)
-        actor = self._check_token(token) if token else None
-        if actor is None:
-            self._auth_failure(
-                Actor(None, "", "", remote_addr=remote_addr), "auth.failed",
-                detail={"request": what, "token": "absent" if not token else "rejected"},
-            )
-            return None
-        with self._tokens_lock:
-            if len(self._tokens) > 10_000:
-                self._tokens.clear()
-            self._tokens[cache_key] = (actor, now + TOKEN_CACHE_S)
-        return _with_addr(actor, remote_addr)
-
-    def _auth_failure(self, who: Actor, action: str, **kw) -> None:
-        """A failed authentication from `who.remote_addr`: a `denied` audit row while the source
-        is within its budget (AUTH_FAIL_*); past it, `_throttled`."""
-        with self._failures_lock:
-            allowed = self._failures.allow(who.remote_addr)
-        if not allowed:
-            self._throttled(who, action, **kw)
-        self._audit_alone(who, action, "denied", **kw)
-
-    def _throttled(self, who: Actor, action: str, **kw) -> NoReturn:
-        """Refuse (429) an attempt from a source over its failure budget. At most one
-        `throttled` audit row per source per THROTTLE_NOTE_S, naming how many refused attempts
-        it stands for."""
-        src, t = who.remote_addr, time.monotonic()
-        with self._failures_lock:
-            last, refused = self._throttle_notes.get(src, (-THROTTLE_NOTE_S, 0))
-            note = refused + 1 if t - last >= THROTTLE_NOTE_S else 0
-            self._throttle_notes[src] = (t, 0) if note else (last, refused + 1)
-            if len(self._throttle_notes) > 10_000:
-                self._throttle_notes = {k: v for k, v in self._throttle_notes.items()
-                                        if t - v[0] < THROTTLE_NOTE_S}
-        if note:
-            detail = {**kw.pop("detail", {}), "refused": note}
-            self._audit_alone(who, action, "throttled", detail=detail, **kw)
-        raise Throttled("too many failed sign-ins from this address; try again later")
-
-    def _check_token(self, token: str) -> Actor | None:
-        parts = credentials.split_token(token)
-        if parts is None:
-            return None
-        key_id, secret = parts
-        with self.db.Session() as s:  # read, and end the transaction before hashing (SQLite lock)
-            row = s.execute(
-                select(OperatorToken.secret_hash, OperatorToken.expires_at, Operator.id,
-                       Operator.username, Operator.role, Operator.school_id)
-                .join(Operator, Operator.id == OperatorToken.operator_id)
-                .where(OperatorToken.key_id == key_id, OperatorToken.revoked_at.is_(None),
-                       Operator.active.is_(True))
-            ).first()
-        if row is None or (row.expires_at is not None and row.expires_at <= utcnow()):
-            return None
-        if not credentials.verify_secret(secret, row.secret_hash):
-            return None
-        return Actor(row.id, row.username, row.role, row.school_id)
-
-    def _forget_tokens(self) -> None:
-        with self._tokens_lock:
-            self._tokens.clear()
-
-    def _new_token(self, s: Session, op: Operator, label: str, ttl: timedelta | None) -> str:
-        token, key_id, secret_hash = credentials.new_token()
-        s.add(OperatorToken(operator_id=op.id, key_id=key_id, secret_hash=secret_hash,
-                            label=label, expires_at=(utcnow() + ttl) if ttl else None))
-        return token
-
-    def login(self, username: str, password: str, remote_addr: str = "",
-              ttl: timedelta = timedelta(hours=12)) -> tuple[str, dict] | None:
-        """Password -> a fresh token (a dashboard session). None if wrong; audited either way.
-        After LOGIN_FAILURES_MAX failures within LOGIN_WINDOW a username is refused (Throttled)
-        until the window has passed; the count comes from the audit log, so it holds across
-        processes and restarts. Failures also count against the source address (AUTH_FAIL_*)."""
-        with self._failures_lock:
-            over = self._failures.exhausted(remote_addr)
-        if over:  # refused before any lookup or password hashing
-            self._throttled(Actor(None, username[:64], "", remote_addr=remote_addr),
-                            "auth.login", object_type="operator")
-        since = utcnow() - LOGIN_WINDOW
-        with self.db.Session() as s:  # read only; hashing happens outside any transaction
-            op = s.scalar(select(Operator).where(Operator.username == username))
-            failures = s.scalar(select(func.count(AuditEntry.id)).where(
-                AuditEntry.action == "auth.login", AuditEntry.username == username[:64],
-                AuditEntry.outcome.in_(("denied", "throttled")), AuditEntry.at >= since))
-        who = (Actor(op.id, op.username, op.role, op.school_id, remote_addr) if op
-               else Actor(None, username[:64], "", remote_addr=remote_addr))
-        if (failures or 0) >= LOGIN_FAILURES_MAX:
-            self._audit_alone(who, "auth.login", "throttled", object_type="operator",
-                              object_id=op.id if op else "")
-            raise Throttled(f"too many failed logins for {username!r}; try again later")
-        ok = (op is not None and op.active and op.password_hash is not None
-              and credentials.verify_secret(password, op.password_hash))
-        if not ok or op is None:
-            self._auth_failure(who, "auth.login", object_type="operator",
-                               object_id=op.id if op else "")
-            return None
-        with self.db.session() as s:
-            token = self._new_token(s, op, "login", ttl)
-            audit.record(s, who, "auth.login", object_type="operator", object_id=op.id)
-            return token, operator_out(op)
-
-    def logout(self, actor: Actor, token: str) -> None:
-        parts = credentials.split_token(token)
-        with self.db.session() as s:
-            if parts:
-                row = s.scalar(select(OperatorToken).where(OperatorToken.key_id == parts[0]))
-                if row is not None and row.operator_id == actor.operator_id:
-                    row.revoked_at = utcnow()
-            audit.record(s, actor, "auth.logout", object_type="operator",
-                         object_id=actor.operator_id)
-        self._forget_tokens()
-
-    def issue_token(self, actor: Actor, operator_id: int, label: str = "",
-                    ttl: timedelta | None = None) -> str:
-        def fn(s: Session) -> str:
-            policy.check_admin(actor, "issue tokens")
-            op = _get(s, Operator, operator_id)
-            token = self._new_token(s, op, label, ttl)
-            audit.record(s, actor, "operator.token_issue", object_type="operator",
-                         object_id=op.id, detail={"label": label})
-            return token
-        return self._run(actor, "operator.token_issue", fn, object_type="operator",
-                         object_id=operator_id)
-
+class Registry(SignIn):
     # schools -------------------------------------------------------------------------------
 
     def create_school(self, actor: Actor, code: str, name: str, address: str | None = None) -> dict:
         def fn(s: Session) -> dict:
             policy.check_admin(actor, "create schools")
-            _require({"code": code, "name": name})
+            require({"code": code, "name": name})
             if s.scalar(select(School.id).where(School.code == code)) is not None:
                 raise Conflict(f"school code {code!r} exists")
             school = School(code=code.strip(), name=name.strip(), address=address)
@@ -330,7 +71,7 @@ class Registry:
         return self._run(actor, "school.create", fn, object_type="school")
 
     def list_schools(self, actor: Actor, offset: int = 0, limit: int = 100) -> dict:
-        offset, limit = _clamp(offset, limit)
+        offset, limit = clamp(offset, limit)
 
         def fn(s: Session) -> dict:
             stmt = policy.scoped(select(School), actor, School.id)
@@ -363,7 +104,7 @@ class Registry:
                 raise Invalid("invalid operator", errors)
             r = Role(role)
             if r == Role.SCHOOL_ADMIN:
-                _get(s, School, school_id)
+                get(s, School, school_id)
             if s.scalar(select(Operator.id).where(Operator.username == username)) is not None:
                 raise Conflict(f"username {username!r} is taken")
             op = Operator(username=username, role=r, display_name=display_name,
@@ -378,7 +119,7 @@ class Registry:
         return self._run(actor, "operator.create", fn, object_type="operator")
 
     def list_operators(self, actor: Actor, offset: int = 0, limit: int = 100) -> dict:
-        offset, limit = _clamp(offset, limit)
+        offset, limit = clamp(offset, limit)
 
         def fn(s: Session) -> dict:
             policy.check_directory_read(actor)
@@ -393,7 +134,7 @@ class Registry:
     def set_operator_active(self, actor: Actor, operator_id: int, active: bool) -> dict:
         def fn(s: Session) -> dict:
             policy.check_admin(actor, "enable or disable operators")
-            op = _get(s, Operator, operator_id)
+            op = get(s, Operator, operator_id)
             op.active = active
             if not active:
                 for t in op.tokens:
@@ -410,7 +151,7 @@ class Registry:
     def list_subscribers(self, actor: Actor, *, school_id: int | None = None,
                          class_name: str | None = None, q: str | None = None,
                          offset: int = 0, limit: int = 100) -> dict:
-        offset, limit = _clamp(offset, limit)
+        offset, limit = clamp(offset, limit)
 
         def fn(s: Session) -> dict:
             if school_id is not None:
@@ -435,7 +176,7 @@ class Registry:
     def get_subscriber(self, actor: Actor, subscriber_id: int) -> dict:
         """The subscriber card: child, school, guardians and numbers, consents, devices."""
         def fn(s: Session) -> dict:
-            sub = _get(s, Subscriber, subscriber_id)
+            sub = get(s, Subscriber, subscriber_id)
             policy.check_read(actor, sub.school_id, "subscriber")
             audit.record(s, actor, "subscriber.read", object_type="subscriber",
                          object_id=sub.id, school_id=sub.school_id)
@@ -447,7 +188,7 @@ class Registry:
         def fn(s: Session) -> dict:
             school_id = data.get("school_id")
             policy.check_roster_write(actor, school_id)
-            _get(s, School, school_id)
+            get(s, School, school_id)
             sub = Subscriber(school_id=school_id, **_subscriber_fields(data, partial=False))
             s.add(sub)
             s.flush()
@@ -462,7 +203,7 @@ class Registry:
 
     def update_subscriber(self, actor: Actor, subscriber_id: int, patch: dict) -> dict:
         def fn(s: Session) -> dict:
-            sub = _get(s, Subscriber, subscriber_id)
+            sub = get(s, Subscriber, subscriber_id)
             policy.check_roster_write(actor, sub.school_id)
             fields = _subscriber_fields(patch, partial=True)
             if patch.get("active") is not None:
@@ -486,7 +227,7 @@ class Registry:
 
     def add_guardian(self, actor: Actor, subscriber_id: int, data: dict) -> dict:
         def fn(s: Session) -> dict:
-            sub = _get(s, Subscriber, subscriber_id)
+            sub = get(s, Subscriber, subscriber_id)
             policy.check_roster_write(actor, sub.school_id)
             g = Guardian(subscriber_id=sub.id, **_guardian_fields(data, len(sub.guardians) + 1))
             s.add(g)
@@ -498,7 +239,7 @@ class Registry:
 
     def update_guardian(self, actor: Actor, guardian_id: int, patch: dict) -> dict:
         def fn(s: Session) -> dict:
-            g = _get(s, Guardian, guardian_id)
+            g = get(s, Guardian, guardian_id)
             school_id = g.subscriber.school_id
             policy.check_roster_write(actor, school_id)
             merged = guardian_out(g) | {k: v for k, v in patch.items() if v is not None}
@@ -512,7 +253,7 @@ class Registry:
 
     def delete_guardian(self, actor: Actor, guardian_id: int) -> None:
         def fn(s: Session) -> None:
-            g = _get(s, Guardian, guardian_id)
+            g = get(s, Guardian, guardian_id)
             school_id = g.subscriber.school_id
             policy.check_roster_write(actor, school_id)
             audit.record(s, actor, "guardian.delete", object_type="guardian", object_id=g.id,
@@ -530,7 +271,7 @@ class Registry:
                          items: Callable[[Subscriber], list[dict]]) -> dict:
         """One subscriber's guardians or consents, as a single page."""
         def fn(s: Session) -> dict:
-            sub = _get(s, Subscriber, subscriber_id)
+            sub = get(s, Subscriber, subscriber_id)
             policy.check_read(actor, sub.school_id, "subscriber")
             audit.record(s, actor, action, object_type="subscriber", object_id=sub.id,
                          school_id=sub.school_id)
@@ -540,7 +281,7 @@ class Registry:
 
     def record_consent(self, actor: Actor, subscriber_id: int, data: dict) -> dict:
         def fn(s: Session) -> dict:
-            sub = _get(s, Subscriber, subscriber_id)
+            sub = get(s, Subscriber, subscriber_id)
             policy.check_roster_write(actor, sub.school_id)
             fields = _consent_fields(data)
             gid = fields.get("guardian_id")
@@ -558,7 +299,7 @@ class Registry:
 
     def withdraw_consent(self, actor: Actor, consent_id: int) -> dict:
         def fn(s: Session) -> dict:
-            c = _get(s, Consent, consent_id)
+            c = get(s, Consent, consent_id)
             policy.check_roster_write(actor, c.subscriber.school_id)
             if c.withdrawn_at is None:
                 c.withdrawn_at = utcnow()
@@ -584,14 +325,14 @@ class Registry:
                 raise Invalid("invalid device", [{"field": "key", "message": "16..64 bytes"}])
             sid = school_id
             if subscriber_id is not None:
-                sub = _get(s, Subscriber, subscriber_id)
+                sub = get(s, Subscriber, subscriber_id)
                 if sid is not None and sid != sub.school_id:
                     raise Invalid("invalid device", [{"field": "subscriber_id",
                                                       "message": "pupil is in another school"}])
                 sid = sub.school_id
             policy.check_roster_write(actor, sid, "device registry")
             if sid is not None:
-                _get(s, School, sid)
+                get(s, School, sid)
             dev = s.get(Device, dev_id)
             if dev is not None and not replace:
                 raise Conflict(f"device {dev_id} is already registered (use replace)")
@@ -615,7 +356,7 @@ class Registry:
 
     def list_devices(self, actor: Actor, *, school_id: int | None = None,
                      status: str | None = None, offset: int = 0, limit: int = 100) -> dict:
-        offset, limit = _clamp(offset, limit)
+        offset, limit = clamp(offset, limit)
 
         def fn(s: Session) -> dict:
             if school_id is not None:
@@ -624,7 +365,7 @@ class Registry:
             if school_id is not None:
                 stmt = stmt.where(Device.school_id == school_id)
             if status:
-                stmt = stmt.where(Device.status == _enum_value(DeviceStatus, status, "status"))
+                stmt = stmt.where(Device.status == enum_value(DeviceStatus, status, "status"))
             total = s.scalar(select(func.count()).select_from(stmt.subquery()))
             rows = s.scalars(stmt.order_by(Device.id).offset(offset).limit(limit)).all()
             audit.record(s, actor, "device.list", object_type="device",
@@ -635,7 +376,7 @@ class Registry:
 
     def get_device(self, actor: Actor, device_id: int | str) -> dict:
         def fn(s: Session) -> dict:
-            dev = _get(s, Device, parse_device_id(device_id))
+            dev = get(s, Device, parse_device_id(device_id))
             policy.check_read(actor, dev.school_id, "device")
             audit.record(s, actor, "device.read", object_type="device", object_id=dev.id,
                          school_id=dev.school_id)
@@ -644,16 +385,16 @@ class Registry:
 
     def update_device(self, actor: Actor, device_id: int | str, patch: dict) -> dict:
         def fn(s: Session) -> dict:
-            dev = _get(s, Device, parse_device_id(device_id))
+            dev = get(s, Device, parse_device_id(device_id))
             policy.check_roster_write(actor, dev.school_id, "device registry")
             changed = []
             if patch.get("status") is not None:
-                dev.status = _enum_value(DeviceStatus, patch["status"], "status")
+                dev.status = enum_value(DeviceStatus, patch["status"], "status")
                 changed.append("status")
             if "subscriber_id" in patch:
                 sid = patch["subscriber_id"]
                 if sid is not None:
-                    sub = _get(s, Subscriber, sid)
+                    sub = get(s, Subscriber, sid)
                     policy.check_roster_write(actor, sub.school_id, "device registry")
                     dev.school_id = sub.school_id
                 dev.subscriber_id = sid
@@ -686,7 +427,7 @@ class Registry:
         [{row, field, message}] (row = line number in the file, header = 1)."""
         def fn(s: Session) -> dict:
             policy.check_roster_write(actor, school_id)
-            _get(s, School, school_id)
+            get(s, School, school_id)
             rows, errors = roster.parse(csv_text, country_code=country_code)
             if errors:
                 raise Invalid(f"roster rejected: {len(errors)} error(s), nothing imported", errors)
@@ -711,7 +452,7 @@ class Registry:
                    action: str | None = None, object_type: str | None = None,
                    object_id: str | None = None, since: datetime | None = None,
                    offset: int = 0, limit: int = 100) -> dict:
-        offset, limit = _clamp(offset, limit)
+        offset, limit = clamp(offset, limit)
 
         def fn(s: Session) -> dict:
             policy.check_audit_read(actor)
@@ -745,53 +486,12 @@ class Registry:
         return self._run(actor, "audit.verify", fn, object_type="audit")
 
 
-# -- helpers -----------------------------------------------------------------------------------
+# -- input checks ------------------------------------------------------------------------------
 
 
 class _DryRun(Exception):
     def __init__(self, result: dict):
         self.result = result
-
-
-def _with_addr(actor: Actor, remote_addr: str) -> Actor:
-    return Actor(actor.operator_id, actor.username, actor.role, actor.school_id, remote_addr)
-
-
-def _get(s: Session, model: type[T], key: Any) -> T:
-    obj = s.get(model, key) if key is not None else None
-    if obj is None:
-        raise NotFound(f"no {getattr(model, '__tablename__', 'record')[:-1]} {key}")
-    return obj
-
-
-def _require(fields: dict[str, Any]) -> None:
-    errors = [{"field": k, "message": "required"} for k, v in fields.items()
-              if v is None or (isinstance(v, str) and not v.strip())]
-    if errors:
-        raise Invalid("missing fields", errors)
-
-
-def _enum_value(cls, value: str, field: str):
-    try:
-        return cls(value)
-    except ValueError:
-        raise Invalid(f"bad {field}", [{"field": field, "message": f"one of {[m.value for m in cls]}"}]) from None
-
-
-def parse_device_id(device_id: int | str) -> int:
-    """A u32: an int, decimal text, or hex text with 0x ("0x00a1b2c3", as printed on labels)."""
-    try:
-        if isinstance(device_id, str):
-            t = device_id.strip().lower()
-            d = int(t, 16) if t.startswith("0x") else int(t)
-        else:
-            d = int(device_id)
-        if not 0 <= d <= 0xFFFF_FFFF:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise Invalid("bad device id", [{"field": "device_id",
-                                         "message": "a u32: decimal or 0x-hex"}]) from None
-    return d
 
 
 def _check_operator(username: str, role: str, school_id: int | None,
@@ -847,4 +547,4 @@ def _consent_fields(data: dict) -> dict:
 
 
 __all__ = ["Registry", "RegistryError", "Denied", "Invalid", "NotFound", "Conflict",
-           "cli_actor", "NotifyPref"]
+           "cli_actor", "parse_device_id", "device_out", "subscriber_out", "NotifyPref"]

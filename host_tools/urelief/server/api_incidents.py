@@ -29,7 +29,7 @@ from urelief.registry.models import (
     Notification,
     Subscriber,
 )
-from urelief.registry.service import device_out, subscriber_out
+from urelief.registry.serialize import device_out, subscriber_out
 from urelief.server import incidents, metrics
 
 router = APIRouter(prefix="/api", tags=["incidents"])

@@ -1,5 +1,5 @@
-"""Outbound SMS gateways: the PDU codec against two independent decoders/encoders (the
-simulator's network side and smspdudecoder); the USB-modem gateway over pyserial on a real
+"""Outbound SMS gateways: the host PDU codec (urelief.sms.pdu) both ways round and against an
+independent decoder/encoder (smspdudecoder); the USB-modem gateway over pyserial on a real
 pseudo-terminal, against the project's modem emulator (A7670 dialect, SMS network behind it)
 and against a scripted modem for the +CDS delivery reports the emulator does not send; and the
 simulator-network gateway."""
@@ -14,41 +14,40 @@ import tty
 import pytest
 from modem_rig import Handset, ModemOnPty
 from smspdudecoder.easy import read_incoming_sms, read_outgoing_sms
-from urelief.server import sms_pdu
 from urelief.server.modem import AtModemGateway
-from urelief.server.sms import SimNetworkGateway
-from urelief.sim.modem import pdu as network_pdu
 from urelief.sim.modem.network import Sms, SmsNetwork
+from urelief.sim.sms_gateway import SimNetworkGateway
+from urelief.sms import pdu as pdus
 
 BODIES = [b"\x11\x01" + bytes(range(60)), "UR1:EQEAwP/uAAAAAQ", "Hello [U-Relief] {x} €",
           "김민지 SOS"]
 
 
 @pytest.mark.parametrize("body", BODIES, ids=["8bit", "text-form", "gsm7-ext", "ucs2"])
-def test_submit_reads_back_in_two_other_decoders(body):
-    pdu, n = sms_pdu.encode_submit("+821055500001", body)
+def test_submit_reads_back_here_and_in_smspdudecoder(body):
+    pdu, n = pdus.encode_submit("+821055500001", body)
     assert n == len(pdu) - 1  # AT+CMGS counts the TPDU only
     assert read_outgoing_sms(pdu.hex()) == {"recipient": "+821055500001", "content": body}
-    sub = network_pdu.decode_submit(pdu)
+    sub = pdus.decode_submit(pdu)
     assert (sub.number, sub.body) == ("+821055500001", body)
 
 
 @pytest.mark.parametrize("body", BODIES, ids=["8bit", "text-form", "gsm7-ext", "ucs2"])
 def test_deliver_from_the_network_side_decodes(body):
-    pdu = network_pdu.encode_deliver("+447700900123", body)
-    got = sms_pdu.decode(pdu)
+    pdu = pdus.encode_deliver("+447700900123", body)
+    got = pdus.decode(pdu)
     assert (got.sender, got.body) == ("+447700900123", body)
     assert read_incoming_sms(pdu.hex())["content"] == body
 
 
 def test_too_long_and_truncated_are_refused():
-    with pytest.raises(sms_pdu.PduError):
-        sms_pdu.encode_submit("+8210", bytes(141))
-    with pytest.raises(sms_pdu.PduError):
-        sms_pdu.encode_submit("+8210", "x" * 161)
-    pdu = network_pdu.encode_deliver("+8210", "hello there")
-    with pytest.raises(sms_pdu.PduError):
-        sms_pdu.decode(pdu[:-3])
+    with pytest.raises(pdus.PduError):
+        pdus.encode_submit("+8210", bytes(141))
+    with pytest.raises(pdus.PduError):
+        pdus.encode_submit("+8210", "x" * 161)
+    pdu = pdus.encode_deliver("+8210", "hello there")
+    with pytest.raises(pdus.PduError):
+        pdus.decode(pdu[:-3])
 
 
 def status_report(mr: int, status: int) -> bytes:
@@ -121,9 +120,9 @@ def test_usb_modem_gateway_sends_receives_and_tracks_delivery():
         assert modem.commands[:5] == ["AT", "ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,2,0,1,0"]
         r = await gw.send("+821055500001", b"\x11\x81ack")
         assert r.ok and r.ref == "mr42"
-        assert network_pdu.decode_submit(modem.pdus[-1]).body == b"\x11\x81ack"
+        assert pdus.decode_submit(modem.pdus[-1]).body == b"\x11\x81ack"
         # A device's packet arrives (+CMT), then the delivery report for our message (+CDS).
-        deliver = network_pdu.encode_deliver("+821099990001", b"\x11\x01payload")
+        deliver = pdus.encode_deliver("+821099990001", b"\x11\x01payload")
         modem.write(f"\r\n+CMT: ,{len(deliver) - 1}\r\n{deliver.hex().upper()}\r\n")
         report = status_report(42, 0x00)
         modem.write(f"\r\n+CDS: {len(report) - 1}\r\n{report.hex().upper()}\r\n")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
-from urelief.server.sms_pdu import septets_text, unpack_septets
+from urelief.sms.pdu import septets_text, unpack_septets
 
 # pm (v1) / ls / location_source (v2, HTTPS) → one vocabulary.
 _METHODS = {"G": "gnss", "W": "wifi", "C": "cell", "N": "none", "GPS": "gnss", "WIFI": "wifi",

@@ -27,10 +27,11 @@ from urelief.registry.service import Registry
 from urelief.server import api_incidents, api_registry, logs, webhooks
 from urelief.server.config import ServerConfig
 from urelief.server.devices import DeviceCache
+from urelief.server.gateways import make_gateway
 from urelief.server.ingest import Ingest
 from urelief.server.live import LiveHub
 from urelief.server.notify import Notifier
-from urelief.server.sms import SmsGateway, make_gateway
+from urelief.server.sms import SmsGateway
 
 DASHBOARD = Path(__file__).with_name("dashboard")
 LEAFLET = DASHBOARD / "node_modules" / "leaflet" / "dist"

@@ -17,8 +17,9 @@ import queue
 import threading
 import time
 
-from urelief.server import logs, sms_pdu
+from urelief.server import logs
 from urelief.server.sms import SmsGateway, SmsResult
+from urelief.sms import pdu as pdus
 
 _FINAL_OK = ("OK",)
 _FINAL_ERR = ("ERROR", "+CME ERROR", "+CMS ERROR", "NO CARRIER")
@@ -125,7 +126,7 @@ class AtModemGateway(SmsGateway):
         raise AtError("no +CMGS in the answer")
 
     async def _send(self, to: str, body: bytes | str) -> SmsResult:
-        pdu, n = sms_pdu.encode_submit(to, body)
+        pdu, n = pdus.encode_submit(to, body)
         try:
             mr = await asyncio.to_thread(self.submit, pdu, n)
         except AtError as e:
@@ -169,11 +170,11 @@ class AtModemGateway(SmsGateway):
 
     def _unsolicited(self, header: str, pdu_hex: str) -> None:
         try:
-            msg = sms_pdu.decode(bytes.fromhex(pdu_hex))
-        except (ValueError, sms_pdu.PduError) as e:
+            msg = pdus.decode(bytes.fromhex(pdu_hex))
+        except (ValueError, pdus.PduError) as e:
             logs.event("modem_bad_pdu", level=30, header=header, error=str(e))
             return
-        if isinstance(msg, sms_pdu.StatusReport):
+        if isinstance(msg, pdus.StatusReport):
             self.report(f"mr{msg.mr}", msg.outcome, None if msg.outcome != "failed"
                         else f"TP-ST 0x{msg.status:02x}")
         elif self._inbound is not None and self._loop is not None:

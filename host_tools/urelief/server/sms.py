@@ -1,6 +1,6 @@
-"""Outbound SMS: the gateway interface and its implementations.
+"""SMS gateways: the interface every gateway implements, and the `log` gateway (none).
 
-    gateway = make_gateway("log" | "modem:/dev/ttyUSB0@115200")  # or SimNetworkGateway(network)
+    gateway = urelief.server.gateways.make_gateway("log" | "modem:/dev/ttyUSB0@115200")
     result = await gateway.send("+8210…", b"\\x11…")     # bytes: 8-bit data SMS (a packet)
     result = await gateway.send("+8210…", "text")        # str: text SMS (GSM-7 or UCS-2)
 
@@ -79,44 +79,3 @@ class LogGateway(SmsGateway):
         logs.event("sms_out", gateway=self.name, ref=ref, to=to,
                    kind="binary" if isinstance(body, bytes) else "text")
         return SmsResult(True, ref)
-
-
-class SimNetworkGateway(SmsGateway):
-    """The simulator's SMS network (`urelief.sim.modem.network.SmsNetwork`): messages to
-    emulated devices go out through `deliver`, and what devices send to the gateway's number
-    comes in through `on_receive`. For a simulator that runs the server in-process:
-    `create_app(cfg, gateway=SimNetworkGateway(network))`."""
-
-    name = "sim"
-
-    def __init__(self, network, number: str = "+82112"):
-        super().__init__()
-        self.network = network
-        self.number = number  # the police gateway's own number, as devices see it
-
-    async def start(self, loop: asyncio.AbstractEventLoop, inbound) -> None:
-        def on_receive(sms) -> None:  # the simulator's clock thread
-            asyncio.run_coroutine_threadsafe(inbound(sms.sender, sms.body), loop)
-
-        self.network.on_receive = on_receive
-
-    async def _send(self, to: str, body: bytes | str) -> SmsResult:
-        if not self.network.deliver(to, body, sender=self.number):
-            return SmsResult(False, error=f"no such number on the network: {to}")
-        return SmsResult(True, f"sim-{next(_refs)}")
-
-
-_refs = itertools.count(1)
-
-
-def make_gateway(spec: str) -> SmsGateway:
-    """`log` or `modem:/dev/ttyUSB0[@115200]` (any pyserial URL)."""
-    if spec in ("", "log"):
-        return LogGateway()
-    if spec.startswith("modem:"):
-        from urelief.server.modem import AtModemGateway
-
-        port, _, baud = spec[len("modem:"):].partition("@")
-        return AtModemGateway(port, int(baud or 115200))
-    raise ValueError(f"unknown SMS gateway {spec!r} (log, modem:PORT[@BAUD]; the simulator "
-                     "passes SimNetworkGateway(network) to create_app)")

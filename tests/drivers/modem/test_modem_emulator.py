@@ -8,7 +8,7 @@ from modem_vectors import mm_sms
 from smspdudecoder.easy import read_incoming_sms
 from urelief.sim.clock import Clock
 from urelief.sim.modem import SmsNetwork, make
-from urelief.sim.modem.pdu import decode_submit, encode_deliver
+from urelief.sms.pdu import decode_submit, encode_deliver
 
 
 @pytest.mark.parametrize("v", mm_sms()["submit_encode_vectors"], ids=lambda v: v["test"])

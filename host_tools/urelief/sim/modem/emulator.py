@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from urelief.sim.modem import pdu as pdus
 from urelief.sim.modem.network import Sms, SmsNetwork
+from urelief.sms import pdu as pdus
 
 EPOCH = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)  # device time 0 in network time
 CTRL_Z, ESC = 0x1A, 0x1B
@@ -497,7 +497,7 @@ class ModemEmulator:
         try:
             pdu = bytes.fromhex(hexdata.decode("latin-1").strip())
             if len(pdu) - pdu[0] - 1 != tpdu_len:
-                raise pdus.BadPdu("length")
+                raise pdus.PduError("length")
             sub = pdus.decode_submit(pdu)
         except (ValueError, IndexError):
             return self.error(304, cms=True)  # invalid PDU mode parameter

@@ -1,0 +1,22 @@
+"""The SMS gateway a server runs with, from its `--sms-gateway` / `URELIEF_SMS_GATEWAY` spec.
+
+    make_gateway("log")                        # none: every message is recorded as not sent
+    make_gateway("modem:/dev/ttyUSB0@115200")  # a USB GSM/LTE modem (any pyserial URL)
+
+The simulator passes its own gateway to `create_app` (urelief.sim.sms_gateway).
+"""
+
+from __future__ import annotations
+
+from urelief.server.modem import AtModemGateway
+from urelief.server.sms import LogGateway, SmsGateway
+
+
+def make_gateway(spec: str) -> SmsGateway:
+    if spec in ("", "log"):
+        return LogGateway()
+    if spec.startswith("modem:"):
+        port, _, baud = spec[len("modem:"):].partition("@")
+        return AtModemGateway(port, int(baud or 115200))
+    raise ValueError(f"unknown SMS gateway {spec!r} (log, modem:PORT[@BAUD]; the simulator "
+                     "passes its SimNetworkGateway to create_app)")

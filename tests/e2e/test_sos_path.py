@@ -163,10 +163,10 @@ def test_a_question_is_felt_and_answered_by_presses(rig, police):
 
 
 def _cancellable(rig, police):
-    from urelief import provision
+    from urelief.provisioning import identity
     from urelief.sim.rig import GATEWAY_NUMBER, SERVER_NAME
 
-    cfg = provision.new_device(server=(SERVER_NAME, police.udp[1]), sms_number=GATEWAY_NUMBER,
+    cfg = identity.new_device(server=(SERVER_NAME, police.udp[1]), sms_number=GATEWAY_NUMBER,
                                cancel={"presses": 4, "duress_presses": 5})
     police.provision(cfg)
     r = rig(cfg=cfg).start()
@@ -210,10 +210,10 @@ def test_a_duress_cancel_looks_the_same_but_the_alert_stays_live(rig, police):
 
 
 def test_the_heartbeat_and_a_low_battery_reach_the_police(rig, police):
-    from urelief import provision
+    from urelief.provisioning import identity
     from urelief.sim.rig import GATEWAY_NUMBER, SERVER_NAME
 
-    cfg = provision.new_device(server=(SERVER_NAME, police.udp[1]), sms_number=GATEWAY_NUMBER,
+    cfg = identity.new_device(server=(SERVER_NAME, police.udp[1]), sms_number=GATEWAY_NUMBER,
                                checkin_s=600)
     police.provision(cfg)
     r = rig(cfg=cfg).start()

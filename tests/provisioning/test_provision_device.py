@@ -5,7 +5,7 @@ import struct
 
 from provkit import ROSTER, read_back, server_verifies
 from urelief.paths import BOARDS
-from urelief.provision import counter_file
+from urelief.provisioning.identity import counter_file
 from urelief.provisioning.log import ProvisionLog
 
 

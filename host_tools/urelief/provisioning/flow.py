@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from urelief import provision
 from urelief.paths import BOARDS, BUILD_FIRMWARE
+from urelief.provisioning import identity
 from urelief.provisioning import label as labels
 from urelief.provisioning.board import BoardError, BoardInfo, UsbBoard
 from urelief.provisioning.log import DONE, ProvisionLog
@@ -198,8 +198,8 @@ class Provisioner:
         if not opts.server and not opts.sms_number:
             raise ProvisionError("options", "give --server HOST:PORT and/or --sms NUMBER: the "
                                             "device must know where to send")
-        try:  # the device's settings as provision.py checks them
-            provision.DeviceConfig(1, bytes(32), server=opts.server, sms_number=opts.sms_number,
+        try:  # the device's settings as identity.py checks them
+            identity.DeviceConfig(1, bytes(32), server=opts.server, sms_number=opts.sms_number,
                                    cancel=opts.cancel).device_json()
         except (ValueError, KeyError, TypeError) as e:
             raise ProvisionError("options", f"device settings: {e}") from None
@@ -301,7 +301,7 @@ class Provisioner:
         device_id, key_id, rekey, other = self._identity(pupil, info)
         res.device_id, res.key_id = device_id, key_id
         before = mine["device_id"] if mine and mine["device_id"] != device_id else None
-        cfg = provision.new_device(server=opts.server, sms_number=opts.sms_number,
+        cfg = identity.new_device(server=opts.server, sms_number=opts.sms_number,
                                    device_id=device_id, key_id=key_id, cancel=opts.cancel)
         self.log.set(sid, **self._pupil_fields(pupil), device_id=device_id, key_id=key_id,
                      board_uid=info.uid, board=self.board_json["name"], status="started",
@@ -312,7 +312,7 @@ class Provisioner:
                        version=info.version, machine=info.machine, free=info.free,
                        had_device=info.device, rekey=rekey)
         with tempfile.TemporaryDirectory(prefix="urelief-prov-") as tmp:  # 0700: holds the key
-            tree = provision.deploy_tree(cfg, Path(tmp) / "tree", Path(opts.firmware))
+            tree = identity.deploy_tree(cfg, Path(tmp) / "tree", Path(opts.firmware))
             shutil.copyfile(opts.board_file, tree / "board.json")
             want = manifest(tree)
             self._check_space(info, want)
@@ -432,7 +432,7 @@ class Provisioner:
     def _new_id(self) -> int:
         """A random device id the registry does not know yet."""
         while True:
-            device_id = provision.new_device_id()
+            device_id = identity.new_device_id()
             if self._device(device_id) is None:
                 return device_id
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from urelief import provision
 from urelief.paths import BUILD_FIRMWARE
+from urelief.provisioning import identity
 from urelief.server.process import ServerProcess
 from urelief.sim.device import VirtualDevice
 from urelief.sim.models.axp2101 import Axp2101
@@ -77,9 +77,9 @@ class PoliceServer:
                                             password="demo dispatcher pass")
         return self
 
-    def provision(self, cfg: provision.DeviceConfig, board: str = "sim") -> dict:
+    def provision(self, cfg: identity.DeviceConfig, board: str = "sim") -> dict:
         assert self._registry is not None, "seed() first"
-        return provision.register(self._registry, cfg, subscriber_id=self.subscriber_id,
+        return identity.register(self._registry, cfg, subscriber_id=self.subscriber_id,
                                   board=board)
 
     def start(self) -> PoliceServer:
@@ -165,7 +165,7 @@ class Rig:
     # The firmware's modules alone take ~119 KB of this 64-bit VM's heap (bytecode is loaded
     # into RAM unless frozen into the image): the 96 KB budget needs frozen modules.
     heap_kb: int = 256
-    cfg: provision.DeviceConfig | None = None
+    cfg: identity.DeviceConfig | None = None
     motor: list[tuple[int, float]] = field(default_factory=list)
     # A real board's file (boards/<name>.json, or a path): its modem dialect and GNSS source;
     # on the T-SIM7080G-S3 the AXP2101 (pmu_fitted) feeds the modem (sim/models/pmu_supply.py).
@@ -176,9 +176,9 @@ class Rig:
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
         if self.cfg is None:
-            self.cfg = provision.new_device(server=(SERVER_NAME, 7420), sms_number=GATEWAY_NUMBER)
+            self.cfg = identity.new_device(server=(SERVER_NAME, 7420), sms_number=GATEWAY_NUMBER)
             self.server.provision(self.cfg, board=Path(self.board).stem)
-        tree = provision.deploy_tree(self.cfg, self.workdir / "fw", BUILD_FIRMWARE)
+        tree = identity.deploy_tree(self.cfg, self.workdir / "fw", BUILD_FIRMWARE)
         self.dev = VirtualDevice(board=self.board, flash=self.workdir / "flash.img", firmware=tree,
                                  heap_kb=self.heap_kb)
         pins = self.dev.board["pins"]

@@ -5,7 +5,8 @@ its flash (`/device.json`, the counter file `/ctr`), and the device's entry in t
     register(registry, cfg, subscriber_id=42, board="lilygo-t-sim7080g-s3")
     tree = deploy_tree(cfg, out_dir)      # build/firmware + the device's files, ready to flash
 
-(USB provisioning - mpremote, esptool, self-test - builds on this; it is not here yet.)
+USB provisioning (`flow.py`: mpremote, esptool, self-test) builds on this; so do the simulator's
+rig and the end-to-end tests.
 The counter file's layout is firmware/proto/counter.py's (docs/protocol.md section 7): the first
 counter not yet reserved and its complement, big-endian u32 each.
 """

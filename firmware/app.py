@@ -4,10 +4,10 @@ import asyncio
 
 import config
 import machine
-from hw.button import Button
-from hw.haptics import SENT, Haptics
+from periph.button import Button
+from periph.haptics import SENT, Haptics
 
-_pmu = None  # hw.pmu.Axp2101 once a rail was switched
+_pmu = None  # periph.pmu.Axp2101 once a rail was switched
 
 RESET_CAUSES = {
     machine.PWRON_RESET: 'power-on',
@@ -31,7 +31,7 @@ def _out(cfg, on):
 
 def start_battery(board):
     try:
-        from hw.battery import from_board
+        from periph.battery import from_board
         return from_board(board)
     except Exception as e:  # a gauge that does not answer must not stop the terminal
         print('urelief: no battery gauge:', repr(e))
@@ -39,14 +39,14 @@ def start_battery(board):
 
 
 def start_pmu(board, use, on=True):
-    # The PMU rails the board file declares for `use` (hw/pmu.py): switched on (or off) now.
+    # The PMU rails the board file declares for `use` (periph/pmu.py): switched on (or off) now.
     # -> switch(on) for them; None when the board powers nothing of `use` from a PMU. Errors are
     # printed, never raised: the terminal still feels the gesture without its modem.
     global _pmu
     power = board.get('power', {})
     if 'rails' not in power:
         return None
-    from hw import pmu
+    from periph import pmu
     rails = pmu.rails(board, use)
     if not rails:
         if use == 'modem' and 'modem_power' not in board['pins']:

@@ -36,7 +36,7 @@ def check_counter():
 
 
 def check_battery(board):
-    from hw.battery import from_board
+    from periph.battery import from_board
     bat = from_board(board)
     if bat is None:
         return {'error': 'no battery gauge on this board'}

@@ -4,15 +4,15 @@
 import asyncio
 import time
 
-from hw.haptics import LOW_BATTERY, QUESTION, SENT
 from micropython import const
+from periph.haptics import LOW_BATTERY, QUESTION, SENT
 from proto import ProtoError
 from proto.packet import ACK, CONFIG, STAND_DOWN, TIME_GNSS, TIME_NETWORK, TRACKING, from_text
 from proto.packet import QUESTION as QUESTION_MSG
 
 from alarm import report
-from alarm.alarm import Alarm
 from alarm.ask import Ask
+from alarm.feedback import Alarm
 from alarm.policy import Policy
 
 TRIGGER_HOLD = const(1)

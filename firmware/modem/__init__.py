@@ -1,5 +1,5 @@
 # The AT modem: engine (at.py), 27.007/27.005 core (core.py) and one dialect per module family
-# (sim7080.py, a7670.py, bg95.py); SMS PDU codec (sms.py); rarely used extras (extra.py).
+# (sim7080.py, a7670.py, bg95.py); SMS PDU codec (pdu.py); rarely used extras (extra.py).
 #
 #   m = on_uart(dialect(board["modem"]["dialect"]), uart, pwrkey_pin.value)
 #   await m.start(); asyncio.create_task(m.supervise())   # powers on via PWRKEY if silent

@@ -6,7 +6,7 @@ import time
 
 from micropython import const
 
-from modem import atlines, sms
+from modem import atlines, pdu
 from modem.at import At, AtError, AtTimeout, ModemReset
 
 # Max response times: 27.005/27.007 leave them to the vendor; these follow the SIMCom and Quectel
@@ -110,18 +110,18 @@ def parse_cmgr(header, pdu_line):
     The PDU's own fields decide: real modems send a <length> that disagrees with the PDU, or omit
     <alpha>, and the message is still good. A malformed PDU raises PduError."""
     f = atlines.fields(header, atlines.after_colon(header))
-    return _int(f[0]), sms.decode(hex_pdu(pdu_line))
+    return _int(f[0]), pdu.decode(hex_pdu(pdu_line))
 
 
 def hex_pdu(pdu_line):
     """The PDU bytes of a hex line (a stray quote or spaces around it tolerated)."""
     s = pdu_line.strip().strip('"').strip()
     if not s or len(s) & 1:
-        raise sms.PduError("PDU hex has odd length")
+        raise pdu.PduError("PDU hex has odd length")
     try:
         return binascii.unhexlify(s)
     except ValueError:
-        raise sms.PduError("PDU is not hex")
+        raise pdu.PduError("PDU is not hex")
 
 
 def gnss_answer(line, kind):
@@ -369,9 +369,9 @@ class Modem:
     async def send_sms(self, number, body, vp=None):
         """SMS-SUBMIT of `body` (bytes: 8-bit data; str: GSM-7 or UCS-2). -> TP-MR.
         27.005 §3.5.1: AT+CMGS=<length>, wait for "> ", PDU in hex, Ctrl-Z; up to 60 s."""
-        pdu = sms.encode_submit(number, body, vp=vp)
-        payload = pdu.hex().upper().encode() + b"\x1a"
-        lines = await self.cmd("AT+CMGS=%d" % sms.tpdu_length(pdu), "+CMGS:", _SMS_SEND_MS, payload)
+        tpdu = pdu.encode_submit(number, body, vp=vp)
+        payload = tpdu.hex().upper().encode() + b"\x1a"
+        lines = await self.cmd("AT+CMGS=%d" % pdu.tpdu_length(tpdu), "+CMGS:", _SMS_SEND_MS, payload)
         if not lines:
             return None
         return _int(lines[0][atlines.after_colon(lines[0]):])
@@ -389,7 +389,7 @@ class Modem:
             if len(lines) >= 2:
                 try:
                     self._deliver(parse_cmgr(lines[0], lines[1])[1])
-                except sms.PduError as e:
+                except pdu.PduError as e:
                     self.sms_errors += 1
                     self.log("modem: bad SMS at %d: %s" % (idx, e))
             await self.cmd("AT+CMGD=%d" % idx, None, _SMS_READ_MS)
@@ -399,8 +399,8 @@ class Modem:
     def _on_cmt(self, line, pdu_line):
         """+CMT: [<alpha>],<length> then the PDU (27.005 §3.4.1, CNMI mt=2)."""
         try:
-            self._deliver(sms.decode(hex_pdu(pdu_line or "")))
-        except sms.PduError as e:
+            self._deliver(pdu.decode(hex_pdu(pdu_line or "")))
+        except pdu.PduError as e:
             self.sms_errors += 1
             self.log("modem: bad +CMT: %s" % e)
 
@@ -420,8 +420,8 @@ class Modem:
         for i in range(0, len(lines) - 1, 2):
             f = atlines.fields(lines[i], atlines.after_colon(lines[i]))
             try:
-                self._deliver(sms.decode(hex_pdu(lines[i + 1])))
-            except sms.PduError:
+                self._deliver(pdu.decode(hex_pdu(lines[i + 1])))
+            except pdu.PduError:
                 self.sms_errors += 1
             await self.cmd("AT+CMGD=%s" % f[0], None, _SMS_READ_MS)
 

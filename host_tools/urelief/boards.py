@@ -271,7 +271,7 @@ def _check_capabilities(board: dict, rep: Report) -> None:
 
 
 def _check_power(board: dict, rep: Report) -> None:
-    """PMU rails (firmware hw/pmu.py switches them by use): a PMU to switch them, and a supply
+    """PMU rails (firmware periph/pmu.py switches them by use): a PMU to switch them, and a supply
     for the modem that the firmware turns on."""
     power = board.get("power", {})
     rails = power.get("rails")

@@ -5,7 +5,7 @@ from urelief.sim.models.battery import LiIonCell
 
 PMU_READER = """
 import machine
-from hw.battery import PmuBattery
+from periph.battery import PmuBattery
 i2c = machine.I2C(0, sda=machine.Pin(15), scl=machine.Pin(7), freq=400000)
 print('scan', i2c.scan())
 try:
@@ -21,7 +21,7 @@ def test_firmware_reads_the_cell_through_the_pmu(device, tree, built_firmware):
     import shutil
 
     fw = tree(main_py=PMU_READER)
-    shutil.copytree(built_firmware / "hw", fw / "hw")
+    shutil.copytree(built_firmware / "periph", fw / "periph")
     dev = device(firmware=fw, board="lilygo-t-sim7080g-s3")
     cell = LiIonCell(soc=0.5)
     Axp2101(cell=cell).attach_to(dev, 0)

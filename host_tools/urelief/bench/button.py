@@ -9,7 +9,7 @@ import sys
 if '' in sys.path:
     sys.path.remove('')
 import gc, time, json
-from hw.button import Recogniser, Button
+from periph.button import Recogniser, Button
 r = Recogniser(hold_ms=3000, presses=3, window_ms=2000)
 r.begin(1, 0)
 N = 2000

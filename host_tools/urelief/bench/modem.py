@@ -24,8 +24,8 @@ from urelief.sim import vm
 
 _RATES = r"""
 import gc, json, time, binascii
-from modem import sms, atlines
-pdu = binascii.unhexlify("07912104442961F4040B916171957291F800001120821105050A6AC8B2BC7C9A83C220F6DB7D2ECB41EDF27C1E3E97411BDE06754FD3D1A0F9BB5D0695F1F4B29B5C2683C6E8B03C3CA697E5F34D6AE303D1D1F2F7DD0D4ABB59A0797D8C0685E7A00028EC26832A960B28EC2683BE6050780EBA97D96C17")
+from modem import atlines, pdu
+sample = binascii.unhexlify("07912104442961F4040B916171957291F800001120821105050A6AC8B2BC7C9A83C220F6DB7D2ECB41EDF27C1E3E97411BDE06754FD3D1A0F9BB5D0695F1F4B29B5C2683C6E8B03C3CA697E5F34D6AE303D1D1F2F7DD0D4ABB59A0797D8C0685E7A00028EC26832A960B28EC2683BE6050780EBA97D96C17")
 packet = bytes(range(64))
 lines = ["+CEREG: 1,\"1A2B\",\"01ABCDEF\",7", "OK", "+CSQ: 18,99", "+CMTI: \"SM\",3", "garbage"]
 def rate(fn, n):
@@ -41,8 +41,8 @@ def rate(fn, n):
     us = time.ticks_diff(time.ticks_us(), t0)
     return [n * 1000000 // max(us, 1), alloc]
 out = {}
-out["decode_160char_gsm7"] = rate(lambda: sms.decode(pdu), 200)
-out["encode_64B_packet"] = rate(lambda: sms.encode_submit("+821012345678", packet), 500)
+out["decode_160char_gsm7"] = rate(lambda: pdu.decode(sample), 200)
+out["encode_64B_packet"] = rate(lambda: pdu.encode_submit("+821012345678", packet), 500)
 out["classify_line"] = rate(lambda: [atlines.classify(l, "+CSQ:", None, True) for l in lines], 400)
 out["classify_line"][0] *= len(lines)
 out["classify_line"][1] //= len(lines)  # the list comprehension's own list included

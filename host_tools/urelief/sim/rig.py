@@ -270,7 +270,7 @@ def haptic_patterns(edges: list[tuple[int, float]]) -> list[tuple[float, tuple[i
 
 
 PATTERN_NAMES = {"s": "SENT", "ss": "SEEN", "sss": "DISPATCHED", "ssl": "QUESTION",
-                 "ssss": "LOW_BATTERY", "ls": "CANCEL_ACK"}  # hw/haptics.py PATTERNS
+                 "ssss": "LOW_BATTERY", "ls": "CANCEL_ACK"}  # periph/haptics.py PATTERNS
 
 
 def pattern_name(durations: tuple[int, ...]) -> str:

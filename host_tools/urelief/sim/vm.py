@@ -56,7 +56,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run `code` as a script on MicroPython with `path` importable; return the finished process."""
     # `-c` puts the working directory first on sys.path: run from the first path entry, so the
-    # repository's own folders (hw/, tests/) never shadow firmware packages of the same name.
+    # repository's own folders (tests/, docs/) never shadow firmware packages of the same name.
     proc = subprocess.run(
         [micropython_exe(), "-X", f"heapsize={heap_kb}k", "-c", code],
         env=micropython_env(path),

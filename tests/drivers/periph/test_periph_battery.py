@@ -10,9 +10,9 @@ from urelief.sim.models.battery import LiIonCell, ocv_v
 FAKE = Path(__file__).with_name("fake_machine")
 
 
-def test_percent_table_matches_the_cell_model(fw):
+def test_percent_table_matches_the_cell_model(mpy):
     mvs = [round(ocv_v(s / 100) * 1000) for s in range(0, 101)]
-    got = fw.json(f"from hw.battery import percent\nimport json\n"
+    got = mpy.json(f"from periph.battery import percent\nimport json\n"
                   f"print(json.dumps([percent(mv) for mv in {mvs}]))")
     for soc, pct in enumerate(got):
         # linear interpolation between table points: within 3 points where the curve is steep
@@ -21,8 +21,8 @@ def test_percent_table_matches_the_cell_model(fw):
     assert got == sorted(got)  # monotonic
 
 
-def test_percent_clamps_and_known_points(fw):
-    got = fw.json("from hw.battery import percent\nimport json\n"
+def test_percent_clamps_and_known_points(mpy):
+    got = mpy.json("from periph.battery import percent\nimport json\n"
                   "print(json.dumps([percent(v) for v in (0, 2654, 3300, 3803, 4103, 4200, 5000)]))")
     assert got[0] == 0 and got[1] == 0
     assert 2 <= got[2] <= 4
@@ -30,10 +30,10 @@ def test_percent_clamps_and_known_points(fw):
     assert got[4:] == [100, 100, 100]
 
 
-def test_gauge_divider_smoothing_and_low_hysteresis(fw):
-    out = fw.json("""
+def test_gauge_divider_smoothing_and_low_hysteresis(mpy):
+    out = mpy.json("""
 import json
-from hw.battery import Gauge
+from periph.battery import Gauge
 g = Gauge(2.0)
 seen = []
 g.feed(2000)                      # 4.000 V at the cell
@@ -59,12 +59,12 @@ print(json.dumps(seen))
     assert out[4][1] > 40 and out[4][2] is False
 
 
-def test_driver_median_rejects_a_spike_and_reads_charging(fw):
-    out = fw.json("""
+def test_driver_median_rejects_a_spike_and_reads_charging(mpy):
+    out = mpy.json("""
 import json, machine
 machine.ADC.uv = [1900000, 1901000, 3100000, 1899000, 1900500]  # one spike in five reads
 machine._levels[9] = 0  # charger's CHRG pin pulled low: charging
-from hw.battery import Battery
+from periph.battery import Battery
 b = Battery({'gpio': 35, 'divider': 2.0}, {'gpio': 9, 'active': 'low', 'pull': 'up'})
 mv = b.sample()
 nb = Battery({'gpio': 35, 'divider': 2.0})
@@ -82,10 +82,10 @@ def test_cell_model_drains_and_sags():
     assert cell.terminal_mv(2000) < cell.terminal_mv(0) - 250  # a 2 A burst sags ~300 mV
 
 
-def test_watch_calls_on_low_once_per_fall(fw):
-    out = fw.json("""
+def test_watch_calls_on_low_once_per_fall(mpy):
+    out = mpy.json("""
 import asyncio, json
-from hw.battery import Battery
+from periph.battery import Battery
 class Adc:
     uv = 1950000                       # 3.90 V at the cell
     def read_uv(self):
@@ -112,7 +112,7 @@ asyncio.run(main())
 
 PMU = """
 import json
-from hw.battery import PmuBattery
+from periph.battery import PmuBattery
 class I2C:                                  # an AXP2101 as registers
     def __init__(self, regs):
         self.regs = regs
@@ -137,8 +137,8 @@ print(json.dumps(out))
 """
 
 
-def test_axp2101_pmu_gauge(fw):
-    out = fw.json(PMU)
+def test_axp2101_pmu_gauge(mpy):
+    out = mpy.json(PMU)
     assert out["adc_ctrl"] == 0x03  # VBAT measurement switched on, other bits kept
     assert out["mv"] == 3803  # high bits outside the 13-bit field ignored
     assert out["pct"] == 50
@@ -146,10 +146,10 @@ def test_axp2101_pmu_gauge(fw):
     assert out["absent"] is None
 
 
-def test_from_board_picks_the_reader(fw):
-    out = fw.json("""
+def test_from_board_picks_the_reader(mpy):
+    out = mpy.json("""
 import json
-from hw import battery
+from periph import battery
 sim = battery.from_board({'pins': {'battery_adc': {'gpio': 4, 'divider': 2.0}}})
 none = battery.from_board({'pins': {}, 'power': {'battery': 'none'}})
 print(json.dumps([type(sim).__name__, none]))

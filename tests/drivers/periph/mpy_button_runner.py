@@ -1,11 +1,11 @@
 # Runs on MicroPython: a scenario on stdin (one JSON line of settings, then one "t level" line
-# per edge) is fed to hw.button.Recogniser; prints the gestures as one JSON line.
+# per edge) is fed to periph.button.Recogniser; prints the gestures as one JSON line.
 # mode "edges": ticked at its own deadlines between edges (as the driver does);
 # mode "poll": the level sampled every 10 ms; mode "lazy": updates at the edges only.
 import json
 import sys
 
-from hw.button import Recogniser
+from periph.button import Recogniser
 
 spec = json.loads(sys.stdin.readline())
 r = Recogniser.from_config(spec['cfg'], spec['active'])

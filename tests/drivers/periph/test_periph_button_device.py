@@ -15,7 +15,7 @@ SIM_BUTTON = 1  # boards/sim.json pins.button.gpio
 
 MAIN = """
 import asyncio, machine, esp32
-from hw.button import Button
+from periph.button import Button
 PIN = {'gpio': 1, 'active': 'low', 'pull': 'up', 'wake': True}
 b = Button(PIN, {'hold_ms': 3000, 'presses': 3, 'window_ms': 2000})
 print('boot', machine.reset_cause())
@@ -41,9 +41,9 @@ asyncio.run(main())
 
 def firmware(tmp: Path, sleep_after: bool) -> Path:
     root = tmp / "fw"
-    (root / "hw").mkdir(parents=True)
+    (root / "periph").mkdir(parents=True)
     for name in ("__init__.py", "button.py"):
-        shutil.copy(FIRMWARE / "hw" / name, root / "hw" / name)
+        shutil.copy(FIRMWARE / "periph" / name, root / "periph" / name)
     (root / "main.py").write_text(textwrap.dedent(MAIN % sleep_after))
     return root
 

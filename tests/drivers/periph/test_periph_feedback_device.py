@@ -15,8 +15,8 @@ MOTOR, LED, BAT_ADC = 10, 2, 4  # boards/sim.json vibration, (an LED we add), ba
 
 MAIN = """
 import asyncio
-from hw.battery import Battery
-from hw.haptics import Haptics
+from periph.battery import Battery
+from periph.haptics import Haptics
 bat = Battery({'gpio': 4, 'divider': 2.0})
 h = Haptics({'gpio': 10, 'active': 'high'}, {'gpio': 2, 'active': 'low'}, light=False)
 
@@ -44,9 +44,9 @@ asyncio.run(main())
 @pytest.fixture
 def dev(tmp_path):
     root = tmp_path / "fw"
-    (root / "hw").mkdir(parents=True)
+    (root / "periph").mkdir(parents=True)
     for name in ("__init__.py", "battery.py", "haptics.py"):
-        shutil.copy(FIRMWARE / "hw" / name, root / "hw" / name)
+        shutil.copy(FIRMWARE / "periph" / name, root / "periph" / name)
     (root / "main.py").write_text(textwrap.dedent(MAIN))
     d = VirtualDevice(board="sim", flash=tmp_path / "flash.img", firmware=root)
     yield d

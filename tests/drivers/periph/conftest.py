@@ -1,29 +1,6 @@
-"""Fixtures for the button/haptics/battery tests on the MicroPython VM."""
+"""Fixtures for the peripheral (button, haptics, battery, PMU) tests on the MicroPython VM."""
 
 import pytest
-
-# `micropython -c` puts the working directory first on sys.path, where the repository's
-# top-level `hw/` folder (reference hardware docs) would shadow the firmware package `hw`
-# as a namespace package. Drop it before importing firmware code.
-PRELUDE = "import sys\nif '' in sys.path:\n    sys.path.remove('')\n"
-
-
-class FirmwareVM:
-    """`mpy` with the firmware's `hw` package guaranteed importable."""
-
-    def __init__(self, mpy):
-        self._mpy = mpy
-
-    def run(self, code: str, **kw) -> str:
-        return self._mpy.run(PRELUDE + code, **kw)
-
-    def json(self, code: str, **kw):
-        return self._mpy.json(PRELUDE + code, **kw)
-
-
-@pytest.fixture(scope="session")
-def fw(mpy) -> FirmwareVM:
-    return FirmwareVM(mpy)
 
 
 @pytest.fixture

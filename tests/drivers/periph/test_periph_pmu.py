@@ -1,11 +1,11 @@
-"""hw/pmu.py on the MicroPython VM: AXP2101 rail voltage codes, and the rails the board file
+"""periph/pmu.py on the MicroPython VM: AXP2101 rail voltage codes, and the rails the board file
 declares switched with the voltage set before the switch, other bits kept."""
 
 import pytest
 
 FAKE = """
 import json
-from hw import pmu
+from periph import pmu
 class I2c:  # AXP2101 registers; every write logged
     def __init__(self, chip=0x47):
         self.regs = bytearray(256); self.regs[3] = chip; self.regs[0x80] = 0x01; self.log = []
@@ -20,12 +20,12 @@ class I2c:  # AXP2101 registers; every write logged
 @pytest.mark.parametrize("rail,mv,code", [("DC3", 3000, 102), ("DC3", 1600, 88), ("DC3", 1200, 70),
                                           ("DC3", 1240, 72), ("BLDO2", 3300, 28), ("DC1", 3300, 18),
                                           ("DC5", 1400, 0), ("CPUSLDO", 550, 1)])
-def test_voltage_codes(fw, rail, mv, code):
-    assert fw.json(FAKE + f"print(json.dumps(pmu.code({rail!r}, {mv})))") == code
+def test_voltage_codes(mpy, rail, mv, code):
+    assert mpy.json(FAKE + f"print(json.dumps(pmu.code({rail!r}, {mv})))") == code
 
 
-def test_a_voltage_off_the_rails_steps_or_an_unknown_rail_is_refused(fw):
-    out = fw.json(FAKE + """
+def test_a_voltage_off_the_rails_steps_or_an_unknown_rail_is_refused(mpy):
+    out = mpy.json(FAKE + """
 r = []
 for rail, mv in (('DC3', 3050), ('DC3', 3500), ('BLDO1', 400), ('LDO9', 3300)):
     try:
@@ -47,8 +47,8 @@ board = {'power': {'pmu': 'X-Powers AXP2101', 'rails': {
 """
 
 
-def test_the_modem_rails_come_up_at_their_voltage_and_dc1_stays_on(fw):
-    out = fw.json(FAKE + BOARD + """
+def test_the_modem_rails_come_up_at_their_voltage_and_dc1_stays_on(mpy):
+    out = mpy.json(FAKE + BOARD + """
 i2c = I2c()
 p = pmu.from_board(board, i2c)
 p.switch(pmu.rails(board, 'modem'), True)
@@ -68,8 +68,8 @@ print(json.dumps([i2c.log[:n], on, p.is_on('BLDO2'), i2c.regs[0x90], sorted(pmu.
     assert soc == [["esp32s3", "DC1", 3300]]
 
 
-def test_something_else_at_the_address_is_no_pmu(fw):
-    out = fw.run(FAKE + """
+def test_something_else_at_the_address_is_no_pmu(mpy):
+    out = mpy.run(FAKE + """
 try:
     pmu.Axp2101(I2c(chip=0x4A))
 except OSError as e:

@@ -11,7 +11,7 @@ NAMES = ["sent", "seen", "dispatched", "question", "low_battery", "cancel_ack"]
 # with the virtual time it happened at.
 HARNESS = """
 import asyncio, json
-from hw import haptics
+from periph import haptics
 log = []
 clock = [0]
 class P:
@@ -31,8 +31,8 @@ async def drain(h):
 """
 
 
-def run(fw, body):
-    return fw.json(HARNESS + body)
+def run(mpy, body):
+    return mpy.json(HARNESS + body)
 
 
 def signature(pattern):
@@ -43,8 +43,8 @@ def signature(pattern):
     return "".join("S" if p <= 250 else "L" for p in pulses)
 
 
-def test_all_patterns_present_and_distinct_by_touch(fw):
-    pats = fw.json("from hw import haptics\nimport json\nprint(json.dumps(haptics.PATTERNS))")
+def test_all_patterns_present_and_distinct_by_touch(mpy):
+    pats = mpy.json("from periph import haptics\nimport json\nprint(json.dumps(haptics.PATTERNS))")
     assert set(NAMES) <= set(pats)
     sigs = {name: signature(pats[name]) for name in NAMES}
     assert len(set(sigs.values())) == len(NAMES), sigs
@@ -54,8 +54,8 @@ def test_all_patterns_present_and_distinct_by_touch(fw):
         assert all(gap >= 100 for gap in p[1::2])  # gaps long enough to feel the break
 
 
-def test_play_is_non_blocking_and_plays_the_exact_timeline(fw):
-    out = run(fw, """
+def test_play_is_non_blocking_and_plays_the_exact_timeline(mpy):
+    out = run(mpy, """
 async def main():
     h = make()
     h.play('seen')
@@ -72,8 +72,8 @@ asyncio.run(main())
     assert motor[-1][0] == 0
 
 
-def test_covert_by_default_led_stays_dark(fw):
-    out = run(fw, """
+def test_covert_by_default_led_stays_dark(mpy):
+    out = run(mpy, """
 async def main():
     h = make(light=False)
     for n in ('sent', 'dispatched', 'question'):
@@ -85,8 +85,8 @@ asyncio.run(main())
     assert out == [[2, 1, 0]]  # active-low LED: driven off once at start, never lit
 
 
-def test_light_when_configured_mirrors_the_motor(fw):
-    out = run(fw, """
+def test_light_when_configured_mirrors_the_motor(mpy):
+    out = run(mpy, """
 async def main():
     h = make(light=True)
     h.play('sent')
@@ -99,8 +99,8 @@ asyncio.run(main())
     assert levels[-1] == 1  # and dark at the end
 
 
-def test_stop_mid_pattern_turns_the_motor_off(fw):
-    out = run(fw, """
+def test_stop_mid_pattern_turns_the_motor_off(mpy):
+    out = run(mpy, """
 async def main():
     h = make()
     h.play('dispatched')
@@ -113,8 +113,8 @@ asyncio.run(main())
     assert out == {"busy": False, "last": 0}
 
 
-def test_queue_is_bounded_and_keeps_the_newest(fw):
-    out = run(fw, """
+def test_queue_is_bounded_and_keeps_the_newest(mpy):
+    out = run(mpy, """
 async def main():
     h = make()
     for i in range(7):
@@ -128,8 +128,8 @@ asyncio.run(main())
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_timeline_ends_off(fw, name):
-    out = fw.json(f"from hw import haptics\nimport json\n"
+def test_timeline_ends_off(mpy, name):
+    out = mpy.json(f"from periph import haptics\nimport json\n"
                   f"print(json.dumps(haptics.timeline(haptics.PATTERNS[{json.dumps(name)}], 0, 0)))")
     assert out[0] == [0, 0]  # active-low motor driver: on = 0
     assert out[-1][1] == 1

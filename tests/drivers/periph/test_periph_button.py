@@ -13,13 +13,13 @@ HOLD3 = {"hold_ms": 3000}
 TRIPLE = {"hold_ms": 3000, "presses": 3, "window_ms": 2000, "count": True}
 
 
-def recognise(fw, edges, cfg=TRIPLE, begin=(1, 0, False), end=None, mode="edges", tune=None,
+def recognise(mpy, edges, cfg=TRIPLE, begin=(1, 0, False), end=None, mode="edges", tune=None,
               active=0):
     end = end if end is not None else (edges[-1][0] if edges else 0) + 5000
     spec = {"cfg": cfg, "begin": list(begin), "end": end, "mode": mode, "tune": tune or {},
             "active": active}
     lines = [json.dumps(spec)] + [f"{t:.3f} {lv}" for t, lv in edges]
-    out = fw.json(RUNNER, stdin=("\n".join(lines) + "\n").encode())
+    out = mpy.json(RUNNER, stdin=("\n".join(lines) + "\n").encode())
     out["kinds"] = [(g[0], g[1]) for g in out["gestures"]]
     return out
 
@@ -30,153 +30,153 @@ def human():
 
 
 @pytest.mark.parametrize("mode", ["edges", "poll"])
-def test_bounce_train_alone_is_nothing(fw, human, mode):
+def test_bounce_train_alone_is_nothing(mpy, human, mode):
     edges = []
     for i in range(20):  # 20 chatter bursts of 5 ms, 300 ms apart (a shaken, worn switch)
         edges += human.chatter_edges(2000 + 300 * i, 5)
-    out = recognise(fw, edges, mode=mode)
+    out = recognise(mpy, edges, mode=mode)
     assert out["kinds"] == []
     assert out["pressed"] is False
 
 
 @pytest.mark.parametrize("mode", ["edges", "poll"])
-def test_50ms_bumps_never_count(fw, human, mode):
+def test_50ms_bumps_never_count(mpy, human, mode):
     edges = []
     for i in range(6):  # six knocks, close enough to look like a multi-press if they counted
         edges += human.bump_edges(2000 + 200 * i, 50)
-    out = recognise(fw, edges, mode=mode)
+    out = recognise(mpy, edges, mode=mode)
     assert out["kinds"] == []
     assert out["bumps"] == 6
 
 
 @pytest.mark.parametrize("mode", ["edges", "poll"])
-def test_3s_hold_fires_once_while_still_held(fw, human, mode):
+def test_3s_hold_fires_once_while_still_held(mpy, human, mode):
     edges = human.press_edges(2000, 5000)
-    out = recognise(fw, edges, cfg=HOLD3, mode=mode)
+    out = recognise(mpy, edges, cfg=HOLD3, mode=mode)
     assert out["kinds"] == [("hold", 1)]
     t = out["gestures"][0][2]
     assert 5000 <= t <= 5000 + 5 + 10  # 3 s after the contact settled, long before release
     assert t < 7000
 
 
-def test_hold_released_before_anyone_ticked_still_counts(fw, human):
+def test_hold_released_before_anyone_ticked_still_counts(mpy, human):
     # Feed edges only, no ticks in between: the release alone must reveal the 3.2 s hold.
     edges = human.press_edges(2000, 3200)
-    out = recognise(fw, edges, cfg=HOLD3, mode="lazy")
+    out = recognise(mpy, edges, cfg=HOLD3, mode="lazy")
     assert out["kinds"] == [("hold", 1)]
 
 
-def test_hold_just_short_is_nothing(fw, human):
-    out = recognise(fw, human.press_edges(2000, 2900), cfg=HOLD3)
+def test_hold_just_short_is_nothing(mpy, human):
+    out = recognise(mpy, human.press_edges(2000, 2900), cfg=HOLD3)
     assert out["kinds"] == []
 
 
 @pytest.mark.parametrize("mode", ["edges", "poll"])
-def test_triple_press_fires_presses_once(fw, human, mode):
+def test_triple_press_fires_presses_once(mpy, human, mode):
     edges = human.multi_press_edges(2000, 3, press_ms=150, gap_ms=250)
-    out = recognise(fw, edges, mode=mode)
+    out = recognise(mpy, edges, mode=mode)
     assert out["kinds"] == [("presses", 3)]  # consumed: no trailing COUNT
 
 
-def test_triple_press_with_bumps_between(fw, human):
+def test_triple_press_with_bumps_between(mpy, human):
     edges = human.press_edges(2000, 150) + human.bump_edges(2300, 40) \
         + human.press_edges(2500, 150) + human.bump_edges(2750, 30) + human.press_edges(3000, 150)
-    out = recognise(fw, edges)
+    out = recognise(mpy, edges)
     assert out["kinds"] == [("presses", 3)]
     assert out["bumps"] == 2
 
 
-def test_slow_presses_outside_window_only_count(fw, human):
+def test_slow_presses_outside_window_only_count(mpy, human):
     edges = human.multi_press_edges(2000, 3, press_ms=150, gap_ms=1200)  # 2.7 s for three
-    out = recognise(fw, edges)
+    out = recognise(mpy, edges)
     assert out["kinds"] == [("count", 3)]
 
 
-def test_sliding_window_forgives_a_slow_first_press(fw, human):
+def test_sliding_window_forgives_a_slow_first_press(mpy, human):
     # Presses at 2.0, 3.6, 4.1, 4.6 s: the first three span 2.1 s (> window), the last three 1 s.
     edges = human.press_edges(2000, 150) + human.multi_press_edges(3600, 3, 150, 350)
-    out = recognise(fw, edges)
+    out = recognise(mpy, edges)
     assert out["kinds"] == [("presses", 3)]
 
 
-def test_two_presses_answer_a_question_as_count_2(fw, human):
+def test_two_presses_answer_a_question_as_count_2(mpy, human):
     edges = human.multi_press_edges(2000, 2)
-    out = recognise(fw, edges)
+    out = recognise(mpy, edges)
     assert out["kinds"] == [("count", 2)]
     assert out["gestures"][0][2] >= edges[-1][0] + 1500 - 0.01  # after the quiet gap
 
 
-def test_no_count_unless_asked_for(fw, human):
+def test_no_count_unless_asked_for(mpy, human):
     edges = human.multi_press_edges(2000, 2)
-    out = recognise(fw, edges, cfg={"hold_ms": 3000, "presses": 3})
+    out = recognise(mpy, edges, cfg={"hold_ms": 3000, "presses": 3})
     assert out["kinds"] == []  # two stray taps reach no one
 
 
-def test_hold_and_presses_configured_together(fw, human):
+def test_hold_and_presses_configured_together(mpy, human):
     edges = human.multi_press_edges(2000, 3) + human.press_edges(9000, 3500)
-    out = recognise(fw, edges)
+    out = recognise(mpy, edges)
     assert out["kinds"] == [("presses", 3), ("hold", 1)]
 
 
-def test_long_press_breaks_a_run(fw, human):
+def test_long_press_breaks_a_run(mpy, human):
     edges = human.multi_press_edges(2000, 2) + human.press_edges(2900, 1500) \
         + human.press_edges(4600, 150)
-    out = recognise(fw, edges)
+    out = recognise(mpy, edges)
     assert ("presses", 3) not in out["kinds"]
 
 
-def test_held_at_power_on_is_ignored_until_released(fw, human):
+def test_held_at_power_on_is_ignored_until_released(mpy, human):
     # Pressed when powered on (stuck or held): a 6 s hold from boot must not raise an alarm.
     edges = [(6000.0, 1)]  # released 6 s after power-on
-    out = recognise(fw, edges, cfg=HOLD3, begin=(0, 0, False), end=9000)
+    out = recognise(mpy, edges, cfg=HOLD3, begin=(0, 0, False), end=9000)
     assert out["kinds"] == []
-    later = recognise(fw, edges + human.press_edges(8000, 3500), cfg=HOLD3, begin=(0, 0, False))
+    later = recognise(mpy, edges + human.press_edges(8000, 3500), cfg=HOLD3, begin=(0, 0, False))
     assert later["kinds"] == [("hold", 1)]
 
 
-def test_press_during_boot_holdoff_counts_from_its_end(fw, human):
+def test_press_during_boot_holdoff_counts_from_its_end(mpy, human):
     # Pins settle during the first second after power-on: a glitch there is nothing, and a
     # real press that began then is timed from the end of the hold-off.
-    glitch = recognise(fw, human.bump_edges(100, 300), cfg=HOLD3)
+    glitch = recognise(mpy, human.bump_edges(100, 300), cfg=HOLD3)
     assert glitch["kinds"] == []
-    short = recognise(fw, human.press_edges(300, 3500), cfg=HOLD3)  # 2.8 s after hold-off
+    short = recognise(mpy, human.press_edges(300, 3500), cfg=HOLD3)  # 2.8 s after hold-off
     assert short["kinds"] == []
-    long = recognise(fw, human.press_edges(300, 4200), cfg=HOLD3)
+    long = recognise(mpy, human.press_edges(300, 4200), cfg=HOLD3)
     assert long["kinds"] == [("hold", 1)] and long["gestures"][0][2] == 4000
 
 
-def test_wake_press_still_held_counts_with_credit(fw):
+def test_wake_press_still_held_counts_with_credit(mpy):
     # The press woke the chip; at boot (t=0) it is still down; released at 2.9 s after boot.
-    out = recognise(fw, [(2900.0, 1)], cfg=HOLD3, begin=(0, 0, True))
+    out = recognise(mpy, [(2900.0, 1)], cfg=HOLD3, begin=(0, 0, True))
     assert out["kinds"] == [("hold", 1)]
     assert out["gestures"][0][2] == 2750  # 3000 ms from the estimated press, 250 ms before boot
 
 
-def test_held_at_a_timer_wake_counts_from_boot(fw):
+def test_held_at_a_timer_wake_counts_from_boot(mpy):
     # Out of deep sleep for the daily check-in while the child is already pressing: no
     # hold-off, no "held at power-on" rule; the hold counts from boot (no credit).
-    out = recognise(fw, [(3100.0, 1)], cfg=HOLD3, begin=(0, 0, False, True))
+    out = recognise(mpy, [(3100.0, 1)], cfg=HOLD3, begin=(0, 0, False, True))
     assert out["kinds"] == [("hold", 1)]
     assert out["gestures"][0][2] == 3000
-    cold = recognise(fw, [(3100.0, 1)], cfg=HOLD3, begin=(0, 0, False, False))
+    cold = recognise(mpy, [(3100.0, 1)], cfg=HOLD3, begin=(0, 0, False, False))
     assert cold["kinds"] == []
 
 
-def test_wake_tap_is_the_first_of_three(fw, human):
+def test_wake_tap_is_the_first_of_three(mpy, human):
     # A tap woke the chip and was over before boot: two more presses complete the triple.
     edges = human.multi_press_edges(300, 2)
-    out = recognise(fw, edges, begin=(1, 0, True))
+    out = recognise(mpy, edges, begin=(1, 0, True))
     assert out["kinds"] == [("presses", 3)]
 
 
-def test_active_high_wiring(fw):
+def test_active_high_wiring(mpy):
     h = Human(active=1, seed=3)
-    out = recognise(fw, h.press_edges(2000, 3500), cfg=HOLD3, begin=(0, 0, False), active=1)
+    out = recognise(mpy, h.press_edges(2000, 3500), cfg=HOLD3, begin=(0, 0, False), active=1)
     assert out["kinds"] == [("hold", 1)]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_poll_and_edges_agree_on_a_random_day(fw, seed):
+def test_poll_and_edges_agree_on_a_random_day(mpy, seed):
     h = Human(seed=seed)
     rng = h.rng
     edges, t = [], 2000.0
@@ -193,26 +193,26 @@ def test_poll_and_edges_agree_on_a_random_day(fw, seed):
         else:
             edges += h.press_edges(t, rng.uniform(3100, 4000))
         t = edges[-1][0] + rng.uniform(1700, 3000)
-    a = recognise(fw, edges, mode="edges")
-    b = recognise(fw, edges, mode="poll")
+    a = recognise(mpy, edges, mode="edges")
+    b = recognise(mpy, edges, mode="poll")
     assert a["kinds"] == b["kinds"]
     assert all(abs(x[2] - y[2]) <= 20 for x, y in zip(a["gestures"], b["gestures"], strict=True))
 
 
 @pytest.mark.parametrize("args", ["hold_ms=0, presses=0", "hold_ms=0, presses=1",
                                   "hold_ms=200, presses=0"])
-def test_gestures_that_are_not_deliberate_are_refused(fw, args):
-    out = fw.run(
-        "from hw.button import Recogniser\n"
+def test_gestures_that_are_not_deliberate_are_refused(mpy, args):
+    out = mpy.run(
+        "from periph.button import Recogniser\n"
         f"try:\n Recogniser({args})\nexcept ValueError as e:\n print('refused', e)\n"
     )
     assert "refused" in out
 
 
-def test_recogniser_does_not_allocate_per_edge(fw):
-    out = fw.json("""
+def test_recogniser_does_not_allocate_per_edge(mpy):
+    out = mpy.json("""
 import gc, json
-from hw.button import Recogniser
+from periph.button import Recogniser
 r = Recogniser(hold_ms=3000, presses=3)
 r.begin(1, 0)
 gc.collect(); gc.disable()

@@ -1,4 +1,4 @@
-"""The alarm's state machine (firmware/alarm/alarm.py) under the MicroPython VM: idle -> raised ->
+"""The alarm's state machine (firmware/alarm/feedback.py) under the MicroPython VM: idle -> raised ->
 sent -> seen -> dispatched -> stood down, each step felt once; acks of an older alert ignored;
 a repeat press is the same alert; a cancel and a duress cancel feel the same but only the true
 one ends the alert (the duress one keeps it live, silently); the police's stand-down."""
@@ -7,7 +7,7 @@ import textwrap
 
 PRELUDE = """
 import json
-from alarm.alarm import Alarm
+from alarm.feedback import Alarm
 out = []
 def step(a, what):
     # record (what returned, the state) after one event

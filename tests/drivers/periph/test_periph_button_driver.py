@@ -12,7 +12,7 @@ FAKE = Path(__file__).with_name("fake_machine")
 # within one task step, as an IRQ burst), and a task collecting gestures from the iterator.
 SETUP = """
 import asyncio, json, machine
-from hw.button import Button, Recogniser
+from periph.button import Button, Recogniser
 Recogniser.holdoff_ms = 100
 
 def make_button():
@@ -65,18 +65,18 @@ asyncio.run(main())
 """
 
 
-def test_driver_irq_edges_to_gestures(fw):
-    out = fw.json(SCENARIO.replace("@WAKE@", "False"), path=(FAKE, FIRMWARE))
+def test_driver_irq_edges_to_gestures(mpy):
+    out = mpy.json(SCENARIO.replace("@WAKE@", "False"), path=(FAKE, FIRMWARE))
     assert out["got"] == [["presses", 3], ["hold", 1]]
     assert out["hold"] and out["presses"]
     assert out["bumps"] == 1
     assert out["dropped"] == 0
 
 
-def test_driver_counts_the_press_that_woke_the_chip(fw):
+def test_driver_counts_the_press_that_woke_the_chip(mpy):
     # Woken by the button, still held at boot, released 500 ms later: with the 250 ms wake
     # credit that is 750 ms >= hold_ms 600.
-    out = fw.json(SCENARIO.replace("@WAKE@", "True"), path=(FAKE, FIRMWARE))
+    out = mpy.json(SCENARIO.replace("@WAKE@", "True"), path=(FAKE, FIRMWARE))
     assert out["got"] == [["hold", 1]]
 
 
@@ -100,17 +100,17 @@ asyncio.run(main())
 """
 
 
-def test_driver_survives_chatter_that_overflows_its_edge_ring(fw):
-    out = fw.json(OVERFLOW, path=(FAKE, FIRMWARE))
+def test_driver_survives_chatter_that_overflows_its_edge_ring(mpy):
+    out = mpy.json(OVERFLOW, path=(FAKE, FIRMWARE))
     assert out["dropped"] > 0  # the ring did overflow
     assert out["got"] == [["hold", 1], ["presses", 3]]
     assert out["pressed"] is False
 
 
-def test_arm_wake_is_refused_while_the_button_is_down(fw):
-    out = fw.json("""
+def test_arm_wake_is_refused_while_the_button_is_down(mpy):
+    out = mpy.json("""
 import json, machine, esp32
-from hw.button import Button
+from periph.button import Button
 b = Button({'gpio': 1, 'active': 'low', 'pull': 'up', 'wake': True}, {'hold_ms': 3000})
 up = b.arm_wake()
 machine.drive(1, 0)                       # held (or stuck) when the app wants to sleep

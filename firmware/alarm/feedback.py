@@ -3,8 +3,8 @@
 # false alarm, drill over, cancelled). Each step up is felt as its haptic pattern, once.
 # A cancel looks the same to anyone watching whether true or under duress; under duress the
 # alarm stays live (tracking continues silently) but no more confirmations are felt.
-from hw.haptics import CANCEL_ACK, DISPATCHED, SEEN, SENT
 from micropython import const
+from periph.haptics import CANCEL_ACK, DISPATCHED, SEEN, SENT
 
 IDLE = const(0)
 RAISED = const(1)

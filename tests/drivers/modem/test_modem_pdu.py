@@ -1,4 +1,4 @@
-"""SMS PDU codec (firmware/modem/sms.py) on the MicroPython VM against ModemManager and gammu
+"""SMS PDU codec (firmware/modem/pdu.py) on the MicroPython VM against ModemManager and gammu
 vectors, byte-exact, and cross-checked against smspdudecoder in CPython."""
 
 import json
@@ -12,11 +12,11 @@ from smspdudecoder.easy import read_incoming_sms
 # Runs on MicroPython: every job of a JSON file through the firmware codec, one JSON answer.
 _HARNESS = r"""
 import json, binascii
-from modem import sms, core
+from modem import core, pdu
 def dec(p):
     try:
-        m = sms.decode(binascii.unhexlify(p))
-    except sms.PduError as e:
+        m = pdu.decode(binascii.unhexlify(p))
+    except pdu.PduError as e:
         return {"error": str(e)}
     body = m.body
     if isinstance(body, (bytes, bytearray)):
@@ -28,7 +28,7 @@ def cmgr(text):
     head = [i for i, l in enumerate(lines) if l.startswith("+CMGR:")][0]
     try:
         stat, m = core.parse_cmgr(lines[head], lines[head + 1])
-    except sms.PduError as e:
+    except pdu.PduError as e:
         return {"error": str(e)}
     except Exception as e:
         return {"crash": repr(e)}
@@ -46,19 +46,19 @@ for job in json.load(open(PATH)):
     elif op == "submit":
         body = job["text"] if "text" in job else binascii.unhexlify(job["data"])
         try:
-            p = sms.encode_submit(job["number"], body, smsc=job.get("smsc"), vp=job.get("vp"),
+            p = pdu.encode_submit(job["number"], body, smsc=job.get("smsc"), vp=job.get("vp"),
                                   dcs=job.get("dcs"))
-            out.append({"pdu": binascii.hexlify(p).decode().upper(), "tpdu": sms.tpdu_length(p)})
-        except sms.PduError as e:
+            out.append({"pdu": binascii.hexlify(p).decode().upper(), "tpdu": pdu.tpdu_length(p)})
+        except pdu.PduError as e:
             out.append({"error": str(e)})
     elif op == "deliver":
-        p = sms.encode_deliver(job["number"], job["text"], job["scts"], smsc=job.get("smsc"),
+        p = pdu.encode_deliver(job["number"], job["text"], job["scts"], smsc=job.get("smsc"),
                                dcs=job.get("dcs"))
         out.append({"pdu": binascii.hexlify(p).decode().upper()})
     elif op == "address":
-        out.append(binascii.hexlify(sms.encode_address(job["address"], job["smsc"])).decode().upper())
+        out.append(binascii.hexlify(pdu.encode_address(job["address"], job["smsc"])).decode().upper())
     elif op == "vp":
-        out.append(sms.vp_relative(job["minutes"]))
+        out.append(pdu.vp_relative(job["minutes"]))
 """
 
 

@@ -78,11 +78,6 @@ def start_gnss(board):
         uart = machine.UART(u['id'], u.get('baud', 9600), tx=u['tx'], rx=u['rx'], rxbuf=512)
         gnss.power(True)
         asyncio.create_task(gnss.run_uart(asyncio.StreamReader(uart)))
-    elif src == 'modem':
-        # The modem's own GNSS: the runner runs it in windows around the radio (gnss/radio.py)
-        # as gnss/plan.py times them; beside LTE where the modem can (A7670).
-        from gnss.plan import Plan
-        gnss.plan = Plan('gnss_with_lte' in board.get('capabilities', ()))
     return gnss
 
 
@@ -100,7 +95,16 @@ def start_modem(board):
     return on_uart(dialect(board['modem']['dialect']), uart, key)
 
 
-def start_alarm(device, haptics, battery, gnss, modem, button):
+def modem_gnss_plan(board, modem):
+    # The modem's own GNSS: the alarm runs it in windows around its uplinks (alarm/radio.py) as
+    # gnss/plan.py times them; beside LTE where the modem can (A7670). None for a UART receiver.
+    if board.get('gnss', {}).get('source') != 'modem':
+        return None
+    from gnss.plan import Plan
+    return Plan('gnss_with_lte' in modem.caps)
+
+
+def start_alarm(board, device, haptics, battery, gnss, modem, button):
     from alarm.outbox import Outbox
     from alarm.runner import Runner
     from alarm.transport import Transport
@@ -114,7 +118,7 @@ def start_alarm(device, haptics, battery, gnss, modem, button):
                     Outbox(config.OUTBOX_DIR), haptics, gnss, battery,
                     drill=device.get('drill', False), counting=button.counting,
                     cancel=device.get('cancel'), checkin_s=device.get('checkin_s', 86400),
-                    fw=config.FW_VERSION)
+                    fw=config.FW_VERSION, plan=modem_gnss_plan(board, modem))
     srv = device.get('server') or {}
     transport = Transport(modem, srv.get('host'), srv.get('port'), device.get('sms_number'),
                           runner.downlink, runner.kick.set)
@@ -143,7 +147,7 @@ async def main():
             print('urelief: no modem on this board: an SOS cannot be sent')
         else:
             try:
-                runner = start_alarm(device, haptics, battery, gnss, modem, button)
+                runner = start_alarm(board, device, haptics, battery, gnss, modem, button)
             except Exception as e:  # e.g. the counter file is missing or corrupt
                 print('urelief: alarm not started:', repr(e))
     async for kind, n, t_ms in button:

@@ -27,7 +27,7 @@ _BATTERY_CHECK_MS = const(300000)  # the gauge is looked at this often between c
 class Runner:
     def __init__(self, codec, counter, guard, outbox, haptics, gnss=None, battery=None,
                  policy=None, drill=False, log=print, counting=None, cancel=None,
-                 checkin_s=86400, fw=(0, 0, 0)):
+                 checkin_s=86400, fw=(0, 0, 0), plan=None):
         self.codec = codec
         self.counter = counter
         self.guard = guard
@@ -54,7 +54,8 @@ class Runner:
         self._raised = asyncio.Event()
         self._fresh = False  # an SOS went without a trusted fix: send one when there is
         self._battery_pct = None
-        self.radio = None  # gnss.radio.ModemGnss: the modem's GNSS taking turns with uplinks
+        self.plan = plan  # gnss.plan.Plan on a board whose GNSS is the modem's, else None
+        self.radio = None  # alarm.radio.ModemGnss: the modem's GNSS taking turns with uplinks
         if gnss is not None:
             gnss.on_fix = self._on_fix
 
@@ -225,7 +226,7 @@ class Runner:
         pol = self.policy
         box = self.outbox
         while True:
-            await self._radio_free()
+            await tr.free()  # uplinks wait while a GNSS window holds the RF
             now = time.ticks_ms()
             for e in list(box.entries):
                 if box.get(e.counter) is not e:
@@ -237,7 +238,7 @@ class Runner:
                     continue
                 ok = True
                 try:
-                    await self._send(tr, ch, e.packet)
+                    await tr.send(ch, e.packet)
                 except Exception as ex:  # the outbox keeps it; the policy says when again
                     ok = False
                     self.log('urelief: #%d not sent over %s: %r' % (e.counter, ch, ex))
@@ -257,25 +258,12 @@ class Runner:
     # -------------------------------------------------------------- the modem's own GNSS
 
     def _start_modem_gnss(self, tr):
-        # A board whose GNSS is the modem's (app.start_gnss gives it a plan): windows around
-        # the radio, as gnss/plan.py times them.
-        plan = getattr(self.gnss, 'plan', None)
-        if plan is not None:
-            from gnss.radio import ModemGnss
-            self.radio = ModemGnss(self, tr, plan, self.log)
-            tr.rf = self.radio
+        # A board whose GNSS is the modem's (a plan given): windows around the uplinks, as
+        # gnss/plan.py times them.
+        if self.plan is not None:
+            from alarm.radio import ModemGnss
+            self.radio = ModemGnss(self, tr, self.plan, self.log)
             asyncio.create_task(self.radio.run())
-
-    async def _radio_free(self):
-        # Uplinks wait while a GNSS window holds the modem's one RF path (SIM7080).
-        if self.radio is not None:
-            await self.radio.free()
-
-    async def _send(self, tr, ch, packet):
-        if self.radio is None:
-            await tr.send(ch, packet)
-        else:
-            await self.radio.send(tr, ch, packet)
 
     def downlink(self, data):
         # A datagram or SMS body from the police side: verify, open, act.

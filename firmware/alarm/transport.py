@@ -13,6 +13,7 @@ _ERRORS = (AtError, AtTimeout, ModemReset, ModemError, OSError)
 _START_RETRY_MS = const(30000)  # a modem that does not come up: try again this often
 _DATA_RETRY_MS = const(30000)  # after the network refused data
 _WATCH_MS = const(1000)  # link check period (no AT traffic: attributes only)
+_DRAIN_MS = const(20)  # an uplink in the modem when a GNSS window wants the RF: wait this much
 
 
 class Transport:
@@ -30,7 +31,12 @@ class Transport:
         self._reg = None
         self._wake = asyncio.Event()
         self.cell_changed = asyncio.Event()  # registration (cell) changed: refresh cell info
-        self.rf = None  # gnss.radio.ModemGnss on a modem whose GNSS and LTE share the RF
+        # The one RF path of a modem whose GNSS and LTE cannot run together (SIM7080): held by
+        # a GNSS window (alarm/radio.py), uplinks and data-link opens wait for it.
+        self.held = False
+        self._busy = 0  # uplinks inside the modem now
+        self._free = asyncio.Event()
+        self._free.set()
 
     def sms_ok(self):
         m = self.m
@@ -68,8 +74,8 @@ class Transport:
                 if self.link == LINK_UP:
                     self._set(LINK_CONNECTING)
             elif self.link != LINK_UP:
-                if self.rf is not None and self.rf.held:
-                    await self.rf.free()  # no data context while the GNSS has the RF
+                if self.held:
+                    await self.free()  # no data context while the GNSS has the RF
                     continue
                 await self._open()
                 if self.link == LINK_DOWN:
@@ -93,17 +99,43 @@ class Transport:
             self.log('urelief: no data link: %r' % (e,))
             self._set(LINK_DOWN)
 
+    async def free(self):
+        # Returns once no GNSS window holds the RF.
+        while self.held:
+            await self._free.wait()
+
+    async def hold(self):
+        # A GNSS window takes the RF: new uplinks wait, those inside the modem finish first.
+        self.held = True
+        self._free.clear()
+        while self._busy:
+            await asyncio.sleep_ms(_DRAIN_MS)
+
+    def release(self):
+        # The window closed. -> True if the RF was held (what waited may go now).
+        if not self.held:
+            return False
+        self.held = False
+        self._free.set()
+        return True
+
     async def send(self, channel, packet):
-        # Hand one packet to the modem; raises on failure (the outbox keeps it).
-        if channel == 'sms':
-            await self.m.send_sms(self.sms_number, packet)
-            return
+        # Hand one packet to the modem once the RF is free; raises on failure (the outbox
+        # keeps it).
+        await self.free()
+        self._busy += 1
         try:
-            await self.m.udp_send(packet)
-        except _ERRORS:
-            self._set(LINK_CONNECTING)  # reopen before the next try
-            self._wake.set()
-            raise
+            if channel == 'sms':
+                await self.m.send_sms(self.sms_number, packet)
+                return
+            try:
+                await self.m.udp_send(packet)
+            except _ERRORS:
+                self._set(LINK_CONNECTING)  # reopen before the next try
+                self._wake.set()
+                raise
+        finally:
+            self._busy -= 1
 
     async def _udp_rx(self):
         while True:

@@ -1,4 +1,4 @@
-# When the modem's own GNSS runs (gnss/radio.py does what this says). Pure: ticks_ms passed in.
+# When the modem's own GNSS runs (alarm/radio.py does what this says). Pure: ticks_ms passed in.
 #
 # The mission's rule: an SOS goes out at once with the best position known (last-known fix with
 # its age, serving cell); a fresh fix follows as a POSITION the moment there is one.

@@ -21,7 +21,6 @@ class Gnss:
 
     gap_ms = 300  # UART silence that ends an epoch (1 Hz receivers pause between bursts)
     poll_ms = 1000  # modem GNSS query period
-    plan: object = None  # gnss.plan.Plan when the modem's GNSS feeds this, in windows (gnss/radio.py)
 
     def __init__(self, power=None, ticks_ms=time.ticks_ms):
         self.nmea = Nmea()

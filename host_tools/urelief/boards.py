@@ -9,6 +9,7 @@ plays on the board and the conflicting function.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 import click
 import jsonschema
 
-from urelief.paths import BOARDS
+from urelief.paths import BOARDS, FIRMWARE
 
 SCHEMA = BOARDS / "schema.json"
 
@@ -95,12 +96,37 @@ ESP32S3 = SocRules(
 
 SOCS = {"esp32": ESP32, "esp32s3": ESP32S3}
 
-# What each modem dialect can do (mirrors firmware/modem/<dialect>.py `caps`).
-DIALECT_CAPS = {
-    "sim7080": {"gnss", "sms", "udp", "psm"},  # GNSS and LTE cannot run together
-    "a7670": {"gnss", "sms", "udp", "gnss_with_lte"},
-    "bg95": {"gnss", "sms", "udp", "psm"},
-}
+DIALECTS = ("sim7080", "a7670", "bg95")  # boards/schema.json's modem.dialect enum
+
+
+def dialect_caps(firmware: Path = FIRMWARE) -> dict[str, frozenset[str]]:
+    """What each modem dialect can do, read from its one truth: the class attribute `caps` in
+    firmware/modem/<dialect>.py (what the firmware itself asks with `m.has(...)`)."""
+    out = {}
+    for name in DIALECTS:
+        tree = ast.parse((firmware / "modem" / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "caps" for t in node.targets):
+                out[name] = frozenset(ast.literal_eval(node.value))
+        if name not in out:
+            raise RuntimeError(f"firmware/modem/{name}.py sets no caps")
+    return out
+
+
+DIALECT_CAPS = dialect_caps()
+
+
+def provided_caps(board: dict) -> frozenset[str]:
+    """The capabilities a board has: its modem dialect's, with its GNSS source's say on GNSS (a
+    separate UART receiver runs beside LTE; no source, no GNSS)."""
+    can = set(DIALECT_CAPS[board["modem"]["dialect"]])
+    source = board["gnss"]["source"]
+    if source == "uart":
+        can |= {"gnss", "gnss_with_lte"}
+    elif source == "none":
+        can -= {"gnss", "gnss_with_lte"}
+    return frozenset(can)
 
 OUTPUT_ROLES = {"vibration", "led", "modem_pwrkey", "modem_reset", "modem_power", "modem_dtr",
                 "gnss_enable"}
@@ -253,21 +279,21 @@ def _check_roles(board: dict, soc: SocRules, rep: Report) -> None:
 
 
 def _check_capabilities(board: dict, rep: Report) -> None:
+    # The board file's "capabilities" is a copy for readers; the firmware asks its modem dialect.
     dialect = board["modem"]["dialect"]
     caps = set(board["capabilities"])
     source = board["gnss"]["source"]
-    can = set(DIALECT_CAPS[dialect])
-    if source == "uart":
-        can |= {"gnss", "gnss_with_lte"}  # a separate receiver runs beside LTE
-        if "gnss_uart" not in board["pins"]:
-            rep.error("gnss: source is \"uart\" but pins has no gnss_uart")
+    can = provided_caps(board)
+    if source == "uart" and "gnss_uart" not in board["pins"]:
+        rep.error("gnss: source is \"uart\" but pins has no gnss_uart")
     elif source == "modem" and "gnss" not in DIALECT_CAPS[dialect]:
         rep.error(f"gnss: source is \"modem\" but the {dialect} dialect has no GNSS")
-    if source == "none":
-        can -= {"gnss", "gnss_with_lte"}
     for cap in sorted(caps - can):
         rep.error(f"capabilities: \"{cap}\" is claimed but neither the {dialect} dialect nor "
                   f"the GNSS source \"{source}\" provides it")
+    for cap in sorted(can - caps):
+        rep.warn(f"capabilities: the {dialect} dialect with GNSS source \"{source}\" provides "
+                 f"\"{cap}\" but the board file does not list it")
 
 
 def _check_power(board: dict, rep: Report) -> None:

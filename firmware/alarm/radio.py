@@ -1,18 +1,18 @@
-# The modem's own GNSS as the alarm's position source, in windows gnss/plan.py times around the
-# radio: AT+CGNSPWR / AT+CGPS on, the modem's fix polled (gnss/at.py parses it into the same Fix
-# as a UART receiver's) into the Gnss service, off again. While a window holds the RF of a
-# modem without "gnss_with_lte", uplinks wait in `send` and go the moment it closes.
+# The one radio, shared: the modem's own GNSS as the alarm's position source, in windows
+# gnss/plan.py times around the alarm's uplinks: AT+CGNSPWR / AT+CGPS on, the modem's fix polled
+# (gnss/at.py parses it into the same Fix as a UART receiver's) into the Gnss service, off again.
+# While a window holds the RF of a modem without "gnss_with_lte", the transport's uplinks wait
+# (Transport.hold) and go the moment it closes.
 import asyncio
 import time
 
-from alarm.policy import LINK_CONNECTING, LINK_UP
+from gnss.plan import SOS_NONE, SOS_UNACKED, SOS_UNSENT
 from micropython import const
 
-from gnss.plan import SOS_NONE, SOS_UNACKED, SOS_UNSENT
+from alarm.policy import LINK_CONNECTING, LINK_UP
 
 _IDLE_MS = const(1000)  # look at the plan at least this often
 _ALERT_MS = const(250)  # in an alert (the window follows the SOS's ack without delay)
-_DRAIN_MS = const(20)  # an uplink in the modem when a window wants the RF: wait this much
 _SETTLE_MS = const(60000)  # no network this long after the modem came up: GNSS need not wait
 
 
@@ -24,26 +24,8 @@ class ModemGnss:
         self.gnss = runner.gnss
         self.plan = plan
         self.log = log
-        self.held = False  # a window holds the RF: uplinks wait
-        self._busy = 0  # uplinks inside the modem now
-        self._free = asyncio.Event()
-        self._free.set()
         self._ready_at = None  # ticks_ms the modem was seen ready, the link not up yet
         self._pct = None  # battery %, read after each window
-
-    async def free(self):
-        # Returns once no window holds the RF.
-        while self.held:
-            await self._free.wait()
-
-    async def send(self, tr, channel, packet):
-        # The transport's send, after any window holding the RF has closed.
-        await self.free()
-        self._busy += 1
-        try:
-            await tr.send(channel, packet)
-        finally:
-            self._busy -= 1
 
     def sos(self, now):
         # -> (SOS_*, ms since the first send) of the oldest SOS in the outbox. One that has no
@@ -105,10 +87,7 @@ class ModemGnss:
         p = self.plan
         m = self.m
         if not p.with_lte:
-            self.held = True
-            self._free.clear()
-            while self._busy:
-                await asyncio.sleep_ms(_DRAIN_MS)
+            await self.tr.hold()
         t0 = time.ticks_ms()
         if self.sos(t0)[0] == SOS_UNSENT and not p.with_lte:
             return self._closed(t0, 'sos waiting', False)  # stored while an uplink drained
@@ -169,7 +148,5 @@ class ModemGnss:
         self.log('urelief: gnss window closed after %d ms: %s' % (time.ticks_diff(now, t0), why))
 
     def _release(self):
-        if self.held:
-            self.held = False
-            self._free.set()
+        if self.tr.release():
             self.r.kick.set()  # what waited goes now

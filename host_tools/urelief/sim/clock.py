@@ -95,6 +95,10 @@ class Clock:
     def held(self) -> bool:
         return self._holds > 0
 
+    @property
+    def has_posts(self) -> bool:
+        return bool(self._posts)
+
     # -- the host loop's side --------------------------------------------------------------
     def next_due_us(self) -> float:
         with self._lock:

@@ -15,37 +15,23 @@ from __future__ import annotations
 
 import os
 import pty
-import selectors
-import signal
 import tty
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from urelief.sim.device import VirtualDevice
+    from urelief.sim.port import BoardPort
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 MAX_KEPT = 8 * 1024 * 1024  # bytes of console output kept for tests
 
 
-def sigint_caught(pid: int) -> bool:
-    """True while MicroPython has its SIGINT handler installed, i.e. while it executes code."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("SigCgt:"):
-                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
-    except OSError:
-        pass
-    return False
-
-
 class Console:
-    def __init__(self, dev: VirtualDevice):
-        self._dev = dev
+    def __init__(self, port: BoardPort):
+        self._port = port
         self._master, self._slave = pty.openpty()
         tty.setraw(self._slave)
         os.set_blocking(self._master, False)
-        dev._sel.register(self._master, selectors.EVENT_READ, "console")
+        port.watch(self._master, "console")
         self._out = bytearray()
         self._tail = b""
         self._raw_empty = False  # the raw REPL is waiting with nothing typed
@@ -66,13 +52,13 @@ class Console:
             self._usb_master, self._usb_slave = pty.openpty()
             tty.setraw(self._usb_slave)  # keep the slave open: a tool may come and go
             os.set_blocking(self._usb_master, False)
-            self._dev._sel.register(self._usb_master, selectors.EVENT_READ, "usb")
+            self._port.watch(self._usb_master, "usb")
             self.usb_path = os.ttyname(self._usb_slave)
         return self.usb_path
 
     def write(self, data: bytes) -> None:
         """Type into the console as a USB host would (thread-safe)."""
-        self._dev._call(lambda: self._from_host(bytes(data)))
+        self._port.call(lambda: self._from_host(bytes(data)))
 
     def note(self, text: str) -> None:
         self._to_host(text.encode())
@@ -143,16 +129,16 @@ class Console:
                 pass
 
     def _from_host(self, data: bytes) -> None:
-        if self._dev.rom is not None:
-            self._dev.rom.feed(data)
+        rom = self._port.rom()
+        if rom is not None:
+            rom.feed(data)
             return
-        proc = self._dev._proc
         fwd = bytearray()
         for b in data:
-            if b == 0x03 and proc is not None and sigint_caught(proc.pid):
+            if b == 0x03 and self._port.code_running():
                 self._send(fwd)
                 fwd.clear()
-                self._dev._interrupt()
+                self._port.interrupt()
                 continue
             if b == 0x04 and self._raw_empty and not fwd:
                 self._raw_soft_reset()
@@ -169,12 +155,11 @@ class Console:
                 pass
 
     def _raw_soft_reset(self) -> None:
-        dev = self._dev
+        # What the old VM still printed is hidden with the new one's boot.py output, up to the
+        # raw REPL's banner (mpremote expects nothing else after its Ctrl-D).
         self._raw_empty = False
-        dev._kill()
-        self.soft_reboot_banner()
         self._hiding = True
         self._hidden.clear()
         self._tail = b""
-        dev._spawn(dev._boot_cause, dev._boot_wake, mode="raw")
+        self._port.soft_reset(raw=True)
         self._send(b"\r\x01")  # back into the raw REPL once boot.py has run

@@ -10,15 +10,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from urelief.sim.device import VirtualDevice
+    from urelief.sim.port import BoardPort
 
 MODE_IN, MODE_OUT, MODE_OPEN_DRAIN = 0, 1, 2
 PULL_NONE, PULL_UP, PULL_DOWN = 0, 1, 2
 
 
 class HostPin:
-    def __init__(self, dev: VirtualDevice, gpio: int):
-        self._dev, self.gpio = dev, gpio
+    def __init__(self, port: BoardPort, gpio: int):
+        self._port, self.gpio = port, gpio
         self.mode, self.pull = MODE_IN, PULL_NONE
         self.external: int | None = None  # what the outside world drives: 0, 1, or None (floating)
         self.out_level = 0  # what the firmware drives (outputs)
@@ -38,16 +38,13 @@ class HostPin:
 
     def drive(self, level: int | None) -> None:
         """Drive the pad from outside (a button to ground drives 0; release: None)."""
-        self._dev._pin_changing(self, lambda: setattr(self, "external", level))
+        self._port.drive_pin(self, lambda: setattr(self, "external", level))
 
     def on_change(self, cb: Callable[[int, float], None]) -> None:
         """cb(level, t_ms) whenever the firmware changes this pin's output level."""
         self._watchers.append(cb)
 
     # from the device
-    def _configured(self, mode: int, pull: int) -> None:
-        self._dev._pin_changing(self, lambda: (setattr(self, "mode", mode), setattr(self, "pull", pull)))
-
     def _written(self, level: int, t_ms: float) -> None:
         old = self.level
         self.out_level = level
@@ -61,8 +58,8 @@ class UartPeer(Protocol):
 
 
 class HostUart:
-    def __init__(self, dev: VirtualDevice, uart_id: int):
-        self._dev, self.uart_id = dev, uart_id
+    def __init__(self, port: BoardPort, uart_id: int):
+        self._port, self.uart_id = port, uart_id
         self.peers: list[UartPeer] = []
         self.tx_log = bytearray()  # everything the firmware sent (kept for tests; trimmed)
 
@@ -72,7 +69,7 @@ class HostUart:
     def send(self, data: bytes) -> None:
         """Bytes arriving on the firmware's RX line, now."""
         if data:
-            self._dev._send_event(0x55, bytes((self.uart_id,)) + bytes(data))
+            self._port.uart_rx(self.uart_id, data)
 
     def _from_device(self, data: bytes) -> None:
         self.tx_log += data

@@ -79,11 +79,12 @@ def _install(flash, nblocks, src, board):
 
 def _power_on():
     import _vchan
+    import _vframes as _F
     rfd, wfd = [int(x) for x in _env('URELIEF_CHAN').split(',')]
     virtual = _env('URELIEF_CLOCK') == 'virtual'
     chan = _vchan.Chan(rfd, wfd, virtual)
     _vchan.chan = chan
-    info = _json.loads(chan.request(0x42))
+    info = _json.loads(chan.request(_F.BOOT))
     chan.boot_at(info['now_us'])
 
     import _vesp32
@@ -99,8 +100,8 @@ def _power_on():
     b['unique_id'] = bytes.fromhex(info['unique_id'])
     for g, lvl in info['levels'].items():
         _vmachine._levels[int(g)] = lvl
-    chan.handlers[0x45] = _vmachine._on_level  # E
-    chan.handlers[0x55] = _vmachine._on_uart  # U
+    chan.handlers[_F.PIN_LEVEL] = _vmachine._on_level  # E
+    chan.handlers[_F.UART_RX] = _vmachine._on_uart  # U
     for name, mod in (('time', _vtime), ('utime', _vtime), ('select', _vselect),
                       ('uselect', _vselect), ('machine', _vmachine), ('umachine', _vmachine),
                       ('esp32', _vesp32), ('micropython', _vmicropython)):
@@ -123,10 +124,10 @@ def _power_on():
             live = mem_alloc() - reserve
             if live > heap[1]:
                 heap[1] = live
-                chan.send(0x48, pack('>ii', heap[0], heap[1]))
+                chan.send(_F.HEAP, pack('>ii', heap[0], heap[1]))
         if a > heap[0]:
             heap[0] = a
-            chan.send(0x48, pack('>ii', heap[0], heap[1]))
+            chan.send(_F.HEAP, pack('>ii', heap[0], heap[1]))
 
     chan.on_idle = sample_heap
 
@@ -182,7 +183,8 @@ def _start():
     if mode == 'normal':
         _run('main.py')
     import _vchan
-    _vchan.chan.send(0x59)  # Y: entering the REPL; the host learns the board's time
+    import _vframes as _F
+    _vchan.chan.send(_F.SYNC)  # Y: entering the REPL; the host learns the board's time
 
 
 _start()

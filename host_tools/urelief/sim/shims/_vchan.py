@@ -2,18 +2,11 @@
 # the ESP32's peripherals would be. Frames: type (1 byte) + length (2 bytes, big-endian) +
 # payload. Every device->host payload starts with the device time in us (8 bytes, big-endian).
 #
-# device -> host: I idle(until_us or -1, events seen)   T uart tx(id, data)   P pin out(gpio, level)
-#                 C pin config(gpio, mode, pull)   A adc read(gpio)      D wdt start(timeout_ms)
-#                 F wdt feed   R reset   S deepsleep(ms)   L lightsleep(ms)   K wake config
-#                 N nvs commit(namespace, json)    G nvs load(namespace)  M rtc memory(bytes)
-#                 Z rtc set(epoch offset us)       H heap(alloc, live)   B boot info
-#                 Y sync (the board's time, e.g. on entering the REPL)
-#                 Q i2c transfer(bus, addr, op, n, data) -> V(nack, data)
-# host -> device: W wake(now_us, lease_us)   V reply(data)   and events stamped with their time (us):
-#                 U uart rx(t, id, data)   E pin level(t, gpio, level)
+# Frame kinds and their payloads: _vframes.py (shared with the host).
 import struct
 import sys
 
+import _vframes as F
 import uselect
 import utime
 
@@ -65,18 +58,18 @@ class Chan:
         self.r.readinto(self._hdr)
         kind, n = struct.unpack('>BH', self._hdr)
         payload = self.r.read(n) if n else b''
-        if kind == 0x57:  # W: wake, carries the new device time and a lease
+        if kind == F.WAKE:  # W: wake, carries the new device time and a lease
             if self.virtual:
                 t, lease = struct.unpack('>qq', payload)
                 self._jump_to(t)
                 self.lease_us = lease
             return kind
-        if kind == 0x56:  # V: reply to a request
+        if kind == F.REPLY:  # V: reply to a request
             self._reply = payload
             return kind
-        if kind == 0x58:  # X: Ctrl-C; taken (acked) now, raised once the frame exchange is done
+        if kind == F.INTR:  # X: Ctrl-C; taken (acked) now, raised once the frame exchange is done
             self.kbd = True
-            self.send(0x58)
+            self.send(F.INTR)
             return kind
         # U/E: an event stamped with the device time it happened at
         self.events += 1
@@ -126,8 +119,8 @@ class Chan:
             if 0 <= until <= self.lease_us:
                 self._jump_to(until)
                 return
-            self.send(0x49, struct.pack('>qI', until, self.events))
-            while self._read_frame() != 0x57:
+            self.send(F.IDLE, struct.pack('>qI', until, self.events))
+            while self._read_frame() != F.WAKE:
                 pass
             self._interrupted()
             return

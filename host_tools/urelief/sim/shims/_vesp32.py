@@ -4,6 +4,7 @@ import json
 import struct
 
 import _vchan
+import _vframes
 
 WAKEUP_ALL_LOW = False
 WAKEUP_ANY_HIGH = True
@@ -13,14 +14,14 @@ HEAP_EXEC = 1
 
 def wake_on_ext0(pin, level):
     gpio = -1 if pin is None else pin._id
-    _vchan.chan.send(0x4B, struct.pack('>bbQb', 0, gpio, 0, 1 if level else 0))
+    _vchan.chan.send(_vframes.WAKE_CFG, struct.pack('>bbQb', 0, gpio, 0, 1 if level else 0))
 
 
 def wake_on_ext1(pins, level):
     mask = 0
     for p in pins or ():
         mask |= 1 << p._id
-    _vchan.chan.send(0x4B, struct.pack('>bbQb', 1, 0, mask, 1 if level else 0))
+    _vchan.chan.send(_vframes.WAKE_CFG, struct.pack('>bbQb', 1, 0, mask, 1 if level else 0))
 
 
 def wake_on_touch(wake):
@@ -49,7 +50,7 @@ class NVS:
         if not 0 < len(namespace) <= 15:
             raise ValueError('NVS namespace: 1-15 characters')
         self._ns = namespace
-        raw = _vchan.chan.request(0x47, namespace.encode())
+        raw = _vchan.chan.request(_vframes.NVS_LOAD, namespace.encode())
         self._kv = json.loads(raw) if raw else {}
 
     def _get(self, key, kind):
@@ -78,4 +79,4 @@ class NVS:
             raise OSError(-4354)
 
     def commit(self):
-        _vchan.chan.send(0x4E, bytes((len(self._ns),)) + self._ns.encode() + json.dumps(self._kv).encode())
+        _vchan.chan.send(_vframes.NVS_COMMIT, bytes((len(self._ns),)) + self._ns.encode() + json.dumps(self._kv).encode())

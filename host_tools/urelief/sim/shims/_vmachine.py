@@ -3,6 +3,7 @@
 import struct
 
 import _vchan
+import _vframes
 import _vtime
 from umachine import PinBase, Signal, mem8, mem16, mem32, time_pulse_us  # noqa: F401
 
@@ -70,7 +71,7 @@ class Pin(PinBase):
         m = 0 if self._mode == self.IN else (2 if self._mode == self.OPEN_DRAIN else 1)
         pl = {None: 0, self.PULL_UP: 1, self.PULL_DOWN: 2}.get(self._pull, 0)
         # Synchronous, as on the chip: the pad's level is settled when init() returns.
-        _levels[self._id] = _vchan.chan.request(0x43, bytes((self._id, m, pl)))[0]
+        _levels[self._id] = _vchan.chan.request(_vframes.PIN_CFG, bytes((self._id, m, pl)))[0]
 
     def value(self, v=None):
         if v is None:
@@ -78,7 +79,7 @@ class Pin(PinBase):
         v = 1 if v else 0
         if self._mode != self.IN:
             _levels[self._id] = v
-            _vchan.chan.send(0x50, bytes((self._id, v)))
+            _vchan.chan.send(_vframes.PIN_OUT, bytes((self._id, v)))
         return None
 
     def __call__(self, v=None):
@@ -160,7 +161,7 @@ class UART:
         return self.read(i + 1)
 
     def write(self, buf):
-        _vchan.chan.send(0x54, bytes((self._id,)) + bytes(buf))
+        _vchan.chan.send(_vframes.UART_TX, bytes((self._id,)) + bytes(buf))
         return len(buf)
 
     def flush(self):
@@ -216,7 +217,7 @@ class ADC:
         pass
 
     def read_uv(self):
-        uv = struct.unpack('>i', _vchan.chan.request(0x41, bytes((self._gpio,))))[0]
+        uv = struct.unpack('>i', _vchan.chan.request(_vframes.ADC_READ, bytes((self._gpio,))))[0]
         fs = self._FULL_SCALE_MV[self._atten] * 1000
         return max(0, min(uv, fs))
 
@@ -240,7 +241,7 @@ class I2C:
         pass
 
     def _xfer(self, op, addr, n, data=b''):
-        r = _vchan.chan.request(0x51, struct.pack('>BBBH', self._bus, addr, op, n) + bytes(data))
+        r = _vchan.chan.request(_vframes.I2C, struct.pack('>BBBH', self._bus, addr, op, n) + bytes(data))
         if r[0]:
             raise OSError(19)  # ENODEV: no acknowledge
         return r[1:]
@@ -284,10 +285,10 @@ SoftI2C = I2C
 
 class WDT:
     def __init__(self, id=0, timeout=5000):
-        _vchan.chan.send(0x44, struct.pack('>i', timeout))
+        _vchan.chan.send(_vframes.WDT_START, struct.pack('>i', timeout))
 
     def feed(self):
-        _vchan.chan.send(0x46)
+        _vchan.chan.send(_vframes.WDT_FEED)
 
 
 class RTC:
@@ -315,7 +316,7 @@ class RTC:
         if len(data) > 2048:
             raise ValueError('RTC memory: 2048 bytes max')
         _boot['rtc_mem'] = data
-        _vchan.chan.send(0x4D, data)
+        _vchan.chan.send(_vframes.RTC_MEM, data)
 
 
 def _halt():
@@ -325,7 +326,7 @@ def _halt():
 
 
 def reset():
-    _vchan.chan.send(0x52)
+    _vchan.chan.send(_vframes.RESET)
     _halt()
 
 
@@ -342,13 +343,13 @@ def wake_reason():
 
 
 def deepsleep(time_ms=0):
-    _vchan.chan.send(0x53, struct.pack('>q', time_ms if time_ms > 0 else -1))
+    _vchan.chan.send(_vframes.DEEPSLEEP, struct.pack('>q', time_ms if time_ms > 0 else -1))
     _halt()
 
 
 def lightsleep(time_ms=0):
-    _vchan.chan.send(0x4C, struct.pack('>qI', time_ms if time_ms > 0 else -1, _vchan.chan.events))
-    while _vchan.chan._read_frame() != 0x57:
+    _vchan.chan.send(_vframes.LIGHTSLEEP, struct.pack('>qI', time_ms if time_ms > 0 else -1, _vchan.chan.events))
+    while _vchan.chan._read_frame() != _vframes.WAKE:
         pass
 
 

@@ -1,6 +1,7 @@
 # `time` for the virtual board: ticks and sleeps run on the board's clock (virtual or real),
 # wall time comes from the RTC (2000-01-01 after a power-on, as on an ESP32 without a backup cell).
 import _vchan
+import _vframes
 import utime
 from utime import mktime, ticks_add, ticks_diff  # noqa: F401
 
@@ -69,7 +70,7 @@ def set_rtc_offset(offset_us, tell_host=True):
     _rtc_offset_us = offset_us
     if tell_host:
         import struct
-        _vchan.chan.send(0x5A, struct.pack('>q', offset_us))
+        _vchan.chan.send(_vframes.RTC_SET, struct.pack('>q', offset_us))
 
 
 def rtc_offset_us():

@@ -118,11 +118,12 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
                 c.execute(text("SELECT 1"))
         except Exception:
             ok_db = False
-        writer = server.ingest.writer
-        ok = ok_db and writer._thread is not None and writer._thread.is_alive()
+        writer = server.ingest.writer.status()
+        ok = ok_db and writer["alive"]
         return JSONResponse({"ok": ok, "db": ok_db, "udp": server.udp_addr,
-                             "commits": writer.commits, "rows": writer.rows,
-                             "rejections": server.ingest.rejections}, 200 if ok else 503)
+                             "commits": writer["commits"], "rows": writer["rows"],
+                             "writer": writer, "rejections": server.ingest.rejections},
+                            200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"])
     def metrics_() -> PlainTextResponse:

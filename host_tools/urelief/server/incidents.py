@@ -28,6 +28,7 @@ from urelief.registry.models import (
     Notification,
     utcnow,
 )
+from urelief.server import logs
 
 S = IncidentStatus
 OPEN_STATES = (S.OPEN, S.ACKNOWLEDGED, S.DISPATCHED)
@@ -47,11 +48,21 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
+def enum_name(kind, v: int) -> str | int:
+    """An enumeration value by its name (lower case), or the number itself when this server
+    does not know it (a newer device's value: stored and shown as sent, with a warning)."""
+    m = kind._value2member_map_.get(v)
+    if m is not None:
+        return m.name.lower()
+    logs.event("unknown_enum_value", level=30, field=kind.__name__, value=v)
+    return v
+
+
 def report_fields(r: dict) -> dict[str, Any]:
     """A report (flat packet fields, wire units) in JSON units (degrees, metres, m/s)."""
     out: dict[str, Any] = {
         "time": datetime.fromtimestamp(r["time_s"], UTC).isoformat() if r["time_s"] else None,
-        "time_source": p.TimeSource(r["time_source"]).name.lower(),
+        "time_source": enum_name(p.TimeSource, r["time_source"]),
         "battery_pct": r["battery_pct"], "charging": r["charging"], "drill": r["drill"],
     }
     if r["fix"] and r["lat_e7"] is not None and r["lon_e7"] is not None:
@@ -62,7 +73,7 @@ def report_fields(r: dict) -> dict[str, Any]:
                        course_deg=r["course_deg"])
     if r["cell"]:
         out["cell"] = {"mcc": r["mcc"], "mnc": r["mnc"], "tac": r["tac"], "cell_id": r["cell_id"],
-                       "rat": p.Rat(r["rat"]).name.lower(), "signal_dbm": r["signal_dbm"]}
+                       "rat": enum_name(p.Rat, r["rat"]), "signal_dbm": r["signal_dbm"]}
     return out
 
 
@@ -92,7 +103,7 @@ def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
         inc = open_by_dev.get(it.dev.id)
         rep = report_fields(f)
         if it.kind == "sos":
-            trigger = p.Trigger(f["trigger"]).name.lower()
+            trigger = str(enum_name(p.Trigger, f["trigger"]))
             if inc is None:
                 inc = Incident(
                     status=S.OPEN, source=IncidentSource.DEVICE, device_id=it.dev.id,

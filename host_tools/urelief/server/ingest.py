@@ -241,8 +241,22 @@ class Ingest:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.writer.start(loop)
+        self._supervisor = loop.create_task(self._supervise())
+
+    async def _supervise(self, every_s: float = 1.0) -> None:
+        """A writer thread that died (it should not: every batch's failure is caught) is
+        started again; /healthz shows the restart and why."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                self.writer.ensure_running()
+            except Exception as e:
+                logs.event("writer_restart_failed", level=50, error=repr(e))
 
     def stop(self) -> None:
+        sup = getattr(self, "_supervisor", None)
+        if sup is not None and self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(sup.cancel)
         self.writer.stop()
 
     def _reject(self, reason: str, source: str, **kw) -> Outcome:
@@ -391,7 +405,8 @@ class Ingest:
             stored = await asyncio.to_thread(stored_counter, self.db, dev.id, res.counter)
             if not stored:
                 return self._reject(res.reason.value, source, device=dev.id, counter=res.counter)
-        self._note_route(dev, channel, route)
+        # The re-ack goes back to where the copy came from; the device's route does not move
+        # (a replay from another address must not take its downlinks).
         metrics.PACKETS_DUPLICATE.labels(channel).inc()
         await self._ack(dev, res.counter, reply, t0)
         return Outcome("duplicate", device_id=dev.id, counter=res.counter)

@@ -62,7 +62,7 @@ def run_batch(engine: Engine, flush: Flush, items: Sequence[Any]) -> Outcomes:
             for it in items:
                 out.extend(run_batch(engine, flush, [it]))
             return out
-    if isinstance(err, IntegrityError):
+    if isinstance(err, IntegrityError) and "unique" in str(err.orig).lower():
         return [(False, AlreadyStored(str(err.orig)[:200]))]
     logs.event("commit_failed", level=40, error=repr(err))
     return [(False, StoreFailed(repr(err)[:300]))]
@@ -83,28 +83,76 @@ class ThreadRunner:
 
 class ProcessRunner:
     """Runs the transaction in a child process (`python -m urelief.server.writer`) with its own
-    engine, over a socketpair. `flush` is named as "module:function" so the child imports it."""
+    engine, over a socketpair. `flush` is named as "module:function" so the child imports it.
+    A child that died (killed, out of memory) fails the batch it had and is started again for
+    the next one; `restarts` counts that, `last_error` says why."""
 
     def __init__(self, db_url: str, flush_path: str):
+        self.db_url, self.flush_path = db_url, flush_path
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.proc: subprocess.Popen | None = None
+        self._conn: Pipe | None = None
+        self._spawn()
+
+    def _spawn(self) -> None:
         parent, child = socket.socketpair()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "urelief.server.writer", str(child.fileno()), flush_path],
-            pass_fds=[child.fileno()], env={**os.environ, "URELIEF_WRITER_DB_URL": db_url})
+            [sys.executable, "-m", "urelief.server.writer", str(child.fileno()),
+             self.flush_path],
+            pass_fds=[child.fileno()], env={**os.environ, "URELIEF_WRITER_DB_URL": self.db_url})
         child.close()
         self._conn = Pipe(parent.detach())
         ok = self._conn.recv()  # the child says hello once its engine is up
         if ok is not True:
             raise RuntimeError(f"writer process failed to start: {ok}")
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _lost(self, why: str) -> None:
+        self.last_error = why
+        logs.event("writer_process_lost", level=50, error=why)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
     def __call__(self, items: Sequence[Any]) -> Outcomes:
+        if self._conn is None or not self.alive():
+            if self._conn is not None:
+                self._lost(f"writer process exited ({self.proc.returncode if self.proc else '?'})")
+            try:
+                self._spawn()
+                self.restarts += 1
+                logs.event("writer_process_restarted", level=30, restarts=self.restarts)
+            except Exception as e:
+                self._lost(f"restart failed: {e!r}"[:300])
+                return [(False, StoreFailed("writer process down"))] * len(items)
+        assert self._conn is not None
         try:
             self._conn.send(list(items))
-            return self._conn.recv()
+            out = self._conn.recv()
         except (EOFError, OSError) as e:
-            logs.event("writer_process_lost", level=50, error=repr(e))
+            self._lost(f"writer process lost: {e!r}"[:300])
             return [(False, StoreFailed("writer process lost"))] * len(items)
+        except Exception as e:  # an answer this process cannot read: fail the batch, go on
+            self.last_error = f"unreadable answer: {e!r}"[:300]
+            logs.event("writer_answer_unreadable", level=40, error=self.last_error)
+            return [(False, StoreFailed(self.last_error))] * len(items)
+        if not isinstance(out, list) or len(out) != len(items):
+            return [(False, StoreFailed("writer answered out of step"))] * len(items)
+        return out
 
     def close(self) -> None:
+        if self._conn is None:
+            return
         try:
             self._conn.send(None)
         except OSError:
@@ -135,7 +183,14 @@ def _child_main(fd: int, flush_path: str) -> None:
             break  # the server is gone (even kill -9): nothing to ack, stop
         if items is None:
             break
-        conn.send(run_batch(db.engine, flush, items))
+        try:
+            out = run_batch(db.engine, flush, items)
+            conn.send(out)
+        except (EOFError, OSError):
+            break
+        except Exception as e:  # a bug, or an answer that cannot be pickled: fail this batch
+            logs.event("writer_batch_error", level=40, error=repr(e)[:300])
+            conn.send([(False, StoreFailed(repr(e)[:300]))] * len(items))
     db.dispose()
 
 
@@ -147,15 +202,46 @@ class GroupWriter:
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
         self.commits = 0
         self.rows = 0
+        self.restarts = 0  # writer threads started again after one died
+        self.failed_batches = 0
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None  # Unix time
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def ensure_running(self) -> bool:
+        """Start the thread again if it died (the supervisor calls this): True if it did."""
+        if self._stopped or self._loop is None or self.alive():
+            return False
+        self.restarts += 1
+        self._note_error("writer thread died")
+        logs.event("writer_restarted", level=50, restarts=self.restarts)
+        self.start(self._loop)
+        return True
+
+    def status(self) -> dict:
+        r = self.runner
+        return {"alive": self.alive(), "commits": self.commits, "rows": self.rows,
+                "failed_batches": self.failed_batches,
+                "restarts": self.restarts + getattr(r, "restarts", 0),
+                "process": getattr(r, "pid", None),
+                "last_error": self.last_error or getattr(r, "last_error", None),
+                "last_error_at": self.last_error_at}
+
+    def _note_error(self, why: str) -> None:
+        self.last_error, self.last_error_at = why[:300], time.time()
+
     def stop(self, timeout: float = 10.0) -> None:
+        self._stopped = True
         if self._thread and self._thread.is_alive():
             self._q.put(_STOP)
             self._thread.join(timeout)
@@ -184,7 +270,16 @@ class GroupWriter:
                     stopping = True
                     break
                 batch.append(nxt)
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except BaseException as e:  # never leave a future hanging, even as the thread dies
+                self.failed_batches += 1
+                self._note_error(f"batch failed: {e!r}")
+                logs.event("writer_batch_failed", level=50, error=repr(e)[:300])
+                self._post([b[1] for b in batch],
+                           [(False, StoreFailed(repr(e)[:300]))] * len(batch))
+                if not isinstance(e, Exception):
+                    raise
 
     def _commit(self, batch: list) -> None:
         t0 = time.perf_counter()
@@ -193,8 +288,11 @@ class GroupWriter:
         self.rows += len(batch)
         metrics.COMMIT_BATCH.observe(len(batch))
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - t0)
+        self._post([b[1] for b in batch], outcomes)
+
+    def _post(self, futs: list, outcomes: Outcomes) -> None:
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(_resolve, [b[1] for b in batch], outcomes)
+            self._loop.call_soon_threadsafe(_resolve, futs, outcomes)
 
 
 def _resolve(futs: list[asyncio.Future], outcomes: Outcomes) -> None:
@@ -204,8 +302,12 @@ def _resolve(futs: list[asyncio.Future], outcomes: Outcomes) -> None:
         if ok:
             fut.set_result(value)
         else:
-            fut.set_exception(value)
+            fut.set_exception(value if isinstance(value, Exception) else StoreFailed(repr(value)))
 
 
 if __name__ == "__main__":  # the writer child: python -m urelief.server.writer FD MODULE:FLUSH
-    _child_main(int(sys.argv[1]), sys.argv[2])
+    # Run the module's own copy, not __main__'s: the exceptions it sends back must be
+    # urelief.server.writer.StoreFailed, which the parent can unpickle.
+    from urelief.server import writer as _writer
+
+    _writer._child_main(int(sys.argv[1]), sys.argv[2])

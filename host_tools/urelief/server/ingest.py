@@ -406,7 +406,10 @@ class Ingest:
             if not stored:
                 return self._reject(res.reason.value, source, device=dev.id, counter=res.counter)
         # The re-ack goes back to where the copy came from; the device's route does not move
-        # (a replay from another address must not take its downlinks).
+        # (a replay from another address must not take its downlinks). One exception: the SMS
+        # copy of a UDP packet whose ack was lost gives a number to a device that had none.
+        if channel == "sms" and route and not dev.msisdn:
+            dev.msisdn = route
         metrics.PACKETS_DUPLICATE.labels(channel).inc()
         await self._ack(dev, res.counter, reply, t0)
         return Outcome("duplicate", device_id=dev.id, counter=res.counter)

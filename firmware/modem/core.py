@@ -357,13 +357,6 @@ class Modem:
             pass
         return out
 
-    async def serving_cell(self):
-        """(tac, ci, act) from the last registration, refreshed; None when unknown."""
-        r = await self.registration()
-        if not r or r[1] is None:
-            return None
-        return r[1], r[2], r[3]
-
     # ------------------------------------------------------------------ SMS (27.005, PDU mode)
 
     async def send_sms(self, number, body, vp=None):

@@ -239,14 +239,6 @@ def _put_address(out, number, smsc):
         out.append((hi << 4) | lo)
 
 
-def encode_address(number, smsc=False):
-    """Address field (23.040 §9.1.2.5); SMSC form (24.011 §8.2.5.1) counts octets, not digits.
-    Leading '+' -> type 0x91 (international, ISDN), else 0x81 (unknown, ISDN)."""
-    out = bytearray()
-    _put_address(out, number, smsc)
-    return bytes(out)
-
-
 def _decode_digits(raw, ndigits):
     out = bytearray()
     for b in raw:
@@ -309,16 +301,6 @@ def _read_scts(pdu, i):
     return (2000 + y if y < 70 else 1900 + y, mo, d, h, mi, s, tz)
 
 
-def encode_scts(year, month, day, hour, minute, second, tz_quarters=0):
-    """TP-SCTS semi-octets (23.040 §9.2.3.11)."""
-    out = bytearray()
-    for v in (year % 100, month, day, hour, minute, second):
-        out.append(((v % 10) << 4) | (v // 10))
-    q = abs(tz_quarters)
-    out.append(((q % 10) << 4) | (q // 10) | (0x08 if tz_quarters < 0 else 0))
-    return bytes(out)
-
-
 def vp_relative(minutes):
     """TP-VP relative format (23.040 §9.2.3.12.1): the smallest code covering `minutes`."""
     if minutes <= 720:
@@ -369,22 +351,6 @@ def encode_submit(number, body, smsc=None, vp=None, dcs=None, mr=0):
     out.append(dcs)
     if vp is not None:
         out.append(vp)
-    out.append(udl)
-    out.extend(ud)
-    return bytes(out)
-
-
-def encode_deliver(number, body, scts, smsc=None, dcs=None):
-    """SMS-DELIVER PDU (23.040 §9.2.2.1), e.g. a message stored to a phone's inbox.
-    scts: (year, month, day, hour, minute, second[, tz_quarters])."""
-    dcs, udl, ud = _user_data(body, dcs)
-    out = bytearray()
-    _put_address(out, smsc, True)
-    out.append(_MTI_DELIVER)
-    _put_address(out, number, False)
-    out.append(0)
-    out.append(dcs)
-    out.extend(encode_scts(*scts))
     out.append(udl)
     out.extend(ud)
     return bytes(out)

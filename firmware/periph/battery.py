@@ -95,17 +95,6 @@ class Battery(Gauge):
     def sample(self):
         return self.feed(self.read_pin_mv())
 
-    async def watch(self, every_ms, on_low):
-        # Sample every every_ms; call on_low() each time the battery turns low (once per fall).
-        import asyncio
-        was = self.low
-        while True:
-            self.sample()
-            if self.low and not was:
-                on_low()
-            was = self.low
-            await asyncio.sleep_ms(every_ms)
-
     @property
     def charging(self):
         if self._chg is None:

@@ -27,17 +27,6 @@ _GAP_MS = const(800)  # silence between two queued patterns, so they do not merg
 _QUEUE = const(4)  # patterns waiting; more are dropped (the newest is kept)
 
 
-def timeline(pattern, t0=0, active=1):
-    # [(t_ms, level)] edges of one pattern at the pin (active: motor-on level)
-    out = []
-    t = t0
-    for i, d in enumerate(pattern):
-        out.append((t, active if i % 2 == 0 else 1 - active))
-        t += d
-    out.append((t, 1 - active))
-    return out
-
-
 class Haptics:
     # h = Haptics(board_pins['vibration'], led_cfg=board_pins.get('led'), light=cfg_light)
     # h.play(SENT)  # returns at once; the task plays the queue

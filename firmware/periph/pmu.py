@@ -81,9 +81,6 @@ class Axp2101:
         v = self._get(reg)
         self._put(reg, v | bit if on else v & ~bit)
 
-    def is_on(self, rail):
-        return bool(self._get(_RAILS[rail][0]) & (1 << _RAILS[rail][1]))
-
     def switch(self, rails, on):
         # Voltage first, then the switch: a rail never comes up at a wrong voltage.
         for _, rail, mv in rails:

@@ -48,11 +48,6 @@ class Counter:
         self._next = limit
         self._limit = limit  # nothing reserved by this boot yet
 
-    @staticmethod
-    def create(path, start=1):
-        # Provisioning only: a device's first counter file (never on an existing device key).
-        _write(path, struct.pack(">II", start, start ^ MAX_COUNTER))
-
     def next(self):
         c = self._next
         if c < 1 or c > MAX_COUNTER:

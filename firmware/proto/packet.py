@@ -289,11 +289,6 @@ def _decode(mtype, counter, b, end):
     return d
 
 
-def to_text(packet):
-    # SMS text form for GSM-7-only gateways: "UR1:" + base64 without padding.
-    return TEXT_PREFIX + binascii.b2a_base64(packet, newline=False).decode().rstrip("=")
-
-
 def from_text(text):
     # Packet bytes from the SMS text form; ProtoError("bad_encoding") if it is not one.
     s = "".join(text.split())  # gateways may fold long texts: white space is ignored

@@ -54,3 +54,10 @@ def mount(path, fresh=False):
 
 def listdir():
     return sorted(os.listdir("/flash"))
+
+
+def create_counter(path, start=1):
+    # A device's first counter file, as provisioning writes it: (next, next ^ 0xFFFFFFFF), BE.
+    import struct
+    with open(path, 'wb') as f:
+        f.write(struct.pack('>II', start, start ^ 0xFFFFFFFF))

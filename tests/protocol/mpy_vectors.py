@@ -4,7 +4,7 @@ import json
 
 from proto import ProtoError
 from proto.counter import ReplayGuard
-from proto.packet import Codec, Report, from_text, to_text
+from proto.packet import Codec, Report, from_text
 from proto.seal import Seal
 
 _TAILS = {
@@ -62,7 +62,7 @@ def run(path, guard_path):
     main = codec_for(vec["device"])
     for v in vec.pop("uplink"):
         pkt = bytes(encode(codec_for(v), v))
-        _out("uplink", v["name"], [pkt.hex(), to_text(pkt)])
+        _out("uplink", v["name"], [pkt.hex(), from_text(v["text"]).hex()])  # text form read back
     for v in vec.pop("downlink"):
         c = codec_for(v)
         d = c.open(bytes.fromhex(v["packet"]))

@@ -19,7 +19,7 @@ def test_counter_never_reuses_a_value_across_power_cuts(mpy, tmp_path):
 import json
 from proto.counter import Counter
 bd = mount({img!r}, fresh=True)
-Counter.create('/flash/ctr')
+create_counter('/flash/ctr')
 c = Counter('/flash/ctr')
 got = [c.next() for _ in range(70)]
 print(json.dumps(got))
@@ -45,7 +45,7 @@ def test_counter_survives_a_cut_during_reservation_and_writes_once_per_block(mpy
 import json
 from proto.counter import Counter
 bd = mount({img!r}, fresh=True)
-Counter.create('/flash/ctr')
+create_counter('/flash/ctr')
 c = Counter('/flash/ctr')
 for _ in range(10):
     c.next()
@@ -87,7 +87,7 @@ try:
     Counter({str(tmp_path / 'bad')!r})
 except ProtoError as e:
     out.append(e.reason)
-Counter.create({str(tmp_path / 'end')!r}, 0xFFFFFFFE)
+create_counter({str(tmp_path / 'end')!r}, 0xFFFFFFFE)
 c = Counter({str(tmp_path / 'end')!r})
 out.append(c.next())
 out.append(c.next())
@@ -161,7 +161,7 @@ import json
 from proto import ProtoError
 from proto.counter import Counter
 mount({img!r}, fresh=True)
-Counter.create('/flash/ctr')
+create_counter('/flash/ctr')
 c = Counter('/flash/ctr')
 got = [c.next() for _ in range(64)]  # the first reservation fits
 for size in (4096, 256, 8):  # fill the volume with closed files, big then small

@@ -207,11 +207,13 @@ def bench_firmware() -> dict:
 
 COUNTER_WEAR = """
 import json
-from proto.counter import Counter
+import struct
+from proto.counter import MAX_COUNTER, Counter
 out = {}
 for block in (1, 64):
     bd = mount(IMG + str(block), fresh=True)
-    Counter.create('/flash/ctr')
+    with open('/flash/ctr', 'wb') as f:  # a fresh device's counter file, as provisioning writes it
+        f.write(struct.pack('>II', 1, 1 ^ MAX_COUNTER))
     c = Counter('/flash/ctr', block)
     p0 = bd.programs
     for _ in range(1000):

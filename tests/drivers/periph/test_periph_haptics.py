@@ -1,7 +1,6 @@
 """Haptic patterns on the MicroPython VM: distinct by touch, non-blocking, covert by default,
 motor never left running."""
 
-import json
 
 import pytest
 
@@ -29,6 +28,15 @@ async def drain(h):
     while h.busy:
         await asyncio.sleep_ms(0)
 """
+
+
+def timeline(pattern, t0=0, active=1):
+    """[(t_ms, level)] edges one pattern should give at the pin (active: the motor-on level)."""
+    out, t = [], t0
+    for i, d in enumerate(pattern):
+        out.append((t, active if i % 2 == 0 else 1 - active))
+        t += d
+    return [*out, (t, 1 - active)]
 
 
 def run(mpy, body):
@@ -62,12 +70,12 @@ async def main():
     started = len([e for e in log if e[0] == 10])  # nothing played before we yield
     await drain(h)
     print(json.dumps({'started': started, 'log': [e for e in log if e[0] == 10],
-                      'timeline': haptics.timeline(haptics.PATTERNS['seen'])}))
+                      'pattern': haptics.PATTERNS['seen']}))
 asyncio.run(main())
 """)
     assert out["started"] == 1  # only the constructor's "motor off"
     motor = [[lv, t] for _, lv, t in out["log"][1:]]
-    expect = [[lv, t] for t, lv in out["timeline"]]
+    expect = [[lv, t] for t, lv in timeline(out["pattern"])]
     assert motor[: len(expect)] == expect
     assert motor[-1][0] == 0
 
@@ -128,8 +136,16 @@ asyncio.run(main())
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_timeline_ends_off(mpy, name):
-    out = mpy.json(f"from periph import haptics\nimport json\n"
-                  f"print(json.dumps(haptics.timeline(haptics.PATTERNS[{json.dumps(name)}], 0, 0)))")
+def test_pattern_starts_on_and_ends_off_on_an_active_low_motor(mpy, name):
+    log = run(mpy, f"""
+async def main():
+    h = haptics.Haptics({{'gpio': 10, 'active': 'low'}}, None, sleep_ms=vsleep,
+                        pin=lambda g, a: P(g))
+    h.play({name!r})
+    await drain(h)
+    print(json.dumps([[v, t] for _, v, t in log[1:]]))  # after the constructor's "off"
+asyncio.run(main())
+""")
+    out = [[t, v] for v, t in log]
     assert out[0] == [0, 0]  # active-low motor driver: on = 0
     assert out[-1][1] == 1

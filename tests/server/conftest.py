@@ -6,7 +6,7 @@ import os
 
 import httpx
 import pytest
-from srvkit import ServerProc, seed
+from srvkit import GW, ServerProc, seed
 from urelief.bench.server import pg_scratch
 
 PG_URL = os.environ.get("URELIEF_TEST_PG_URL")
@@ -47,5 +47,5 @@ def server(tmp_path_factory, request, backend):
 def api(server):
     def client(who: str = "disp") -> httpx.Client:
         return httpx.Client(base_url=server.http, timeout=10,
-                            headers={"Authorization": f"Bearer {server.seed.tokens[who]}"})
+                            headers={"Authorization": f"Bearer {server.seed.tokens[who]}", **GW})
     return client

@@ -25,6 +25,8 @@ SECRET = bytes(range(32))
 SECRET2 = bytes(range(32, 64))
 SECRET3 = bytes(range(64, 96))
 PASSWORD = "correct horse battery"
+GATEWAY_TOKEN = "test-gateway-token"  # the SMS gateway's X-Gateway-Token
+GW = {"X-Gateway-Token": GATEWAY_TOKEN}
 
 
 @dataclass
@@ -79,7 +81,8 @@ class ServerProc(ServerProcess):
     kill -9."""
 
     def __init__(self, workdir: Path, db_url: str, extra_env: dict | None = None):
-        super().__init__(workdir, db_url, {"URELIEF_SERVER_KEY": SERVER_KEY, **(extra_env or {})},
+        super().__init__(workdir, db_url, {"URELIEF_SERVER_KEY": SERVER_KEY, "URELIEF_GATEWAY_TOKEN": GATEWAY_TOKEN,
+                                          **(extra_env or {})},
                          args=("--tile-url", ""))
 
 

@@ -8,7 +8,7 @@ import json
 import time
 
 import httpx
-from srvkit import DEVICE, DEVICE2, SECRET, SECRET2, Device, report
+from srvkit import DEVICE, DEVICE2, GW, SECRET, SECRET2, Device, report
 from urelief import protocol as p
 
 SERVER_ENV = {"URELIEF_DEVICE_RATE_PER_S": "0.001", "URELIEF_DEVICE_BURST": "3",
@@ -53,15 +53,15 @@ def test_a_flooding_device_is_cut_off_and_a_flooding_source_too(server):
 
 def test_aml_is_rate_limited_per_phone_and_per_address(server):
     text = 'A"ML=1;lt=+51.50000;lg=-0.10000;rd=25;top=20261123120000;lc=68;pm=G;si=234;ei=1;mcc=234;mnc=10;ml=124'
-    sms = [httpx.post(server.http + "/sms/inbound", json={"from": "+447700900001", "text": text})
+    sms = [httpx.post(server.http + "/sms/inbound", headers=GW, json={"from": "+447700900001", "text": text})
            for _ in range(4)]
     assert [r.status_code for r in sms] == [200, 200, 429, 429]
     assert sms[-1].json()["detail"]["reason"] == "rate_limited"
-    other = httpx.post(server.http + "/sms/inbound", json={"from": "+447700900002", "text": text})
+    other = httpx.post(server.http + "/sms/inbound", headers=GW, json={"from": "+447700900002", "text": text})
     assert other.status_code == 200  # another phone is not held back
     body = "v=1&device_number=%2B447700900003&location_latitude=51.5&location_longitude=-0.1"
     https = [httpx.post(server.http + "/aml", content=body,
-                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+                        headers={"Content-Type": "application/x-www-form-urlencoded", **GW})
              for _ in range(3)]
     assert [r.status_code for r in https] == [200, 200, 429]
     assert metric(server, "urelief_packets_rejected_total", reason="aml_rate_limited") == 3

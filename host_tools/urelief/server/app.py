@@ -24,7 +24,7 @@ from urelief.registry import migrate
 from urelief.registry.db import Database
 from urelief.registry.keys import ServerKey
 from urelief.registry.service import Registry
-from urelief.server import api_incidents, api_registry, logs, webhooks
+from urelief.server import api_incidents, api_registry, guard, logs, webhooks
 from urelief.server.config import ServerConfig
 from urelief.server.devices import DeviceCache
 from urelief.server.gateways import make_gateway
@@ -106,6 +106,8 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
     app = FastAPI(title="U-Relief police server", version="1", lifespan=lifespan,
                   description="Verified SOS ingest, subscriber registry, incidents, live dashboard.")
     app.state.server = server
+    app.add_middleware(guard.BodyLimit, max_bytes=cfg.max_body_bytes)
+    guard.announce(cfg)
     api_registry.install(app, server.registry)
     app.include_router(api_incidents.router)
     app.include_router(webhooks.router)

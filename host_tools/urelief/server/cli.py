@@ -22,8 +22,15 @@ from urelief.server.config import ServerConfig, parse_hostport
 @click.option("--tile-url", default=None, help="map tile URL template; '' = no tiles (offline)")
 @click.option("--guardian-sms/--no-guardian-sms", default=None,
               help="text guardians when an SOS opens an incident (default on)")
+@click.option("--open-webhooks", is_flag=True, default=None,
+              help="run /sms/* and /aml without authentication when URELIEF_GATEWAY_TOKEN / "
+                   "URELIEF_AML_HMAC_KEY are unset (default: they are off)")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True,
+              help="reverse proxy address or CIDR whose X-Forwarded-For is believed "
+                   "(repeatable; URELIEF_TRUSTED_PROXIES, comma-separated; default none)")
 @click.option("--log-level", default="INFO", show_default=True)
-def server_cmd(db_url, udp, http, sms_gateway, tile_url, guardian_sms, log_level) -> None:
+def server_cmd(db_url, udp, http, sms_gateway, tile_url, guardian_sms, open_webhooks,
+               trusted_proxies, log_level) -> None:
     """Verified UDP/SMS ingest, registry and incident API, live dashboard, /metrics."""
     import uvicorn
 
@@ -36,7 +43,8 @@ def server_cmd(db_url, udp, http, sms_gateway, tile_url, guardian_sms, log_level
     sys.setswitchinterval(0.001)
     cfg = ServerConfig.from_env(
         db_url=db_url, sms_gateway=sms_gateway, tile_url=tile_url, guardian_sms=guardian_sms,
-        udp=None if udp == "off" else parse_hostport(udp))
+        udp=None if udp == "off" else parse_hostport(udp), open_webhooks=open_webhooks,
+        trusted_proxies=tuple(trusted_proxies) or None)
     host, port = parse_hostport(http)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,7 +54,10 @@ def server_cmd(db_url, udp, http, sms_gateway, tile_url, guardian_sms, log_level
     app.state.http_addr = sock.getsockname()[:2]
     server = app.state.server
 
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    # X-Forwarded-* only from the configured proxies (uvicorn would trust loopback by default).
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                            proxy_headers=bool(cfg.trusted_proxies),
+                            forwarded_allow_ips=list(cfg.trusted_proxies) or [])
     uv = uvicorn.Server(config)
 
     orig_startup = uv.startup

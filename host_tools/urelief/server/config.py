@@ -21,6 +21,14 @@ def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int
     return host, int(port)
 
 
+def split_list(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
 @dataclass
 class ServerConfig:
     db_url: str = ""
@@ -44,7 +52,13 @@ class ServerConfig:
     # Map tiles for the dashboard; empty = no tiles (offline): the map still shows the track.
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "&copy; OpenStreetMap contributors"
-    aml_hmac_key: bytes | None = None  # key for AML HTTPS bodies carrying `hmac`
+    aml_hmac_key: bytes | None = None  # AML HTTPS bodies must carry a matching `hmac` when set
+    gateway_token: str | None = None  # the SMS gateway's X-Gateway-Token (webhooks)
+    open_webhooks: bool = False  # run /sms/* and /aml unauthenticated when no token/key is set
+    # Proxies whose X-Forwarded-For / -Proto are believed (addresses or CIDRs); none by default:
+    # the client address is the TCP peer's, so a forged header cannot dodge per-address limits.
+    trusted_proxies: tuple[str, ...] = ()
+    max_body_bytes: int = 1024 * 1024  # request bodies past this get 413 (roster, AML: own limits)
     sms_gateway: str = "log"  # log | modem:/dev/ttyUSB0[@115200]; in-process: create_app(gateway=…)
     extra: dict = field(default_factory=dict)
 
@@ -57,10 +71,14 @@ class ServerConfig:
             guardian_sms=env.get("URELIEF_GUARDIAN_SMS", "1") not in ("0", "false", "no"),
             sms_gateway=env.get("URELIEF_SMS_GATEWAY", cls.sms_gateway),
             aml_hmac_key=env["URELIEF_AML_HMAC_KEY"].encode() if env.get("URELIEF_AML_HMAC_KEY") else None,
+            gateway_token=env.get("URELIEF_GATEWAY_TOKEN") or None,
+            open_webhooks=_flag(env.get("URELIEF_OPEN_WEBHOOKS", "")),
+            trusted_proxies=split_list(env.get("URELIEF_TRUSTED_PROXIES", "")),
         )
         for name, conv in (("source_rate_per_s", float), ("source_burst", int),
                            ("device_rate_per_s", float), ("device_burst", int),
-                           ("aml_rate_per_s", float), ("aml_burst", int)):
+                           ("aml_rate_per_s", float), ("aml_burst", int),
+                           ("max_body_bytes", int)):
             if f"URELIEF_{name.upper()}" in env:
                 setattr(cfg, name, conv(env[f"URELIEF_{name.upper()}"]))
         for k, v in overrides.items():

@@ -5,21 +5,20 @@ phones' AML HTTPS location messages. Documented in docs/server.md.
     POST /sms/status    {"ref": "…", "status": "sent|delivered|failed", "error"?: "…"}
     POST /aml           application/x-www-form-urlencoded AML body (v=1&location_latitude=…)
 
-If `URELIEF_GATEWAY_TOKEN` is set, the gateway must send it as `X-Gateway-Token`.
+Authentication (server/guard.py): the gateway sends `URELIEF_GATEWAY_TOKEN` as `X-Gateway-Token`;
+an AML body carries its `hmac` when `URELIEF_AML_HMAC_KEY` is set. Unconfigured, they are off.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
-import os
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from urelief.server import aml, incidents, logs, metrics
+from urelief.server import aml, guard, incidents, logs, metrics
 
 router = APIRouter(tags=["gateway"])
 
@@ -39,12 +38,6 @@ class SmsStatus(BaseModel):
     error: str | None = Field(None, max_length=300)
 
 
-def _check_gateway(request: Request) -> None:
-    want = os.environ.get("URELIEF_GATEWAY_TOKEN")
-    if want and not hmac.compare_digest(request.headers.get("x-gateway-token", ""), want):
-        raise HTTPException(401, "bad or missing X-Gateway-Token")
-
-
 def _payload(msg: InboundSms) -> bytes | str:
     try:
         if msg.data_hex is not None:
@@ -58,9 +51,8 @@ def _payload(msg: InboundSms) -> bytes | str:
     raise HTTPException(422, "one of data_hex, data_base64, text is required")
 
 
-@router.post("/sms/inbound")
+@router.post("/sms/inbound", dependencies=[Depends(guard.require_gateway)])
 async def sms_inbound(request: Request, msg: InboundSms) -> dict:
-    _check_gateway(request)
     return await handle_sms(request.app.state.server, msg.sender, _payload(msg))
 
 
@@ -102,16 +94,18 @@ def _aml_rejected(transport: str, reason: str, status: int, detail: str = "") ->
     return HTTPException(status, {"status": "rejected", "reason": reason, "detail": detail})
 
 
-async def _aml(server, parse, transport: str, source: str) -> dict:
-    """`source` (a phone number, a client address) is what the AML rate limit counts."""
+async def _aml(server, parse, transport: str, source: str, request: Request | None = None) -> dict:
+    """`source` (a phone number, a client address) is what the AML rate limit counts;
+    `request`: an AML HTTPS body, held to the webhook policy (guard.aml_refusal)."""
     if not server.ingest.aml_limit.allow(source):
         raise _aml_rejected(transport, "rate_limited", 429, f"too many AML messages from {source}")
     try:
         loc = parse()
     except aml.AmlError as e:
         raise _aml_rejected(transport, e.reason, 422, str(e)) from None
-    if loc.authenticated is False:
-        raise _aml_rejected(transport, "bad_hmac", 401, "the body's hmac does not match")
+    refusal = guard.aml_refusal(request, loc.authenticated) if request is not None else None
+    if refusal is not None:
+        raise _aml_rejected(transport, refusal[1], refusal[0], refusal[2])
     for w in loc.warnings:
         logs.event("aml_warning", transport=transport, warning=w, msisdn=loc.msisdn)
 
@@ -135,17 +129,17 @@ async def _aml(server, parse, transport: str, source: str) -> dict:
 @router.post("/aml")
 async def aml_https(request: Request) -> dict:
     server = request.app.state.server
-    body = await request.body()
-    if len(body) > 8192:
-        raise HTTPException(413, "AML body too large")
+    pre = guard.aml_refusal(request, True)  # off, or a gateway token missing: before parsing
+    if pre is not None:
+        raise _aml_rejected("https", pre[1], pre[0], pre[2])
+    body = await request.body()  # at most guard.PATH_LIMITS["/aml"]
     source = "aml:" + (request.client.host if request.client else "")
     return await _aml(server, lambda: aml.parse_https(body, server.cfg.aml_hmac_key), "https",
-                      source)
+                      source, request)
 
 
-@router.post("/sms/status")
+@router.post("/sms/status", dependencies=[Depends(guard.require_gateway)])
 async def sms_status(request: Request, st: SmsStatus) -> dict:
-    _check_gateway(request)
     server = request.app.state.server
     known = await run_in_threadpool(server.notifier.delivery_report, st.ref, st.status, st.error)
     if not known:

@@ -50,6 +50,7 @@ class PoliceServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_url = f"sqlite:///{self.workdir / 'urelief.db'}"
         self.key_hex = secrets.token_hex(32)
+        self.gateway_token = secrets.token_urlsafe(24)  # what SmsGateway sends (X-Gateway-Token)
         self.proc: ServerProcess | None = None
         self.http = ""
         self.udp: tuple[str, int] = ("", 0)
@@ -83,11 +84,14 @@ class PoliceServer:
                                   board=board)
 
     def start(self) -> PoliceServer:
-        self.proc = ServerProcess(self.workdir, self.db_url, {"URELIEF_SERVER_KEY": self.key_hex},
+        self.proc = ServerProcess(self.workdir, self.db_url,
+                                  {"URELIEF_SERVER_KEY": self.key_hex,
+                                   "URELIEF_GATEWAY_TOKEN": self.gateway_token},
                                   args=("--tile-url", "")).start()
         self.http, self.udp = self.proc.http, self.proc.udp
         self.api = httpx.Client(base_url=self.http, timeout=10,
-                                headers={"Authorization": f"Bearer {self.token}"})
+                                headers={"Authorization": f"Bearer {self.token}",
+                                         "X-Gateway-Token": self.gateway_token})
         return self
 
     def log_tail(self, n: int = 3000) -> str:

@@ -2,12 +2,11 @@
 # GNSS, modem, and the alarm runner that turns a gesture into an SOS the police receive.
 import asyncio
 
+import bringup
 import config
 import machine
 from periph.button import Button
 from periph.haptics import SENT, Haptics
-
-_pmu = None  # periph.pmu.Axp2101 once a rail was switched
 
 RESET_CAUSES = {
     machine.PWRON_RESET: 'power-on',
@@ -22,77 +21,22 @@ def reset_cause_name():
     return RESET_CAUSES.get(machine.reset_cause(), 'unknown')
 
 
-def _out(cfg, on):
-    # An output pin driven to its active level (on) or the other one.
-    active = 0 if cfg.get('active', 'high') == 'low' else 1
-    pin = machine.Pin(cfg['gpio'], machine.Pin.OUT, value=active if on else 1 - active)
-    return lambda v: pin.value(active if v else 1 - active)
-
-
 def start_battery(board):
     try:
-        from periph.battery import from_board
-        return from_board(board)
+        return bringup.battery(board)
     except Exception as e:  # a gauge that does not answer must not stop the terminal
         print('urelief: no battery gauge:', repr(e))
         return None
 
 
-def start_pmu(board, use, on=True):
-    # The PMU rails the board file declares for `use` (periph/pmu.py): switched on (or off) now.
-    # -> switch(on) for them; None when the board powers nothing of `use` from a PMU. Errors are
-    # printed, never raised: the terminal still feels the gesture without its modem.
-    global _pmu
-    power = board.get('power', {})
-    if 'rails' not in power:
-        return None
-    from periph import pmu
-    rails = pmu.rails(board, use)
-    if not rails:
-        if use == 'modem' and 'modem_power' not in board['pins']:
-            print('urelief: PMU: board file declares no rail with use "modem": '
-                  'the modem stays unpowered')
-        return None
-    try:
-        if _pmu is None:
-            _pmu = pmu.from_board(board)
-        _pmu.switch(rails, on)
-    except (OSError, ValueError, KeyError) as e:
-        print('urelief: PMU: %s rails not switched: %r' % (use, e))
-        return None
-    print('urelief: PMU: %s rails %s' % (use, ', '.join(
-        '%s %s %s mV %s' % (n, r, mv, 'on' if on else 'off') for n, r, mv in rails)))
-    return lambda v: _pmu.switch(rails, v)
-
-
 def start_gnss(board):
     from gnss.service import Gnss
-    pins = board['pins']
-    power = _out(pins['gnss_enable'], True) if 'gnss_enable' in pins else None
-    src = board.get('gnss', {}).get('source')
-    if src == 'modem':
-        power = start_pmu(board, 'gnss', False)  # an active antenna's rail, on in windows
-    gnss = Gnss(power)
-    if src == 'uart' and 'gnss_uart' in pins:
-        u = pins['gnss_uart']
-        uart = machine.UART(u['id'], u.get('baud', 9600), tx=u['tx'], rx=u['rx'], rxbuf=512)
+    gnss = Gnss(bringup.gnss_power(board))
+    uart = bringup.gnss_uart(board)
+    if uart is not None:
         gnss.power(True)
         asyncio.create_task(gnss.run_uart(asyncio.StreamReader(uart)))
     return gnss
-
-
-def start_modem(board):
-    from modem import dialect, on_uart
-    pins = board['pins']
-    if 'modem_uart' not in pins:
-        return None
-    start_pmu(board, 'modem')  # before the first AT command: the supply and level shifter
-    if 'modem_power' in pins:
-        _out(pins['modem_power'], True)
-    u = pins['modem_uart']
-    uart = machine.UART(u['id'], u.get('baud', 115200), tx=u['tx'], rx=u['rx'], rxbuf=1024)
-    key = _out(pins['modem_pwrkey'], False) if 'modem_pwrkey' in pins else None
-    return on_uart(dialect(board['modem']['dialect']), uart, key)
 
 
 def modem_gnss_plan(board, modem):
@@ -142,7 +86,7 @@ async def main():
     if missing:
         print('urelief: not provisioned (no %s): an SOS cannot be sent' % ', '.join(missing))
     else:
-        modem = start_modem(board)
+        modem = bringup.modem(board)
         if modem is None:
             print('urelief: no modem on this board: an SOS cannot be sent')
         else:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 
+import bringup
 import config
 import machine
 from micropython import const
@@ -14,13 +15,6 @@ PREFIX = 'SELFTEST '
 _GNSS_LISTEN_MS = const(3000)  # a receiver sends NMEA at 1 Hz: three chances
 _GNSS_ENOUGH = const(32)  # bytes with a '$' in them: a talking receiver
 _BUZZ_MS = const(400)  # one buzz the operator feels in the hand
-
-
-def _out(cfg, on):
-    # An output pin driven to its active level (on) or the other one; -> (pin, active level).
-    active = 0 if cfg.get('active', 'high') == 'low' else 1
-    pin = machine.Pin(cfg['gpio'], machine.Pin.OUT, value=active if on else 1 - active)
-    return pin, active
 
 
 def check_config():
@@ -36,8 +30,7 @@ def check_counter():
 
 
 def check_battery(board):
-    from periph.battery import from_board
-    bat = from_board(board)
+    bat = bringup.battery(board)
     if bat is None:
         return {'error': 'no battery gauge on this board'}
     mv = bat.sample()
@@ -46,7 +39,8 @@ def check_battery(board):
 
 def check_vibration(cfg):
     # One buzz; the pad is read back while driven (ESP32 output pins keep their input path).
-    pin, on = _out(cfg, False)
+    on = 0 if cfg.get('active', 'high') == 'low' else 1
+    pin = machine.Pin(cfg['gpio'], machine.Pin.OUT, value=1 - on)
     pin.value(on)
     seen_on = pin.value()
     time.sleep_ms(_BUZZ_MS)
@@ -54,11 +48,8 @@ def check_vibration(cfg):
     return {'on': seen_on == on, 'off': pin.value() == 1 - on, 'ms': _BUZZ_MS}
 
 
-async def check_gnss_uart(pins):
-    u = pins['gnss_uart']
-    if 'gnss_enable' in pins:
-        _out(pins['gnss_enable'], True)
-    uart = machine.UART(u['id'], u.get('baud', 9600), tx=u['tx'], rx=u['rx'], rxbuf=512)
+async def check_gnss_uart(board, uart):
+    bringup.gnss_power(board)
     seen = 0
     nmea = False
     t0 = time.ticks_ms()
@@ -78,25 +69,15 @@ async def check_gnss_uart(pins):
 async def check_modem(board):
     # AT answered (powering the module on through PWRKEY if it is silent), its model, and
     # whether its own GNSS engine answers where the board takes the position from it.
-    pins = board['pins']
-    if 'modem_uart' not in pins:
+    m = bringup.modem(board)
+    if m is None:
         return {'error': 'no modem on this board'}, None
-    from modem import dialect, on_uart
-    if 'modem_power' in pins:
-        _out(pins['modem_power'], True)
-    u = pins['modem_uart']
-    uart = machine.UART(u['id'], u.get('baud', 115200), tx=u['tx'], rx=u['rx'], rxbuf=1024)
-    key = None
-    if 'modem_pwrkey' in pins:
-        pin, on = _out(pins['modem_pwrkey'], False)
-        key = lambda v: pin.value(on if v else 1 - on)  # noqa: E731
-    m = on_uart(dialect(board['modem']['dialect']), uart, key)
     m.at.start()
     out = {'answered': False, 'powered_on': False}  # type: dict
     gnss = None  # type: dict | None
     try:
         ok = await m.at.sync(3, 300)
-        if not ok and key is not None:
+        if not ok and m.at.pwrkey is not None:
             out['powered_on'] = True
             await m.at.power_cycle()
             ok = await m._wait_boot()
@@ -133,8 +114,9 @@ async def run():
     pins = board['pins']
     src = board.get('gnss', {}).get('source')
     tasks = [check_modem(board)]
-    if src == 'uart' and 'gnss_uart' in pins:
-        tasks.append(check_gnss_uart(pins))
+    uart = bringup.gnss_uart(board)
+    if uart is not None:
+        tasks.append(check_gnss_uart(board, uart))
     got = await asyncio.gather(*tasks, return_exceptions=True)
     if isinstance(got[0], Exception):
         res['modem'] = {'error': repr(got[0])}

@@ -1,17 +1,24 @@
 """Epoch assembler: merges the sentences a receiver sends for one measurement into one `Fix`.
 
 An epoch ends when a time-stamped sentence (GGA RMC GLL GNS ZDA GST) carries a different UTC time,
-or, with no time to go by (no fix yet), when a talker's formatter comes a second time.
-The date is carried across epochs (GGA alone has none) and rolled over at midnight.
+or, with no time to go by (no fix yet), when a talker's formatter comes a second time, or when the
+first time arrives after such sentences with an empty time (a receiver just out of "no sky").
+The date is carried across epochs (GGA alone has none) and rolled over at midnight. A date before
+`not_before` is a receiver hit by the 10-bit GPS week rollover (it counts from 1999-08-22 or
+2019-04-07 again): it is moved forward by 1024 weeks until it is not.
 """
 
 
 from micropython import const
 
 from gnss.fix import MODE_2D, MODE_3D, MODE_NO_FIX, MODE_UNKNOWN, Fix
-from gnss.nmea import GGA, GLL, GNS, GSA, GST, RMC, TALKERS, VTG, ZDA
+from gnss.nmea import GGA, GLL, GNS, GSA, GST, RMC, RMZ, TALKERS, VTG, ZDA
 
 _HALF_DAY_MS = const(43200000)
+_ROLLOVER_DAYS = const(7168)  # 1024 GPS weeks
+# GPS-UTC has been 18 s since 2017-01-01: a receiver reporting an earlier date cannot be right
+# today (gpsd's timebase.c takes the same boundary for its week-rollover guard).
+NOT_BEFORE = const(20170101)
 
 _DAYS = b"\x1f\x1c\x1f\x1e\x1f\x1e\x1f\x1f\x1e\x1f\x1e\x1f"  # days per month, non-leap
 
@@ -29,6 +36,44 @@ def next_day(date):
             m = 1
             y += 1
     return y * 10000 + m * 100 + d
+
+
+def day_number(date):
+    """Days since 0000-03-01 of yyyymmdd (proleptic Gregorian, years from March)."""
+    y = date // 10000
+    m = date // 100 % 100
+    d = date % 100
+    if m < 3:
+        y -= 1
+        m += 12
+    return 365 * y + y // 4 - y // 100 + y // 400 + (153 * (m - 3) + 2) // 5 + d - 1
+
+
+def from_day_number(n):
+    """yyyymmdd of a `day_number`."""
+    y = (10000 * n + 14780) // 3652425
+    doy = n - (365 * y + y // 4 - y // 100 + y // 400)
+    if doy < 0:
+        y -= 1
+        doy = n - (365 * y + y // 4 - y // 100 + y // 400)
+    mi = (100 * doy + 52) // 3060
+    d = doy - (mi * 306 + 5) // 10 + 1
+    m = mi + 3
+    if m > 12:
+        m -= 12
+        y += 1
+    return y * 10000 + m * 100 + d
+
+
+def past_rollover(date, not_before):
+    """`date` moved forward by whole 1024-week periods until it is not before `not_before`."""
+    if date >= not_before:
+        return date
+    n = day_number(date)
+    floor = day_number(not_before)
+    while n < floor:
+        n += _ROLLOVER_DAYS
+    return from_day_number(n)
 
 
 def isqrt(n):
@@ -66,15 +111,25 @@ def _bit(kind):
     return 0
 
 
+def _slot(talker):
+    """Index into Epoch._seen: one per known talker, one shared by all others."""
+    for i in range(len(TALKERS)):
+        if TALKERS[i] == talker:
+            return i
+    return len(TALKERS)
+
+
 class Epoch:
     """Feed it each sentence `Nmea.feed` understood: `add(nmea, now_ms)` returns the finished
     previous epoch's `Fix` when this sentence starts a new one, else None; `flush(now_ms)` ends
-    the current epoch (end of input, receiver off)."""
+    the current epoch (end of input, receiver off). `not_before` (yyyymmdd): earlier dates are
+    week-rollover victims (see the module)."""
 
-    def __init__(self):
+    def __init__(self, not_before=NOT_BEFORE):
         self.date = None  # last date seen (yyyymmdd), carried
         self.had_fix = False  # a 2D/3D epoch was seen: the receiver's clock is set
-        self._seen = bytearray(len(TALKERS))  # per talker: bits of the formatters seen
+        self.not_before = not_before
+        self._seen = bytearray(len(TALKERS) + 1)  # per talker: bits of the formatters seen
         self._date_time = None  # time_ms of the epoch that set `date`
         self._start()
 
@@ -83,6 +138,7 @@ class Epoch:
             self._seen[i] = 0
         self._count = 0
         self._time = None
+        self._untimed = False  # a time-stamping sentence came with its time empty
         self._zda = False  # the time came from ZDA: a time message, trusted without a fix
         self._date = None
         self._lat = self._lon = None
@@ -91,6 +147,8 @@ class Epoch:
         self._gsa = 0  # best GSA fix type
         self._prns = None
         self._alt = None
+        self._rmz_alt = None  # Garmin $PGRMZ altitude: used when GGA/GNS gave none
+        self._dim = 0  # $PGRMZ fix dimension
         self._speed = None
         self._course = None
         self._hdop = None
@@ -103,16 +161,20 @@ class Epoch:
         bit = _bit(kind)
         if bit:
             seen = self._seen
-            i = TALKERS.index(p.talker)
+            i = _slot(p.talker)
+            t = p.time_ms
             if self._count:
-                t = p.time_ms
                 if t is not None and self._time is not None:
                     new = _cs(t) != _cs(self._time)
+                elif t is not None and self._untimed:
+                    new = True  # the first time after empty ones: the sky came, a new epoch
                 else:  # no time to go by: this talker's formatter comes a second time
                     new = seen[i] & bit
                 if new:
                     done = self.flush(now_ms)
             seen[i] |= bit
+            if t is None and self._time is None:
+                self._untimed = True
         self._count += 1
         if p.time_ms is not None:
             self._time = p.time_ms  # the latest stamp (they may differ by a few ms, see _cs)
@@ -135,6 +197,11 @@ class Epoch:
         elif kind == RMC or kind == GLL or kind == VTG:
             if p.valid is not None:
                 self._rmc_valid = p.valid
+        elif kind == RMZ:
+            if p.fix_dim is not None:
+                self._dim = p.fix_dim
+            if p.valid and p.alt_mm is not None:
+                self._rmz_alt = p.alt_mm
         if p.lat_e7 is not None and p.valid:
             self._lat = p.lat_e7
             self._lon = p.lon_e7
@@ -156,7 +223,7 @@ class Epoch:
         f.t_ms = now_ms
         f.time_ms = self._time
         if self._date is not None:
-            self.date = self._date
+            self.date = past_rollover(self._date, self.not_before)
             self._date_time = self._time
         elif self.date is not None and self._time is not None:
             if self._date_time is not None and self._date_time - self._time > _HALF_DAY_MS:
@@ -165,8 +232,12 @@ class Epoch:
         f.date = self.date
         # Mode: GSA says it outright; else GGA/GNS (3D when it has an altitude); else RMC/GLL.
         ok = self._gga_valid if self._gga_valid is not None else self._rmc_valid
+        if self._alt is None:
+            self._alt = self._rmz_alt
         if self._gsa:
             f.mode = self._gsa
+        elif self._dim and ok is not None:
+            f.mode = self._dim
         elif ok:
             f.mode = MODE_3D if self._alt is not None else MODE_2D
         elif ok is False:

@@ -1,7 +1,8 @@
 """NMEA 0183 (up to 4.11) sentence parser: pure, fed one line at a time, never raises on input.
 
-`Nmea.feed(line)` checks framing and checksum, decodes GGA RMC GSA GNS VTG GLL ZDA GST GSV from the
-talkers in `TALKERS`, and leaves the sentence's values in attributes until the next call (None =
+`Nmea.feed(line)` checks framing and checksum, decodes GGA RMC GSA GNS VTG GLL ZDA GST GSV from
+any talker (two capital letters: GP GN GL GA GB BD GQ QZ PQ GI ...) and Garmin's $PGRMZ altitude,
+and leaves the sentence's values in attributes until the next call (None =
 empty field). Nothing is allocated per sentence beyond what the caller's line already is: fields
 are located by index into the line and numbers are read straight into ints in fixed units.
 Everything refused is counted in the statistics attributes, never raised.
@@ -21,11 +22,15 @@ GLL = const(0x474C4C)
 ZDA = const(0x5A4441)
 GSV = const(0x475356)
 GST = const(0x475354)
+RMZ = const(0x524D5A)  # $PGRMZ: Garmin altitude (proprietary, talker "PG")
+_PG = const(0x5047)
 
-# Talkers: GPS, any-GNSS, GLONASS, Galileo, BeiDou (4.1 and legacy), QZSS (4.11 and legacy), NavIC.
-TALKERS = (0x4750, 0x474E, 0x474C, 0x4741, 0x4742, 0x4244, 0x4751, 0x515A, 0x4749)
+# Talkers the epoch keeps apart: GPS, any-GNSS, GLONASS, Galileo, BeiDou (4.1 and legacy), QZSS
+# (4.11, legacy and Quectel's PQ), NavIC. Any other talker is accepted too (NMEA 0183 lets an
+# integrated system use its own, e.g. II, IN); the epoch gives those one shared slot.
+TALKERS = (0x4750, 0x474E, 0x474C, 0x4741, 0x4742, 0x4244, 0x4751, 0x515A, 0x5051, 0x4749)
 
-_MAX_FIELDS = const(40)  # GSV has 20 data fields, GSA 18: more commas than this is not NMEA
+_MAX_FIELDS = const(64)  # GSV 4.11 has 21 fields, GSA 19; receivers append more: beyond is noise
 _NMEA_MAX = const(82)  # spec limit, '$' to LF inclusive; real receivers exceed it
 _E7 = const(10000000)
 _MIN_E6_MAX = const(60000000)  # 60 minutes in 1e-6 minute
@@ -36,6 +41,7 @@ _S = const(83)
 _E = const(69)
 _W = const(87)
 _T = const(84)
+_FT_E6 = const(304800)  # metres per foot, 1e-6
 
 
 def dec(buf, a, b, scale):
@@ -137,8 +143,9 @@ class Nmea:
     (proprietary, other formatters or talkers); `bad_checksum`; `truncated` no or short checksum;
     `garbage` noise before '$' or a line with none; `malformed` framing broken (too many fields,
     bad address); `bad_fields` fields that did not parse (the rest of the sentence is used);
-    `long` sentences over the 82-character limit (accepted); `zero_rejected` (0,0) reported
-    valid."""
+    `long` sentences over the 82-character limit (accepted); `unchecked` sentences with no
+    checksum field at all (accepted, as gpsd does: NMEA 0183 before 2.0 made it optional; every
+    field is still checked); `zero_rejected` (0,0) reported valid."""
 
     def __init__(self):
         self._f = array("H", bytes(2 * (_MAX_FIELDS + 1)))  # index of each field's comma
@@ -146,7 +153,7 @@ class Nmea:
         self._n = 0
         self.lines = self.parsed = self.unsupported = self.bad_checksum = 0
         self.truncated = self.garbage = self.malformed = self.bad_fields = 0
-        self.long = self.zero_rejected = 0
+        self.long = self.zero_rejected = self.unchecked = 0
         self._clear()
 
     def _clear(self):
@@ -169,13 +176,14 @@ class Nmea:
         self.faa = 0  # mode indicator byte (A D E F M N P R S), 0 if absent
         self.in_view = None  # GSV
         self.lat_sd_cm = self.lon_sd_cm = None  # GST 1-sigma position errors
+        self.fix_dim = None  # PGRMZ 1 none, 2 2D, 3 3D
 
     def stats(self):
         return {
             "lines": self.lines, "parsed": self.parsed, "unsupported": self.unsupported,
             "bad_checksum": self.bad_checksum, "truncated": self.truncated,
             "garbage": self.garbage, "malformed": self.malformed, "bad_fields": self.bad_fields,
-            "long": self.long, "zero_rejected": self.zero_rejected,
+            "long": self.long, "zero_rejected": self.zero_rejected, "unchecked": self.unchecked,
         }
 
     # --- fields: k counts from 1 after the address field; absent fields read as empty
@@ -249,18 +257,21 @@ class Nmea:
         if start > first:
             self.garbage += 1  # noise or a cut sentence before this one: dropped, counted
         star = buf.find(b"*", start, end)
-        if star < 0 or end - star < 3:
+        if star < 0:
+            star = end  # no checksum field: taken if whole (below), counted
+        elif end - star < 3:
             self.truncated += 1
             return 0
-        want = _hex(buf[star + 1]) << 4 | _hex(buf[star + 2])
-        x = 0
-        for i in range(start + 1, star):
-            x ^= buf[i]
-        if x != want:
-            self.bad_checksum += 1
-            return 0
-        if star + 3 < end:
-            self.garbage += 1  # bytes after the checksum
+        else:
+            want = _hex(buf[star + 1]) << 4 | _hex(buf[star + 2])
+            x = 0
+            for i in range(start + 1, star):
+                x ^= buf[i]
+            if x != want:
+                self.bad_checksum += 1
+                return 0
+            if star + 3 < end:
+                self.garbage += 1  # bytes after the checksum
         if star + 5 - start > _NMEA_MAX:
             self.long += 1
         f = self._f
@@ -273,11 +284,14 @@ class Nmea:
             f[n] = i
             n += 1
             i = buf.find(b",", i + 1, star)
+        f[n] = star
+        self._n = n
+        if star == end and (n < _fields(_kind(buf, start)) or f[0] - start != 6):
+            self.truncated += 1  # no checksum and fields missing: a cut line
+            return 0
         if n == 0:
             self.malformed += 1
             return 0
-        f[n] = star
-        self._n = n
         if f[0] - start != 6:
             if buf[start + 1] == 80:  # 'P': proprietary
                 self.unsupported += 1
@@ -286,8 +300,10 @@ class Nmea:
             return 0
         self._buf = buf
         talker = buf[start + 1] << 8 | buf[start + 2]
-        kind = buf[start + 3] << 16 | buf[start + 4] << 8 | buf[start + 5]
-        if talker not in TALKERS or not self._decode(kind):
+        kind = _kind(buf, start)
+        if star == end:
+            self.unchecked += 1
+        if not (_cap(buf[start + 1]) and _cap(buf[start + 2])) or not self._decode(talker, kind):
             self.unsupported += 1
             self._buf = b""
             return 0
@@ -301,7 +317,9 @@ class Nmea:
         self.parsed += 1
         return kind
 
-    def _decode(self, kind):
+    def _decode(self, talker, kind):
+        if talker == _PG:
+            return kind == RMZ and self._pgrmz()
         if kind == GGA:
             self.time_ms = self._time(1)
             self._pos(2)
@@ -352,7 +370,9 @@ class Nmea:
             self.alt_mm = self._num(9, 3)
             self.sep_mm = self._num(10, 3)
         elif kind == VTG:
-            if self._ch(2) == _T:  # course,T,course,M,knots,N,km/h,K[,mode]
+            # 2.x+: course,T,course,M,knots,N,km/h,K[,mode]; some receivers leave the unit letters
+            # empty (`054.7,,,,005.5,,010.2,`), so the layout is told by the field count
+            if self._ch(2) == _T or self._n >= 8:
                 self.course_cdeg = self._num(1, 2)
                 self._speed_kn(5)
                 self.faa = self._ch(9)
@@ -390,6 +410,55 @@ class Nmea:
         else:
             return False
         return True
+
+    def _pgrmz(self):
+        """$PGRMZ,alt,f,dim: altitude in whole feet (MSL, as Garmin's GGA) and the fix dimension
+        (Garmin 190-00684-00 rev C, "Garmin Proprietary NMEA 0183 Sentences")."""
+        a = self._a(1)
+        b = a
+        while b < self._b(1) and self._buf[b] != 46:  # whole feet: what precedes any '.'
+            b += 1
+        if a < b and self._ch(2) == 102:  # 'f'
+            ft = dec(self._buf, a, b, 0)
+            if ft is None:
+                self.bad_fields += 1
+            else:
+                self.alt_mm = (ft * _FT_E6 + (500 if ft >= 0 else -500)) // 1000
+        d = self._ch(3)
+        if 49 <= d <= 51:  # '1'..'3'
+            self.fix_dim = d - 48
+            self.valid = d > 49
+        return True
+
+
+def _kind(buf, start):
+    """The formatter after '$' and the talker, packed (0 when the line is too short)."""
+    if len(buf) < start + 6:
+        return 0
+    return buf[start + 3] << 16 | buf[start + 4] << 8 | buf[start + 5]
+
+
+def _fields(kind):
+    """Fields a whole sentence has at least (NMEA 0183 2.0 layouts; later versions add more)."""
+    if kind == GGA:
+        return 14
+    if kind == RMC:
+        return 11
+    if kind == GSA:
+        return 17
+    if kind == GNS or kind == RMZ:
+        return 12 if kind == GNS else 3
+    if kind == VTG or kind == GST:
+        return 8
+    if kind == GLL or kind == ZDA:
+        return 6
+    if kind == GSV:
+        return 3  # counts; satellites follow, 4 fields each
+    return 1  # not ours: its layout is unknown
+
+
+def _cap(c):
+    return 65 <= c <= 90
 
 
 def _hex(c):

@@ -15,6 +15,17 @@ from gnss.nmea import Nmea
 _CR = const(13)
 
 
+def _glued(line, a, b):
+    """Index of a '$' in line[a:b] that follows a '*hh' checksum (two sentences with no line end
+    between them), else -1."""
+    c = line.find(b"$", a + 3, b)
+    while c > 0:
+        if line[c - 3] == 42:  # '*'
+            return c
+        c = line.find(b"$", c + 1, b)
+    return -1
+
+
 class Gnss:
     """`fix`: the last Fix with a position (None before the first); `last`: the last epoch of
     any mode; `age_ms()`: ms since `fix`; `updated`: an Event set at each epoch."""
@@ -47,14 +58,18 @@ class Gnss:
 
     def feed_line(self, line):
         """One line from the receiver (bytes). Sentences ended by a lone CR, as some receivers
-        send them, are split here."""
+        send them, or run together with no line end (a '$' right after a '*hh' checksum), are
+        split here."""
         n = len(line)
         a = 0
         while a < n:
             b = line.find(b"\r", a)
             if b < 0:
                 b = n
-            if self.nmea.feed(line, a, b):
+            c = _glued(line, a, b)
+            if c > 0:
+                b = c - 1  # the next sentence starts at c
+            if self.nmea.feed(line, a, b + (c > 0)):
                 f = self.epoch.add(self.nmea, self._ticks())
                 if f:
                     self._done(f)

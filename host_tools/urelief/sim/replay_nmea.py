@@ -3,7 +3,9 @@ MicroPython VM and print one JSON object per epoch (what the device would have c
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +22,8 @@ _DRIVER = """
 import json
 from gnss.service import Gnss
 g = Gnss(ticks_ms=lambda: 0)
+if %(not_before)r:
+    g.epoch.not_before = %(not_before)r
 n = 0
 first = 1
 def out(f):
@@ -29,7 +33,7 @@ def out(f):
         "sats_used": f.sats_used, "lines": [first, n - 1]}))
     first = n
 g.on_fix = out
-with open(%r, "rb") as fh:
+with open(%(log)r, "rb") as fh:
     for raw in fh:
         for line in raw.rstrip(b"\\r\\n").split(b"\\r"):  # LF, CR LF or a lone CR end a line
             n += 1
@@ -41,9 +45,27 @@ print(json.dumps({"stats": g.nmea.stats()}))
 """
 
 
+# gpsd's regression-log header naming the capture day, which gpsd takes as its clock for the log.
+_DATE = re.compile(rb"^# Date: (\d{4})-(\d{1,2})-(\d{1,2})", re.M)
+_ROLLOVER = dt.timedelta(weeks=1024)
+
+
+def not_before(log: Path) -> int:
+    """The earliest date the log's receiver can truthfully report, yyyymmdd: one GPS week-number
+    rollover period (1024 weeks) before the capture day its header names; 0 (the firmware's own
+    floor) when it names none."""
+    m = _DATE.search(log.read_bytes()[:4096])
+    if not m:
+        return 0
+    day = dt.date(*(int(g) for g in m.groups())) - _ROLLOVER
+    return day.year * 10000 + day.month * 100 + day.day
+
+
 def replay(log: str | Path, *, heap_kb: int = vm.DEFAULT_HEAP_KB) -> tuple[list[dict], dict]:
     """(epochs, parser statistics) for `log`, computed by the firmware on MicroPython."""
-    out = vm.run(_DRIVER % str(Path(log).resolve()), heap_kb=heap_kb).stdout
+    path = Path(log).resolve()
+    code = _DRIVER % {"log": str(path), "not_before": not_before(path)}
+    out = vm.run(code, heap_kb=heap_kb).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
     return rows[:-1], rows[-1]["stats"]
 

@@ -47,6 +47,18 @@ def _real_sentences() -> list[str]:
     return out
 
 
+# Fields (commas) of a whole sentence in NMEA 0183 2.0; fewer and no checksum = a cut line.
+WHOLE = {"GGA": 14, "RMC": 11, "GSA": 17}
+
+
+def _pieces(lines: list[bytes]) -> list[bytes]:
+    """What the service hands the parser, one by one: lines split at a lone CR and where a '$'
+    follows a '*hh' (sentences run together), blank ones dropped."""
+    pieces = [q.rstrip(b"\r\n ") for line in lines for p in line.split(b"\r")
+              for q in re.split(rb"(?<=\*..)(?=\$)", p)]
+    return [p for p in pieces if p]
+
+
 def _run(mpy, tmp_path, lines: list[bytes]) -> dict:
     path = tmp_path / "feed.nmea"
     path.write_bytes(b"".join(line + b"\n" for line in lines))
@@ -60,15 +72,20 @@ def test_corruptions_are_counted_exactly(mpy, tmp_path):
     picks = rnd.sample(real, 300)
     lines: list[bytes] = []
     want = dict.fromkeys(("parsed", "bad_checksum", "truncated", "garbage", "long",
-                          "zero_rejected", "unsupported"), 0)
+                          "zero_rejected", "unsupported", "unchecked"), 0)
     for i, s in enumerate(picks):
         star = s.index("*")
         case = i % 6
         if case in (2, 4, 5) and len(s) + 2 > 82:  # CR LF included: some real ones are longer
             want["long"] += 1
         if case == 0:  # cut anywhere before the checksum is complete
-            lines.append(s[: rnd.randint(1, star + 2)].encode())
-            want["truncated"] += 1
+            cut = s[: rnd.randint(1, star + 2)]
+            lines.append(cut.encode())
+            if "*" not in cut and cut.count(",") >= WHOLE.get(cut[3:6], 99):
+                want["unchecked"] += 1  # NMEA 2.0's fields all there: sent without checksum
+                want["parsed"] += 1
+            else:
+                want["truncated"] += 1
         elif case == 1:  # one character changed
             k = rnd.randint(1, star - 1)
             c = rnd.choice([x for x in "ABCXYZ0123456789." if x != s[k]])
@@ -101,18 +118,22 @@ def test_corruptions_are_counted_exactly(mpy, tmp_path):
     lines.append(_checksum("GPRMC,120000.00,A,0000.0000,N,00000.0000,E,0.0,0.0,010124,,,A").encode())
     want["parsed"] += 1
     want["zero_rejected"] += 1
-    # Proprietary and unknown talkers: valid, not ours.
+    # Proprietary, a formatter not ours, a talker that is not two capitals: valid, not ours.
     lines.append(_checksum("PUBX,00,081350.00,4717.113210,N").encode())
-    lines.append(_checksum("XXGGA,120000.00,4717.1,N,00833.9,E,1,08,1.0,499.6,M,48.0,M,,").encode())
-    want["unsupported"] += 2
+    lines.append(_checksum("GPXTE,A,A,0.67,L,N").encode())
+    lines.append(_checksum("xxGGA,120000.00,4717.1,N,00833.9,E,1,08,1.0,499.6,M,48.0,M,,").encode())
+    want["unsupported"] += 3
+    # Any talker of two capitals is a talker (NMEA 0183 lets integrated systems use their own).
+    lines.append(_checksum("INGGA,120000.00,4717.1,N,00833.9,E,1,08,1.0,499.6,M,48.0,M,,").encode())
+    want["parsed"] += 1
 
     got = _run(mpy, tmp_path, lines)
     stats = got["stats"]
     for k, v in want.items():
         assert stats[k] == v, (k, stats)
-    assert stats["lines"] == len(lines)
+    assert stats["lines"] == len(_pieces(lines))  # noise ending '*hh' before a '$' is its own
     assert stats["malformed"] == 0
-    assert got["kinds"][-4] != 0  # the long GGA was decoded
+    assert got["kinds"][-6] != 0  # the long GGA was decoded
     assert sum(got["modes"]) > 0 and got["zero"] == 0
 
 
@@ -141,8 +162,7 @@ def test_random_bytes_never_raise(mpy, tmp_path):
     lines = [line.replace(b"\n", b"") for line in lines]
     got = _run(mpy, tmp_path, lines)
     s = got["stats"]
-    pieces = [p.rstrip(b"\r\n ") for line in lines for p in line.split(b"\r")]
-    pieces = [p for p in pieces if p]  # what the service hands the parser, one by one
+    pieces = _pieces(lines)
     no_dollar = sum(1 for p in pieces if b"$" not in p)
     accounted = s["parsed"] + s["unsupported"] + s["bad_checksum"] + s["truncated"] + s["malformed"]
     assert s["lines"] == len(pieces)

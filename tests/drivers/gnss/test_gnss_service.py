@@ -19,6 +19,7 @@ class Reader:  # stands in for asyncio.StreamReader(machine.UART(...))
 
 switched = []
 g = Gnss(power=switched.append)
+g.epoch.not_before = 19891209  # a 2009 capture (BT-451, gpsd log): its dates are true for then
 g.power(True)
 epoch = [b"$GPRMC,152505.00,A,5547.82113,N,02334.14130,E,0.253,,091209,,,A*7A\r\n",
          b"$GPGGA,152505.00,5547.82113,N,02334.14130,E,1,04,2.72,37.0,M,26.9,M,,*6B\r\n",

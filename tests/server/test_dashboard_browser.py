@@ -5,30 +5,18 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
+from browserkit import ARTIFACTS, chromium, marks
 from srvkit import DEVICE, PASSWORD, SECRET, Device, report
 from urelief import protocol as p
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium")]
+pytestmark = marks
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def test_dispatcher_sees_a_live_sos_and_works_it(server, browser):

@@ -120,6 +120,7 @@ INCIDENT_CLOSED = frozenset(
 class IncidentSource(enum.StrEnum):
     DEVICE = "device"  # a U-Relief terminal (UDP or SMS)
     AML = "aml"  # a phone's Advanced Mobile Location message
+    SILENT_CALLER = "silent_caller"  # a phone caller who cannot speak, reached by a texted link
 
 
 class NotificationStatus(enum.StrEnum):
@@ -344,6 +345,28 @@ class IncidentEvent(Base):
     transport: Mapped[str | None] = mapped_column(String(8))  # udp | sms | aml | http
 
     incident: Mapped[Incident] = relationship(back_populates="events")
+
+
+class CallerLink(Base):
+    """A one-time link texted to a silent caller (`server/knock.py`). Only the token's SHA-256
+    is stored; the phone that opens it first holds it (a cookie whose SHA-256 is `holder_hash`),
+    so a forwarded copy of the SMS opens nothing."""
+
+    __tablename__ = "caller_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    msisdn: Mapped[str] = mapped_column(String(20))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # unopened past this: dead
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    holder_hash: Mapped[str | None] = mapped_column(String(64))
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    incident: Mapped[Incident] = relationship()
 
 
 class Notification(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,16 @@ class ServerConfig:
     # the client address is the TCP peer's, so a forged header cannot dodge per-address limits.
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024  # request bodies past this get 413 (roster, AML: own limits)
+    # Silent-caller links (server/knock.py): an unopened link dies after knock_link_ttl_s; an
+    # opened one lives while its incident is open, at most knock_link_max_s. Links per number.
+    knock_link_ttl_s: float = 900.0
+    knock_link_max_s: float = 12 * 3600.0
+    knock_links_per_number: int = 3  # burst; then one more every knock_link_refill_s
+    knock_link_refill_s: float = 120.0
+    public_url: str = ""  # base of the texted link (https://sos.example.org); "" = the request's
+    # WebRTC ICE servers for the caller's video, as RTCPeerConnection takes them; [] = host
+    # candidates only (enough when phone and dashboard reach each other directly).
+    ice_servers: list = field(default_factory=list)
     sms_gateway: str = "log"  # log | modem:/dev/ttyUSB0[@115200]; in-process: create_app(gateway=…)
     extra: dict = field(default_factory=dict)
 
@@ -74,11 +85,15 @@ class ServerConfig:
             gateway_token=env.get("URELIEF_GATEWAY_TOKEN") or None,
             open_webhooks=_flag(env.get("URELIEF_OPEN_WEBHOOKS", "")),
             trusted_proxies=split_list(env.get("URELIEF_TRUSTED_PROXIES", "")),
+            public_url=env.get("URELIEF_PUBLIC_URL", ""),
+            ice_servers=_ice_servers(env.get("URELIEF_ICE_SERVERS", "")),
         )
         for name, conv in (("source_rate_per_s", float), ("source_burst", int),
                            ("device_rate_per_s", float), ("device_burst", int),
                            ("aml_rate_per_s", float), ("aml_burst", int),
-                           ("max_body_bytes", int)):
+                           ("max_body_bytes", int),
+                           ("knock_link_ttl_s", float), ("knock_link_max_s", float),
+                           ("knock_links_per_number", int), ("knock_link_refill_s", float)):
             if f"URELIEF_{name.upper()}" in env:
                 setattr(cfg, name, conv(env[f"URELIEF_{name.upper()}"]))
         for k, v in overrides.items():
@@ -87,3 +102,15 @@ class ServerConfig:
         if not cfg.db_url:
             cfg.db_url = default_db_url()
         return cfg
+
+
+def _ice_servers(text: str) -> list:
+    """`URELIEF_ICE_SERVERS`: JSON, as RTCPeerConnection's iceServers
+    (`[{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "c"}]`)."""
+    if not text.strip():
+        return []
+    servers = json.loads(text)
+    if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s
+                                                for s in servers):
+        raise ValueError("URELIEF_ICE_SERVERS: a JSON list of {urls, username?, credential?}")
+    return servers

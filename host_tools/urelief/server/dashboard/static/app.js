@@ -86,8 +86,8 @@ async function refresh() {
   }
   state.first = false;
   renderList();
-  drawMap();
   if (state.selected) await loadDetail(state.selected);
+  drawMap();  // after the detail: the selected incident's track includes this update
 }
 
 function renderList() {

@@ -11,6 +11,7 @@ import re
 
 import httpx
 from sqlalchemy import create_engine, text
+from srvkit import GW
 
 SERVER_ENV = {"URELIEF_KNOCK_LINKS_PER_NUMBER": "2", "URELIEF_KNOCK_LINK_REFILL_S": "3600"}
 OFFER = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -127,7 +128,7 @@ def test_an_aml_caller_can_be_reached(server, api):
     r = httpx.post(server.http + "/aml", content=(
         "v=1&device_number=%2B821011110003&location_latitude=37.55&location_longitude=126.99"
         "&location_accuracy=30&location_time=1700000000000"),
-        headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+        headers={"Content-Type": "application/x-www-form-urlencoded", **GW}, timeout=10)
     assert r.status_code in (200, 202), r.text
     aml = next(i for i in api().get("/api/incidents").json()["items"]
                if i["caller_msisdn"] == "+821011110003")

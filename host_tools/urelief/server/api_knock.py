@@ -22,13 +22,13 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from urelief.ratelimit import RateLimiter
 from urelief.registry.audit import Actor
 from urelief.registry.auth import CurrentOperator, require_role
 from urelief.registry.errors import Invalid, NotFound, Throttled
 from urelief.registry.models import Role
 from urelief.server import logs, metrics
 from urelief.server.knock import Gone, Links, LinkView, Relay, sms_text
-from urelief.server.ratelimit import RateLimiter
 
 PAGE = Path(__file__).with_name("knock_page")
 HOLDER_COOKIE = "k"

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from urelief.ratelimit import RateLimiter
 from urelief.registry import audit
 from urelief.registry.audit import SYSTEM, Actor
 from urelief.registry.errors import Conflict, Denied, Invalid, Throttled
@@ -42,7 +43,6 @@ from urelief.registry.models import (
     utcnow,
 )
 from urelief.server.config import ServerConfig
-from urelief.server.ratelimit import RateLimiter
 
 OPEN = (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.DISPATCHED)
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")

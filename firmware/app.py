@@ -1,5 +1,5 @@
-# The terminal's application: board pin map + device config -> panic button, haptics, battery,
-# GNSS, modem, and the alarm runner that turns a gesture into an SOS the police receive.
+"""The terminal's application: board pin map + device config -> panic button, haptics, battery,
+GNSS, modem, and the alarm runner that turns a gesture into an SOS the police receive."""
 import asyncio
 
 import bringup
@@ -9,23 +9,23 @@ from periph.button import Button
 from periph.haptics import SENT, Haptics
 
 RESET_CAUSES = {
-    machine.PWRON_RESET: 'power-on',
-    machine.HARD_RESET: 'hard reset',
-    machine.WDT_RESET: 'watchdog',
-    machine.DEEPSLEEP_RESET: 'deep-sleep wake',
-    machine.SOFT_RESET: 'soft reset',
+    machine.PWRON_RESET: "power-on",
+    machine.HARD_RESET: "hard reset",
+    machine.WDT_RESET: "watchdog",
+    machine.DEEPSLEEP_RESET: "deep-sleep wake",
+    machine.SOFT_RESET: "soft reset",
 }
 
 
 def reset_cause_name():
-    return RESET_CAUSES.get(machine.reset_cause(), 'unknown')
+    return RESET_CAUSES.get(machine.reset_cause(), "unknown")
 
 
 def start_battery(board):
     try:
         return bringup.battery(board)
     except Exception as e:  # a gauge that does not answer must not stop the terminal
-        print('urelief: no battery gauge:', repr(e))
+        print("urelief: no battery gauge:", repr(e))
         return None
 
 
@@ -40,12 +40,12 @@ def start_gnss(board):
 
 
 def modem_gnss_plan(board, modem):
-    # The modem's own GNSS: the alarm runs it in windows around its uplinks (alarm/radio.py) as
-    # gnss/plan.py times them; beside LTE where the modem can (A7670). None for a UART receiver.
-    if board.get('gnss', {}).get('source') != 'modem':
+    """The modem's own GNSS: the alarm runs it in windows around its uplinks (alarm/radio.py) as
+    gnss/plan.py times them; beside LTE where the modem can (A7670). None for a UART receiver."""
+    if board.get("gnss", {}).get("source") != "modem":
         return None
     from gnss.plan import Plan
-    return Plan('gnss_with_lte' in modem.caps)
+    return Plan("gnss_with_lte" in modem.caps)
 
 
 def start_alarm(board, device, haptics, battery, gnss, modem, button):
@@ -56,15 +56,15 @@ def start_alarm(board, device, haptics, battery, gnss, modem, button):
     from proto.packet import Codec
     from proto.seal import Seal
 
-    secret = bytes.fromhex(device['secret'])
-    codec = Codec(Seal(secret, device['device_id'], device.get('key_id', 1)))
+    secret = bytes.fromhex(device["secret"])
+    codec = Codec(Seal(secret, device["device_id"], device.get("key_id", 1)))
     runner = Runner(codec, Counter(config.COUNTER_FILE), ReplayGuard(config.DOWNLINK_FILE),
                     Outbox(config.OUTBOX_DIR), haptics, gnss, battery,
-                    drill=device.get('drill', False), counting=button.counting,
-                    cancel=device.get('cancel'), checkin_s=device.get('checkin_s', 86400),
+                    drill=device.get("drill", False), counting=button.counting,
+                    cancel=device.get("cancel"), checkin_s=device.get("checkin_s", 86400),
                     fw=config.FW_VERSION, plan=modem_gnss_plan(board, modem))
-    srv = device.get('server') or {}
-    transport = Transport(modem, srv.get('host'), srv.get('port'), device.get('sms_number'),
+    srv = device.get("server") or {}
+    transport = Transport(modem, srv.get("host"), srv.get("port"), device.get("sms_number"),
                           runner.downlink, runner.kick.set)
     runner.start(transport)
     asyncio.create_task(transport.run())
@@ -74,30 +74,30 @@ def start_alarm(board, device, haptics, battery, gnss, modem, button):
 async def main():
     board = config.load_board()
     device = config.load_device()
-    print('urelief: boot on', board['name'], '- reset cause:', reset_cause_name())
-    pins = board['pins']
-    haptics = Haptics(pins['vibration'], pins.get('led'))
-    button = Button(pins['button'], device['gesture'])
+    print("urelief: boot on", board["name"], "- reset cause:", reset_cause_name())
+    pins = board["pins"]
+    haptics = Haptics(pins["vibration"], pins.get("led"))
+    button = Button(pins["button"], device["gesture"])
     asyncio.create_task(button.run())
     battery = start_battery(board)
     gnss = start_gnss(board)
     runner = None
     missing = config.missing(device)
     if missing:
-        print('urelief: not provisioned (no %s): an SOS cannot be sent' % ', '.join(missing))
+        print("urelief: not provisioned (no %s): an SOS cannot be sent" % ", ".join(missing))
     else:
         modem = bringup.modem(board)
         if modem is None:
-            print('urelief: no modem on this board: an SOS cannot be sent')
+            print("urelief: no modem on this board: an SOS cannot be sent")
         else:
             try:
                 runner = start_alarm(board, device, haptics, battery, gnss, modem, button)
             except Exception as e:  # e.g. the counter file is missing or corrupt
-                print('urelief: alarm not started:', repr(e))
+                print("urelief: alarm not started:", repr(e))
     async for kind, n, t_ms in button:
-        print('urelief: gesture', kind, n, 'at', t_ms, 'ms')
+        print("urelief: gesture", kind, n, "at", t_ms, "ms")
         if runner is None:
             haptics.play(SENT)  # the gesture is felt, though nothing can be sent
-            print('urelief: cannot send: not provisioned')
+            print("urelief: cannot send: not provisioned")
         else:
             runner.gesture(kind, n, t_ms)

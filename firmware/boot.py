@@ -1,2 +1,2 @@
-# Runs first at every reset, before main.py. Kept minimal: the terminal must reach its
-# application (and the panic button) as fast as possible after a wake.
+"""Runs first at every reset, before main.py. Kept minimal: the terminal must reach its
+application (and the panic button) as fast as possible after a wake."""

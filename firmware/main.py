@@ -1,4 +1,4 @@
-# The terminal's entry point: everything lives in app.py (compiled to .mpy).
+"""The terminal's entry point: everything lives in app.py (compiled to .mpy)."""
 import asyncio
 
 import app

@@ -1,7 +1,7 @@
-# A dispatcher's question to a child who cannot speak ("Knock Knock"): felt as the QUESTION
-# pattern, answered by a run of presses closed by a quiet gap (the button's COUNT gesture), or
-# by no answer (0 presses) when its timeout passes. One question at a time: a new one replaces
-# an unanswered one. Pure: the runner feeds it ticks_ms and counted presses.
+"""A dispatcher's question to a child who cannot speak ("Knock Knock"): felt as the QUESTION
+pattern, answered by a run of presses closed by a quiet gap (the button's COUNT gesture), or
+by no answer (0 presses) when its timeout passes. One question at a time: a new one replaces
+an unanswered one. Pure: the runner feeds it ticks_ms and counted presses."""
 import time
 
 from micropython import const
@@ -23,7 +23,7 @@ class Ask:
         return self.qid is not None
 
     def start(self, qid, kind, choices, timeout_s, now):
-        # A question arrived (verified). -> True if it is a new one to put to the child.
+        """A question arrived (verified). -> True if it is a new one to put to the child."""
         if qid == self.qid:
             return False  # the same question again (resent by the server): still open
         self.qid = qid
@@ -33,7 +33,7 @@ class Ask:
         return True
 
     def answer(self, presses):
-        # The child pressed `presses` times. -> (question id, presses) to send, or None.
+        """The child pressed `presses` times. -> (question id, presses) to send, or None."""
         if self.qid is None or presses <= 0:
             return None
         qid = self.qid
@@ -41,15 +41,15 @@ class Ask:
         return qid, presses if presses < _MAX_PRESSES else _MAX_PRESSES
 
     def remaining_ms(self, now):
-        # ms until the open question times out (0: due now), or None when none is open.
+        """ms until the open question times out (0: due now), or None when none is open."""
         if self.qid is None:
             return None
         left = time.ticks_diff(self.deadline, now)
         return left if left > 0 else 0
 
     def expire(self, qid, now):
-        # The timer for `qid` ran out. -> (qid, 0) "no answer" to send, or None if it was
-        # answered or replaced meanwhile.
+        """The timer for `qid` ran out. -> (qid, 0) "no answer" to send, or None if it was
+        answered or replaced meanwhile."""
         if self.qid != qid or self.remaining_ms(now):
             return None
         self.qid = None

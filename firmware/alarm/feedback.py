@@ -1,8 +1,8 @@
-# The alarm's state machine, pure: idle -> raised (SOS stored) -> sent (the server has it) ->
-# seen (a dispatcher acknowledged) -> dispatched (help is on its way) -> stood down (resolved,
-# false alarm, drill over, cancelled). Each step up is felt as its haptic pattern, once.
-# A cancel looks the same to anyone watching whether true or under duress; under duress the
-# alarm stays live (tracking continues silently) but no more confirmations are felt.
+"""The alarm's state machine, pure: idle -> raised (SOS stored) -> sent (the server has it) ->
+seen (a dispatcher acknowledged) -> dispatched (help is on its way) -> stood down (resolved,
+false alarm, drill over, cancelled). Each step up is felt as its haptic pattern, once.
+A cancel looks the same to anyone watching whether true or under duress; under duress the
+alarm stays live (tracking continues silently) but no more confirmations are felt."""
 from micropython import const
 from periph.haptics import CANCEL_ACK, DISPATCHED, SEEN, SENT
 
@@ -12,7 +12,7 @@ SENT_ = const(2)
 SEEN_ = const(3)
 DISPATCHED_ = const(4)
 STOOD_DOWN = const(5)
-NAMES = ('idle', 'raised', 'sent', 'seen', 'dispatched', 'stood down')
+NAMES = ("idle", "raised", "sent", "seen", "dispatched", "stood down")
 _FELT = (None, SENT, SEEN, DISPATCHED)  # by ACK level 1..3
 
 
@@ -30,7 +30,7 @@ class Alarm:
 
     @property
     def active(self):
-        # Reporting: raised and not stood down (a duress cancel stays active).
+        """Reporting: raised and not stood down (a duress cancel stays active)."""
         return RAISED <= self.state <= DISPATCHED_
 
     @property
@@ -38,8 +38,8 @@ class Alarm:
         return NAMES[self.state]
 
     def raise_(self, counter, now, drill=False):
-        # An SOS with this counter was stored. -> True for a new alert, False for a repeat
-        # press while one is live (the same alert, a newer SOS).
+        """An SOS with this counter was stored. -> True for a new alert, False for a repeat
+        press while one is live (the same alert, a newer SOS)."""
         self.sos = counter
         if self.active:
             return False
@@ -53,7 +53,7 @@ class Alarm:
         return True
 
     def on_ack(self, acked, level):
-        # An ACK of uplink `acked` at `level`. -> the haptic pattern to play, or None.
+        """An ACK of uplink `acked` at `level`. -> the haptic pattern to play, or None."""
         if not self.active or self.first is None or acked < self.first:
             return None
         if level > 3:
@@ -65,7 +65,7 @@ class Alarm:
         return None if self.cancelled else _FELT[self.level]
 
     def stand_down(self, reason, sos_counter):
-        # STAND_DOWN for sos_counter (0: the current alert). -> True if it ended this alert.
+        """STAND_DOWN for sos_counter (0: the current alert). -> True if it ended this alert."""
         if not self.active or (sos_counter and sos_counter < self.first):
             return False
         self.state = STOOD_DOWN
@@ -73,7 +73,7 @@ class Alarm:
         return True
 
     def cancel(self, duress):
-        # The child's cancel pattern. -> the pattern to play (identical for both kinds).
+        """The child's cancel pattern. -> the pattern to play (identical for both kinds)."""
         if not self.active:
             return None
         self.cancelled = True

@@ -1,9 +1,9 @@
-# Persisted outbox: every sealed uplink is stored on flash before it is sent, and kept until
-# the server acks its counter. One littlefs file per packet, <dir>/<counter, 8 hex digits>,
-# written as .tmp, closed, then renamed (atomic on littlefs): after a power cut a packet is
-# there whole or not at all, and the boot resends what is left. A duplicate at the server is
-# harmless (it re-acks). Bounded: when full, the oldest of the least important kind goes first
-# (_KEEP); SOS packets are kept over any other.
+"""Persisted outbox: every sealed uplink is stored on flash before it is sent, and kept until
+the server acks its counter. One littlefs file per packet, <dir>/<counter, 8 hex digits>,
+written as .tmp, closed, then renamed (atomic on littlefs): after a power cut a packet is
+there whole or not at all, and the boot resends what is left. A duplicate at the server is
+harmless (it re-acks). Bounded: when full, the oldest of the least important kind goes first
+(_KEEP); SOS packets are kept over any other."""
 import os
 
 from micropython import const
@@ -17,10 +17,10 @@ _MAX = const(16)  # packets kept; an SOS is 51 bytes, the file system block 4 KB
 
 
 class Entry:
-    # One stored packet and its delivery state (RAM only: after a reboot it starts afresh).
+    """One stored packet and its delivery state (RAM only: after a reboot it starts afresh)."""
     def __init__(self, packet):
         self.packet = packet
-        self.counter = int.from_bytes(packet[6:10], 'big')
+        self.counter = int.from_bytes(packet[6:10], "big")
         self.type = packet[1]
         self.due = None  # ticks_ms to look at it again; None = now (policy.py keeps these)
         self.first = None  # ticks_ms of the first attempt, or of the first wait for a channel
@@ -44,7 +44,7 @@ def _exists(path):
 
 
 class Outbox:
-    def __init__(self, path='/outbox', limit=_MAX):
+    def __init__(self, path="/outbox", limit=_MAX):
         self.path = path
         self.limit = limit
         self.entries = []  # oldest (lowest counter) first
@@ -52,16 +52,16 @@ class Outbox:
         if not _exists(path):
             os.mkdir(path)
         for name in os.listdir(path):
-            full = path + '/' + name
-            if name.endswith('.tmp'):
+            full = path + "/" + name
+            if name.endswith(".tmp"):
                 os.remove(full)  # cut before the rename: never complete, never counted
                 continue
             try:
-                with open(full, 'rb') as f:
+                with open(full, "rb") as f:
                     pkt = f.read()
             except OSError:
                 continue
-            if len(pkt) < 18 or '%08x' % int.from_bytes(pkt[6:10], 'big') != name:
+            if len(pkt) < 18 or "%08x" % int.from_bytes(pkt[6:10], "big") != name:
                 os.remove(full)  # not a packet of ours
                 continue
             self._insert(Entry(pkt))
@@ -73,13 +73,13 @@ class Outbox:
         self.entries.insert(i, e)
 
     def _file(self, counter):
-        return '%s/%08x' % (self.path, counter)
+        return "%s/%08x" % (self.path, counter)
 
     def add(self, packet):
-        # Store a sealed packet (bytes); returns (entry, dropped entry or None). When full the
-        # oldest packet of the lowest _KEEP rank makes room; a new packet ranked below all that
-        # are stored is itself dropped (returned as both, not stored).
-        # Raises OSError if the flash refuses: the caller must not send what is not stored.
+        """Store a sealed packet (bytes); returns (entry, dropped entry or None). When full the
+        oldest packet of the lowest _KEEP rank makes room; a new packet ranked below all that
+        are stored is itself dropped (returned as both, not stored).
+        Raises OSError if the flash refuses: the caller must not send what is not stored."""
         e = Entry(packet)
         dropped = None
         if len(self.entries) >= self.limit:
@@ -92,9 +92,9 @@ class Outbox:
                 return e, e  # e.g. a position never displaces an SOS or a cancel
             dropped = self._remove(victim)
         name = self._file(e.counter)
-        with open(name + '.tmp', 'wb') as f:
+        with open(name + ".tmp", "wb") as f:
             f.write(packet)
-        os.rename(name + '.tmp', name)
+        os.rename(name + ".tmp", name)
         self._insert(e)
         return e, dropped
 
@@ -107,7 +107,7 @@ class Outbox:
         return e
 
     def ack(self, counter):
-        # The server has this counter: forget it. -> the entry, or None if not (or no longer) here.
+        """The server has this counter: forget it. -> the entry, or None if not (or no longer) here."""
         for e in self.entries:
             if e.counter == counter:
                 return self._remove(e)

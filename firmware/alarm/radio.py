@@ -1,8 +1,8 @@
-# The one radio, shared: the modem's own GNSS as the alarm's position source, in windows
-# gnss/plan.py times around the alarm's uplinks: AT+CGNSPWR / AT+CGPS on, the modem's fix polled
-# (gnss/at.py parses it into the same Fix as a UART receiver's) into the Gnss service, off again.
-# While a window holds the RF of a modem without "gnss_with_lte", the transport's uplinks wait
-# (Transport.hold) and go the moment it closes.
+"""The one radio, shared: the modem's own GNSS as the alarm's position source, in windows
+gnss/plan.py times around the alarm's uplinks: AT+CGNSPWR / AT+CGPS on, the modem's fix polled
+(gnss/at.py parses it into the same Fix as a UART receiver's) into the Gnss service, off again.
+While a window holds the RF of a modem without "gnss_with_lte", the transport's uplinks wait
+(Transport.hold) and go the moment it closes."""
 import asyncio
 import time
 
@@ -28,8 +28,8 @@ class ModemGnss:
         self._pct = None  # battery %, read after each window
 
     def sos(self, now):
-        # -> (SOS_*, ms since the first send) of the oldest SOS in the outbox. One that has no
-        # way out (no data link, no SMS) holds nothing back: GNSS may use the idle RF meanwhile.
+        """-> (SOS_*, ms since the first send) of the oldest SOS in the outbox. One that has no
+        way out (no data link, no SMS) holds nothing back: GNSS may use the idle RF meanwhile."""
         for e in self.r.outbox.entries:
             if e.sos:
                 if not (e.tries or e.sms) or e.first is None:
@@ -49,8 +49,8 @@ class ModemGnss:
             return None
 
     def _lte_settled(self, now):
-        # The transport is not about to open the data link (an open under a window fails and
-        # keeps the link down for its retry period): up, refused, or no network for a while.
+        """The transport is not about to open the data link (an open under a window fails and
+        keeps the link down for its retry period): up, refused, or no network for a while."""
         tr, m = self.tr, self.m
         if not (tr.ready and m.ready):
             self._ready_at = None
@@ -64,9 +64,9 @@ class ModemGnss:
     async def run(self):
         p = self.plan
         if p.with_lte:
-            self.log('urelief: gnss from the modem, beside LTE')
+            self.log("urelief: gnss from the modem, beside LTE")
         else:
-            self.log('urelief: gnss from the modem, in windows between LTE uses')
+            self.log("urelief: gnss from the modem, in windows between LTE uses")
         while True:
             now = time.ticks_ms()
             st, sent_ms = self.sos(now)
@@ -76,7 +76,7 @@ class ModemGnss:
                 try:
                     await self._window(alert)
                 except Exception as e:  # a bug here must not end the fixes, nor hold uplinks
-                    self.log('urelief: gnss window: %r' % (e,))
+                    self.log("urelief: gnss window: %r" % (e,))
                 finally:
                     self._release()
             else:
@@ -90,15 +90,15 @@ class ModemGnss:
             await self.tr.hold()
         t0 = time.ticks_ms()
         if self.sos(t0)[0] == SOS_UNSENT and not p.with_lte:
-            return self._closed(t0, 'sos waiting', False)  # stored while an uplink drained
+            return self._closed(t0, "sos waiting", False)  # stored while an uplink drained
         p.opened(alert)
-        why = 'error'
+        why = "error"
         fixes = 0
         try:
             self.gnss.power(True)  # the antenna rail, where the board switches one
             await m.gnss_power(True)
-            self.log('urelief: gnss window open (%s, %d s at most)' % (
-                'alert' if alert else 'refresh', p.window_ms(alert) // 1000))
+            self.log("urelief: gnss window open (%s, %d s at most)" % (
+                "alert" if alert else "refresh", p.window_ms(alert) // 1000))
             while True:
                 f = await m.gnss_fix()
                 good = False
@@ -107,7 +107,7 @@ class ModemGnss:
                     good = f.has_position and p.good(f.accuracy_m)
                     fixes += good
                     if good and fixes == 1:
-                        self.log('urelief: gnss fix %s,%s +/- %s m after %d ms' % (
+                        self.log("urelief: gnss fix %s,%s +/- %s m after %d ms" % (
                             f.lat, f.lon, f.accuracy_m, time.ticks_diff(time.ticks_ms(), t0)))
                 now = time.ticks_ms()
                 why = p.stop(now, t0, self.r.alarm.active, self.sos(now)[0], good)
@@ -115,16 +115,16 @@ class ModemGnss:
                     break
                 await self._nap(p.poll_ms)
         except Exception as e:  # AT error, timeout, modem reset: the window ends, LTE goes on
-            self.log('urelief: gnss window failed: %r' % (e,))
+            self.log("urelief: gnss window failed: %r" % (e,))
         try:
             await m.gnss_power(False)
         except Exception as e:
-            self.log('urelief: gnss not switched off: %r' % (e,))
+            self.log("urelief: gnss not switched off: %r" % (e,))
         self._closed(t0, why, True, fixes > 0)
 
     async def _nap(self, ms):
-        # Sleep until the next fix query, or until a packet is stored (an SOS closes the window
-        # at once; the send loop, held meanwhile, is kicked again when the window closes).
+        """Sleep until the next fix query, or until a packet is stored (an SOS closes the window
+        at once; the send loop, held meanwhile, is kicked again when the window closes)."""
         if self.plan.with_lte:
             await asyncio.sleep_ms(ms)  # nothing waits on this window
             return
@@ -141,11 +141,11 @@ class ModemGnss:
             try:
                 self.gnss.power(False)
             except OSError as e:  # the PMU did not answer: the antenna may stay on
-                self.log('urelief: gnss antenna not switched off: %r' % (e,))
+                self.log("urelief: gnss antenna not switched off: %r" % (e,))
             self.plan.closed(now, got_fix)
             self._pct = self._battery_pct()
         self._release()
-        self.log('urelief: gnss window closed after %d ms: %s' % (time.ticks_diff(now, t0), why))
+        self.log("urelief: gnss window closed after %d ms: %s" % (time.ticks_diff(now, t0), why))
 
     def _release(self):
         if self.tr.release():

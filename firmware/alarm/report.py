@@ -1,6 +1,6 @@
-# The report block every uplink carries (docs/protocol.md section 2), filled from what the
-# device knows at the event: the last GNSS fix (or the last known one, with its age: never
-# withheld), the serving cell, the battery, and UTC from the best time source seen.
+"""The report block every uplink carries (docs/protocol.md section 2), filled from what the
+device knows at the event: the last GNSS fix (or the last known one, with its age: never
+withheld), the serving cell, the battery, and UTC from the best time source seen."""
 from time import ticks_diff
 
 from micropython import const
@@ -12,7 +12,7 @@ _MODE_2D = const(2)
 
 
 def days_from_civil(y, m, d):
-    # Days since 1970-01-01 of a proleptic Gregorian date (eras of 400 years, March-based year).
+    """Days since 1970-01-01 of a proleptic Gregorian date (eras of 400 years, March-based year)."""
     if m <= 2:
         y -= 1
     era = y // 400
@@ -23,21 +23,21 @@ def days_from_civil(y, m, d):
 
 
 def unix_s(date, time_ms):
-    # date yyyymmdd, time_ms ms since 00:00 UTC -> UTC Unix seconds
+    """date yyyymmdd, time_ms ms since 00:00 UTC -> UTC Unix seconds"""
     return days_from_civil(date // 10000, date // 100 % 100, date % 100) * 86400 + time_ms // 1000
 
 
 class UtcClock:
-    # UTC by the device's ticks_ms, set from the best source seen; a source replaces the current
-    # one only if it is at least as good (GNSS 3 > network 2 > RTC 1). Valid for ~6 days after
-    # the last set (ticks_ms differences), which fixes and the modem's clock refresh long before.
+    """UTC by the device's ticks_ms, set from the best source seen; a source replaces the current
+    one only if it is at least as good (GNSS 3 > network 2 > RTC 1). Valid for ~6 days after
+    the last set (ticks_ms differences), which fixes and the modem's clock refresh long before."""
     def __init__(self):
         self.source = TIME_NONE
         self._s = 0  # UTC seconds at ticks _t
         self._t = 0
 
     def set(self, unix_s, ms, source, at_ticks):
-        # unix_s + ms/1000 was the time at at_ticks
+        """unix_s + ms/1000 was the time at at_ticks"""
         if source < self.source:
             return False
         self.source = source
@@ -46,14 +46,14 @@ class UtcClock:
         return True
 
     def at(self, ticks):
-        # -> (UTC seconds, source) at ticks; (None, TIME_NONE) before any source
+        """-> (UTC seconds, source) at ticks; (None, TIME_NONE) before any source"""
         if self.source == TIME_NONE:
             return None, TIME_NONE
         return self._s + ticks_diff(ticks, self._t) // 1000, self.source
 
 
 class Cell:
-    # The serving cell as the modem last reported it (27.007 +CEREG, +COPS, +CESQ/+CSQ).
+    """The serving cell as the modem last reported it (27.007 +CEREG, +COPS, +CESQ/+CSQ)."""
     def __init__(self):
         self.plmn = None  # "45005" (MCC + 2- or 3-digit MNC)
         self.tac = None
@@ -63,8 +63,8 @@ class Cell:
 
 
 def rat_of(act, lte_m=False):
-    # 27.007 <AcT> -> protocol RAT; an LTE-M-only module reports E-UTRAN (7) for LTE-M.
-    # 10 is E-UTRA connected to a 5G core: still an LTE cell; 11-13 NR (13 = EN-DC).
+    """27.007 <AcT> -> protocol RAT; an LTE-M-only module reports E-UTRAN (7) for LTE-M.
+    10 is E-UTRA connected to a 5G core: still an LTE cell; 11-13 NR (13 = EN-DC)."""
     if act is None:
         return 0
     if act in (0, 1, 3, 8):
@@ -79,8 +79,8 @@ def rat_of(act, lte_m=False):
 
 
 def fill(at, fix=None, clock=None, battery_pct=None, charging=False, cell=None, drill=False):
-    # A Report for an event at ticks `at`. fix: a gnss Fix with a position (current or last
-    # known) or None; cell: a Cell or None. Never raises for a missing or odd field.
+    """A Report for an event at ticks `at`. fix: a gnss Fix with a position (current or last
+    known) or None; cell: a Cell or None. Never raises for a missing or odd field."""
     r = Report()
     if clock is not None:
         r.time_s, r.time_source = clock.at(at)

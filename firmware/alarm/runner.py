@@ -1,6 +1,6 @@
-# The alarm's thin task layer: gesture -> sealed SOS -> outbox (stored before any send) ->
-# transport (as policy.py decides) -> ACK downlink (opened by proto) -> haptics.
-# Console lines start with "urelief: " (the simulator and the demo read them).
+"""The alarm's thin task layer: gesture -> sealed SOS -> outbox (stored before any send) ->
+transport (as policy.py decides) -> ACK downlink (opened by proto) -> haptics.
+Console lines start with "urelief: " (the simulator and the demo read them)."""
 import asyncio
 import time
 
@@ -19,7 +19,7 @@ TRIGGER_HOLD = const(1)
 TRIGGER_PRESSES = const(2)
 _POS_SCHEDULED = const(1)
 _POS_FRESH = const(2)
-_LTE_M_MODEMS = ('sim7080', 'bg95')
+_LTE_M_MODEMS = ("sim7080", "bg95")
 _FIRST_CHECKIN_MS = const(60000)  # after boot: the police learn it is alive (again)
 _BATTERY_CHECK_MS = const(300000)  # the gauge is looked at this often between check-ins
 
@@ -67,36 +67,36 @@ class Runner:
         self._start_modem_gnss(transport)
         asyncio.create_task(self._health_loop())
         if len(self.outbox):
-            self.log('urelief: outbox holds %d packet(s) from before the reset' % len(self.outbox))
+            self.log("urelief: outbox holds %d packet(s) from before the reset" % len(self.outbox))
             self.kick.set()
             self._resume()
 
     def _resume(self):
-        # An SOS still in the outbox after a reset is an alert the police do not have yet: it is
-        # live again, so its ACK is felt and tracking goes on.
+        """An SOS still in the outbox after a reset is an alert the police do not have yet: it is
+        live again, so its ACK is felt and tracking goes on."""
         sos = [e.counter for e in self.outbox.entries if e.sos]
         if sos:
             self.alarm.raise_(sos[0], time.ticks_ms(), self.drill)
             self.alarm.sos = sos[-1]
             self._raised.set()
             self._counting(self._cancellable())
-            self.log('urelief: alert from sos #%d resumed' % sos[0])
+            self.log("urelief: alert from sos #%d resumed" % sos[0])
 
     # -------------------------------------------------------------- events -> packets
 
     def gesture(self, kind, n, t_ms):
-        if kind == 'hold':
+        if kind == "hold":
             return self.sos(TRIGGER_HOLD)
         if self.ask.open:
             # Presses answer the open question (a "press 3" answer is no SOS gesture).
-            return self.reply(self.ask.answer(n)) if kind == 'count' else None
-        if kind == 'count' and self.alarm.active and not self.alarm.cancelled:
-            if n == self.cancel_cfg.get('presses'):
+            return self.reply(self.ask.answer(n)) if kind == "count" else None
+        if kind == "count" and self.alarm.active and not self.alarm.cancelled:
+            if n == self.cancel_cfg.get("presses"):
                 return self.cancel(False)
-            if n == self.cancel_cfg.get('duress_presses'):
+            if n == self.cancel_cfg.get("duress_presses"):
                 return self.cancel(True)
             return None
-        if kind == 'presses':
+        if kind == "presses":
             return self.sos(TRIGGER_PRESSES)
         return None
 
@@ -108,13 +108,13 @@ class Runner:
                 b.sample()
                 pct, charging = b.percent, b.charging
             except Exception as e:  # a bad gauge must never hold an alert back
-                self.log('urelief: battery not read: %r' % (e,))
+                self.log("urelief: battery not read: %r" % (e,))
         self._battery_pct = pct
         fix = self.gnss.fix if self.gnss is not None else None
         return report.fill(at, fix, self.clock, pct, charging, self.cell, self.drill)
 
     def sos(self, trigger):
-        # Seal and store an SOS at once, whatever is known. -> its counter, or None.
+        """Seal and store an SOS at once, whatever is known. -> its counter, or None."""
         t0 = time.ticks_ms()
         r = self._report(t0)
         c = self._store(lambda c: self.codec.sos(c, r, trigger))
@@ -122,10 +122,10 @@ class Runner:
             return None
         new = self.alarm.raise_(c, t0, self.drill)
         self._fresh = not r.trusted
-        self.log('urelief: sos #%d stored %d ms after the gesture%s: fix %s age %s s%s, '
-                 'battery %s%%, time source %d' % (
-                     c, time.ticks_diff(time.ticks_ms(), t0), '' if new else ' (repeat)',
-                     'yes' if r.fix else 'none', r.fix_age_s, ' trusted' if r.trusted else '',
+        self.log("urelief: sos #%d stored %d ms after the gesture%s: fix %s age %s s%s, "
+                 "battery %s%%, time source %d" % (
+                     c, time.ticks_diff(time.ticks_ms(), t0), "" if new else " (repeat)",
+                     "yes" if r.fix else "none", r.fix_age_s, " trusted" if r.trusted else "",
                      r.battery_pct, r.time_source))
         if new:
             self._raised.set()
@@ -136,7 +136,7 @@ class Runner:
         return bool(self.cancel_cfg) and self.alarm.active and not self.alarm.cancelled
 
     def cancel(self, duress):
-        # The child's cancel pattern (or the duress one, identical on the device). -> counter.
+        """The child's cancel pattern (or the duress one, identical on the device). -> counter."""
         a = self.alarm
         sos = a.first
         felt = a.cancel(duress)
@@ -148,16 +148,16 @@ class Runner:
         self.haptics.play(felt)
         if not duress:
             self.policy.stand_down()
-        self.log('urelief: cancel #%s stored for sos #%s' % (c, sos))  # same line under duress
+        self.log("urelief: cancel #%s stored for sos #%s" % (c, sos))  # same line under duress
         return c
 
     def _counting(self, on):
-        # COUNT gestures: on while a question is open or an alert can be cancelled.
+        """COUNT gestures: on while a question is open or an alert can be cancelled."""
         if self.counting:
             self.counting(on)
 
     def reply(self, answer):
-        # Store a TAP_REPLY for answer = (question id, presses; 0 = no answer). -> its counter.
+        """Store a TAP_REPLY for answer = (question id, presses; 0 = no answer). -> its counter."""
         if answer is None:
             return None
         self._counting(self._cancellable())
@@ -166,16 +166,16 @@ class Runner:
         c = self._store(lambda c: self.codec.tap_reply(c, r, qid, presses))
         if c is not None:
             self._answer = c
-            self.log('urelief: answer #%d stored: question %d, %d press(es)' % (c, qid, presses))
+            self.log("urelief: answer #%d stored: question %d, %d press(es)" % (c, qid, presses))
         return c
 
     def question(self, d):
-        # A verified QUESTION: feel it, count the presses that answer it, time it out.
+        """A verified QUESTION: feel it, count the presses that answer it, time it out."""
         if not self.ask.start(d.question_id, d.kind, d.choices, d.timeout_s, time.ticks_ms()):
             return
         self._counting(True)
         self.haptics.play(QUESTION)
-        self.log('urelief: question %d (kind %d, %d choices, %d s)' % (
+        self.log("urelief: question %d (kind %d, %d choices, %d s)" % (
             d.question_id, d.kind, d.choices, d.timeout_s))
         asyncio.create_task(self._question_timeout(d.question_id))
 
@@ -193,8 +193,8 @@ class Runner:
         r = self._report(time.ticks_ms())
         c = self._store(lambda c: self.codec.position(c, r, reason))
         if c is not None:
-            self.log('urelief: position #%d stored (reason %d, fix %s age %s s)' % (
-                c, reason, 'yes' if r.fix else 'none', r.fix_age_s))
+            self.log("urelief: position #%d stored (reason %d, fix %s age %s s)" % (
+                c, reason, "yes" if r.fix else "none", r.fix_age_s))
         return c
 
     def _store(self, seal):
@@ -202,10 +202,10 @@ class Runner:
             c = self.counter.next()
             e, dropped = self.outbox.add(bytes(seal(c)))
         except (ProtoError, OSError) as e:
-            self.log('urelief: PACKET NOT STORED: %r' % (e,))
+            self.log("urelief: PACKET NOT STORED: %r" % (e,))
             return None
         if dropped is not None:
-            self.log('urelief: outbox full: dropped #%d' % dropped.counter)
+            self.log("urelief: outbox full: dropped #%d" % dropped.counter)
         self.kick.set()
         return c
 
@@ -241,11 +241,11 @@ class Runner:
                     await tr.send(ch, e.packet)
                 except Exception as ex:  # the outbox keeps it; the policy says when again
                     ok = False
-                    self.log('urelief: #%d not sent over %s: %r' % (e.counter, ch, ex))
+                    self.log("urelief: #%d not sent over %s: %r" % (e.counter, ch, ex))
                 pol.sent(e, ch, now, ok)
                 if ok:
-                    self.log('urelief: #%d sent over %s (try %d)' % (
-                        e.counter, ch, e.tries if ch == 'udp' else e.sms))
+                    self.log("urelief: #%d sent over %s (try %d)" % (
+                        e.counter, ch, e.tries if ch == "udp" else e.sms))
                 now = time.ticks_ms()
             self.kick.clear()
             wait = pol.next_due(box.entries, time.ticks_ms())
@@ -258,39 +258,39 @@ class Runner:
     # -------------------------------------------------------------- the modem's own GNSS
 
     def _start_modem_gnss(self, tr):
-        # A board whose GNSS is the modem's (a plan given): windows around the uplinks, as
-        # gnss/plan.py times them.
+        """A board whose GNSS is the modem's (a plan given): windows around the uplinks, as
+        gnss/plan.py times them."""
         if self.plan is not None:
             from alarm.radio import ModemGnss
             self.radio = ModemGnss(self, tr, self.plan, self.log)
             asyncio.create_task(self.radio.run())
 
     def downlink(self, data):
-        # A datagram or SMS body from the police side: verify, open, act.
+        """A datagram or SMS body from the police side: verify, open, act."""
         try:
             if isinstance(data, str):
                 data = from_text(data)
             d = self.codec.open(data, self.guard)
         except ProtoError as e:
-            if e.reason != 'duplicate':  # the second copy (UDP and SMS) is expected
-                self.log('urelief: downlink refused: ' + e.reason)
+            if e.reason != "duplicate":  # the second copy (UDP and SMS) is expected
+                self.log("urelief: downlink refused: " + e.reason)
             return
         if d.type == ACK:
             self.outbox.ack(d.acked_counter)
             felt = self.alarm.on_ack(d.acked_counter, d.level)
-            self.log('urelief: ack #%d level %d, alarm %s' % (
+            self.log("urelief: ack #%d level %d, alarm %s" % (
                 d.acked_counter, d.level, self.alarm.name))
             if felt is None and d.acked_counter == self._answer:
                 felt = SENT  # the answer reached the police
                 self._answer = None
             if felt:
                 self.haptics.play(felt)
-                self.log('urelief: vibrate ' + felt)
+                self.log("urelief: vibrate " + felt)
         elif d.type == STAND_DOWN:
             if self.alarm.stand_down(d.reason, d.sos_counter):
                 self.policy.stand_down()
                 self._counting(self.ask.open)
-                self.log('urelief: stood down (reason %d)' % d.reason)
+                self.log("urelief: stood down (reason %d)" % d.reason)
         elif d.type == TRACKING:
             self.policy.tracking(d.fast_interval_s, d.fast_for_s, d.slow_interval_s,
                                  d.low_battery_pct)
@@ -300,9 +300,9 @@ class Runner:
             self.question(d)
 
     async def _health_loop(self):
-        # The heartbeat the police see a terminal alive by: a CHECK_IN (battery, firmware,
-        # packets waiting) a minute after boot and every checkin_s; a LOW_BATTERY, felt as its
-        # pattern, once each time the cell falls to the gauge's low mark.
+        """The heartbeat the police see a terminal alive by: a CHECK_IN (battery, firmware,
+        packets waiting) a minute after boot and every checkin_s; a LOW_BATTERY, felt as its
+        pattern, once each time the cell falls to the gauge's low mark."""
         wait_ms = _FIRST_CHECKIN_MS
         low = False
         while True:
@@ -315,18 +315,18 @@ class Runner:
             if b is not None and b.low and not low:
                 c = self._store(lambda c: self.codec.low_battery(c, r, mv))
                 self.haptics.play(LOW_BATTERY)
-                self.log('urelief: low battery #%s stored: %d mV' % (c, mv))
+                self.log("urelief: low battery #%s stored: %d mV" % (c, mv))
             low = b is not None and b.low
             if wait_ms <= 0 and self.checkin_s:
                 wait_ms = self.checkin_s * 1000
                 pending = len(self.outbox)
                 c = self._store(lambda c: self.codec.check_in(
                     c, r, self.fw, mv, pending if pending < 255 else 255))
-                self.log('urelief: check-in #%s stored (battery %d mV, %d waiting)' % (
+                self.log("urelief: check-in #%s stored (battery %d mV, %d waiting)" % (
                     c, mv, pending))
 
     async def _track_loop(self):
-        # Follow-up POSITION packets while the alert is live (policy.track_interval_s).
+        """Follow-up POSITION packets while the alert is live (policy.track_interval_s)."""
         while True:
             a = self.alarm
             if not a.active:
@@ -339,7 +339,7 @@ class Runner:
                 self.position(_POS_SCHEDULED)
 
     async def _cell_loop(self, tr):
-        # The serving cell (and network time, without GNSS time) after each registration change.
+        """The serving cell (and network time, without GNSS time) after each registration change."""
         from modem import extra
         m = tr.m
         lte_m = m.name in _LTE_M_MODEMS
@@ -354,7 +354,7 @@ class Runner:
                 sig = await m.signal()
                 c = self.cell
                 c.plmn, c.tac, c.ci, c.rat = plmn, reg[1], reg[2], report.rat_of(reg[3], lte_m)
-                dbm = sig.get('rsrp', sig.get('rssi'))
+                dbm = sig.get("rsrp", sig.get("rssi"))
                 c.signal_dbm = None if dbm is None else int(dbm)
                 if self.clock.source < TIME_NETWORK:
                     t = await extra.network_time(m)
@@ -363,4 +363,4 @@ class Runner:
                         s = report.days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss
                         self.clock.set(s - tz * 60, 0, TIME_NETWORK, time.ticks_ms())
             except Exception as e:
-                self.log('urelief: cell not read: %r' % (e,))
+                self.log("urelief: cell not read: %r" % (e,))

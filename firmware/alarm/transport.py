@@ -1,6 +1,6 @@
-# The modem as the alarm's two channels: a UDP link kept open to the police server, and SMS to
-# the police gateway's number; every downlink (datagram or SMS) goes to on_downlink(bytes|str).
-# Mechanism only: which channel to use, and when, is policy.py's call.
+"""The modem as the alarm's two channels: a UDP link kept open to the police server, and SMS to
+the police gateway's number; every downlink (datagram or SMS) goes to on_downlink(bytes|str).
+Mechanism only: which channel to use, and when, is policy.py's call."""
 import asyncio
 
 from micropython import const
@@ -45,26 +45,26 @@ class Transport:
     def _set(self, link):
         if link != self.link:
             self.link = link
-            self.log('urelief: data link ' + ('up' if link == LINK_UP else
-                                              'down' if link == LINK_DOWN else 'connecting'))
+            self.log("urelief: data link " + ("up" if link == LINK_UP else
+                                              "down" if link == LINK_DOWN else "connecting"))
             self.on_change()
 
     async def run(self):
-        # Task: modem up, then keep the UDP link open while registered.
+        """Task: modem up, then keep the UDP link open while registered."""
         m = self.m
         while True:
             try:
                 await m.start()
                 break
             except _ERRORS as e:
-                self.log('urelief: modem not available: %r' % (e,))
+                self.log("urelief: modem not available: %r" % (e,))
                 await asyncio.sleep_ms(_START_RETRY_MS)
         self.ready = True
         self._resets = m.resets
         asyncio.create_task(m.supervise())
         asyncio.create_task(self._udp_rx())
         asyncio.create_task(self._sms_rx())
-        self.log('urelief: modem ready (%s)' % m.name)
+        self.log("urelief: modem ready (%s)" % m.name)
         self.on_change()
         while True:
             if m.resets != self._resets:
@@ -96,23 +96,23 @@ class Transport:
             await self.m.udp_open(self.host, self.port)
             self._set(LINK_UP)
         except _ERRORS as e:
-            self.log('urelief: no data link: %r' % (e,))
+            self.log("urelief: no data link: %r" % (e,))
             self._set(LINK_DOWN)
 
     async def free(self):
-        # Returns once no GNSS window holds the RF.
+        """Returns once no GNSS window holds the RF."""
         while self.held:
             await self._free.wait()
 
     async def hold(self):
-        # A GNSS window takes the RF: new uplinks wait, those inside the modem finish first.
+        """A GNSS window takes the RF: new uplinks wait, those inside the modem finish first."""
         self.held = True
         self._free.clear()
         while self._busy:
             await asyncio.sleep_ms(_DRAIN_MS)
 
     def release(self):
-        # The window closed. -> True if the RF was held (what waited may go now).
+        """The window closed. -> True if the RF was held (what waited may go now)."""
         if not self.held:
             return False
         self.held = False
@@ -120,12 +120,12 @@ class Transport:
         return True
 
     async def send(self, channel, packet):
-        # Hand one packet to the modem once the RF is free; raises on failure (the outbox
-        # keeps it).
+        """Hand one packet to the modem once the RF is free; raises on failure (the outbox
+        keeps it)."""
         await self.free()
         self._busy += 1
         try:
-            if channel == 'sms':
+            if channel == "sms":
                 await self.m.send_sms(self.sms_number, packet)
                 return
             try:

@@ -1,19 +1,19 @@
-# When the modem's own GNSS runs (alarm/radio.py does what this says). Pure: ticks_ms passed in.
-#
-# The mission's rule: an SOS goes out at once with the best position known (last-known fix with
-# its age, serving cell); a fresh fix follows as a POSITION the moment there is one.
-# A modem without "gnss_with_lte" (SIM7080: one RF path) cannot send while its GNSS runs, so:
-# - no window opens while an SOS is unsent, and an open one closes at once when an SOS is
-#   stored (an idle refresh never holds an alert back);
-# - in an alert, the window follows the SOS once the server acked it, or ack_grace_ms after its
-#   first send (the SMS fallback at 15 s has had its chance); it closes at the first good fix
-#   or after alert_window_ms (unacked_window_ms while that SOS has no ack: its retries wait);
-#   LTE then has alert_gap_ms for the POSITION, acks and questions;
-# - with no alert, the last-known fix is refreshed every idle_every_s (idle_low_every_s below
-#   low_battery_pct; each window without a fix doubles it, up to idle_max_s: no sky indoors),
-#   idle_window_ms at most (a hot start takes seconds), and at boot when there is none.
-# A "gnss_with_lte" modem (A7670) polls beside LTE: no holding, and back-to-back windows in an
-# alert (the receiver stays on while the alert is live).
+"""When the modem's own GNSS runs (alarm/radio.py does what this says). Pure: ticks_ms passed in.
+
+The mission's rule: an SOS goes out at once with the best position known (last-known fix with
+its age, serving cell); a fresh fix follows as a POSITION the moment there is one.
+A modem without "gnss_with_lte" (SIM7080: one RF path) cannot send while its GNSS runs, so:
+- no window opens while an SOS is unsent, and an open one closes at once when an SOS is
+  stored (an idle refresh never holds an alert back);
+- in an alert, the window follows the SOS once the server acked it, or ack_grace_ms after its
+  first send (the SMS fallback at 15 s has had its chance); it closes at the first good fix
+  or after alert_window_ms (unacked_window_ms while that SOS has no ack: its retries wait);
+  LTE then has alert_gap_ms for the POSITION, acks and questions;
+- with no alert, the last-known fix is refreshed every idle_every_s (idle_low_every_s below
+  low_battery_pct; each window without a fix doubles it, up to idle_max_s: no sky indoors),
+  idle_window_ms at most (a hot start takes seconds), and at boot when there is none.
+A "gnss_with_lte" modem (A7670) polls beside LTE: no holding, and back-to-back windows in an
+alert (the receiver stays on while the alert is live)."""
 from time import ticks_diff
 
 from micropython import const
@@ -46,7 +46,7 @@ class Plan:
         self._alert = False
 
     def wait_ms(self, now, alert, sos, sos_sent_ms, fix_age_ms, battery_pct=None):
-        # ms until a window may open (0: now). sos: SOS_*; sos_sent_ms: ms since its first send.
+        """ms until a window may open (0: now). sos: SOS_*; sos_sent_ms: ms since its first send."""
         if alert != self._alert:
             self._alert = alert
             self.alert_windows = 0
@@ -74,20 +74,20 @@ class Plan:
         return self.alert_window_ms if alert else self.idle_window_ms
 
     def good(self, accuracy_m):
-        # A fix that closes the window (accuracy_m: Fix.accuracy_m, None if unknown)
+        """A fix that closes the window (accuracy_m: Fix.accuracy_m, None if unknown)"""
         return accuracy_m is not None and accuracy_m <= _GOOD_ACC_M
 
     def stop(self, now, opened, alert, sos, good_fix):
-        # -> why the window opened at `opened` (for an alert or not) closes now, or None
+        """-> why the window opened at `opened` (for an alert or not) closes now, or None"""
         if not self.with_lte:
             if sos == SOS_UNSENT:
-                return 'sos waiting'
+                return "sos waiting"
             if sos == SOS_UNACKED and ticks_diff(now, opened) >= self.unacked_window_ms:
-                return 'sos unacked'  # its retries (UDP, SMS) must not wait a whole window
+                return "sos unacked"  # its retries (UDP, SMS) must not wait a whole window
         if ticks_diff(now, opened) >= self.window_ms(alert):
-            return 'time up'
+            return "time up"
         if good_fix and not (alert and self.with_lte):
-            return 'fix'
+            return "fix"
         return None
 
     def opened(self, alert):

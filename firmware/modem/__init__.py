@@ -1,14 +1,14 @@
-# The AT modem: engine (at.py), 27.007/27.005 core (core.py) and one dialect per module family
-# (sim7080.py, a7670.py, bg95.py); SMS PDU codec (pdu.py); rarely used extras (extra.py).
-#
-#   m = on_uart(dialect(board["modem"]["dialect"]), uart, pwrkey_pin.value)
-#   await m.start(); asyncio.create_task(m.supervise())   # powers on via PWRKEY if silent
-#   await m.wait_registered(ms) -> bool; m.reg = (stat, tac, ci, act); await m.signal()
-#   await m.udp_open(host, port); await m.udp_send(data); await m.udp_recv(ms) -> bytes | None
-#   await m.send_sms(number, bytes | str) -> TP-MR; await m.recv_sms(ms) -> sms.Sms | None
-#   m.has("gnss" | "sms" | "udp" | "psm" | "gnss_with_lte"); await m.gnss_power(on);
-#   await m.gnss_fix() -> gnss Fix. Without "gnss_with_lte", GNSS on means no UDP/SMS (ModemError).
-#   Errors: at.AtError (.kind, .code), at.AtTimeout, at.ModemReset, core.ModemError.
+"""The AT modem: engine (at.py), 27.007/27.005 core (core.py) and one dialect per module family
+(sim7080.py, a7670.py, bg95.py); SMS PDU codec (pdu.py); rarely used extras (extra.py).
+
+  m = on_uart(dialect(board["modem"]["dialect"]), uart, pwrkey_pin.value)
+  await m.start(); asyncio.create_task(m.supervise())   # powers on via PWRKEY if silent
+  await m.wait_registered(ms) -> bool; m.reg = (stat, tac, ci, act); await m.signal()
+  await m.udp_open(host, port); await m.udp_send(data); await m.udp_recv(ms) -> bytes | None
+  await m.send_sms(number, bytes | str) -> TP-MR; await m.recv_sms(ms) -> sms.Sms | None
+  m.has("gnss" | "sms" | "udp" | "psm" | "gnss_with_lte"); await m.gnss_power(on);
+  await m.gnss_fix() -> gnss Fix. Without "gnss_with_lte", GNSS on means no UDP/SMS (ModemError).
+  Errors: at.AtError (.kind, .code), at.AtTimeout, at.ModemReset, core.ModemError."""
 
 
 def dialect(name):

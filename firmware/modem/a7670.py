@@ -1,5 +1,5 @@
-# SIMCom A7670 / SIM7600 (LTE Cat-1). Commands from the A76XX and SIM7500/SIM7600 AT manuals:
-# +NETOPEN / +CIPOPEN / +CIPSEND with manual receive (+CIPRXGET), GNSS with +CGPS / +CGNSSINFO.
+"""SIMCom A7670 / SIM7600 (LTE Cat-1). Commands from the A76XX and SIM7500/SIM7600 AT manuals:
++NETOPEN / +CIPOPEN / +CIPSEND with manual receive (+CIPRXGET), GNSS with +CGPS / +CGNSSINFO."""
 import asyncio
 
 from micropython import const

@@ -1,6 +1,6 @@
-# The AT engine: one reader task per UART, commands serialised, whole lines classified,
-# URCs dispatched, per-command deadlines, hang -> PWRKEY power cycle. Mechanism only: the
-# Modem (core.py) decides what to send and what to do after a reset.
+"""The AT engine: one reader task per UART, commands serialised, whole lines classified,
+URCs dispatched, per-command deadlines, hang -> PWRKEY power cycle. Mechanism only: the
+Modem (core.py) decides what to send and what to do after a reset."""
 import asyncio
 import time
 

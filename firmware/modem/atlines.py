@@ -1,5 +1,5 @@
-# AT response lines, pure (no machine): classify one whole line (V.250 §5.7, 27.007 §9.2, 27.005 §3.2.5).
-# A line is what the modem sent between terminators, CR/LF removed.
+"""AT response lines, pure (no machine): classify one whole line (V.250 §5.7, 27.007 §9.2, 27.005 §3.2.5).
+A line is what the modem sent between terminators, CR/LF removed."""
 from micropython import const
 
 FINAL_OK = const(1)

@@ -1,5 +1,5 @@
-# Quectel BG95 (LTE-M / NB-IoT + GNSS). Commands from the BG95 TCP/IP and GNSS AT manuals:
-# +QIACT / +QIOPEN "UDP SERVICE" / +QISEND / +QIRD, GNSS +QGPS / +QGPSLOC=2.
+"""Quectel BG95 (LTE-M / NB-IoT + GNSS). Commands from the BG95 TCP/IP and GNSS AT manuals:
++QIACT / +QIOPEN "UDP SERVICE" / +QISEND / +QIRD, GNSS +QGPS / +QGPSLOC=2."""
 import asyncio
 
 from micropython import const

@@ -1,5 +1,5 @@
-# 3GPP TS 27.007 / 27.005 core of every modem: SIM, registration, signal, serving cell, PDU-mode
-# SMS. Dialects (sim7080.py, a7670.py, bg95.py) add sockets, GNSS and power saving.
+"""3GPP TS 27.007 / 27.005 core of every modem: SIM, registration, signal, serving cell, PDU-mode
+SMS. Dialects (sim7080.py, a7670.py, bg95.py) add sockets, GNSS and power saving."""
 import asyncio
 import binascii
 import time

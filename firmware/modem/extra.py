@@ -1,5 +1,5 @@
-# Less used modem functions, imported only by what needs them (saves heap on boards that do not):
-# network time, operator, PSM / eDRX configuration (27.007 §7.38, §7.40, timers 24.008 §10.5.7).
+"""Less used modem functions, imported only by what needs them (saves heap on boards that do not):
+network time, operator, PSM / eDRX configuration (27.007 §7.38, §7.40, timers 24.008 §10.5.7)."""
 from modem import atlines
 from modem.core import ModemError
 

@@ -1,5 +1,5 @@
-# SMS PDU codec, pure (no machine): 3GPP TS 23.040 (TPDU layout) and TS 23.038 (alphabets).
-# A PDU as AT+CMGS/+CMGR/+CMT carry it in PDU mode (27.005 §3.1) = SMSC address block + TPDU.
+"""SMS PDU codec, pure (no machine): 3GPP TS 23.040 (TPDU layout) and TS 23.038 (alphabets).
+A PDU as AT+CMGS/+CMGR/+CMT carry it in PDU mode (27.005 §3.1) = SMSC address block + TPDU."""
 from array import array
 
 from micropython import const

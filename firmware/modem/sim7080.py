@@ -1,6 +1,6 @@
-# SIMCom SIM7080G (LTE-M / NB-IoT, Cat-M1/NB2). Commands from the SIM7080 Series AT Command Manual:
-# PDP with +CNACT (app network), UDP with +CAOPEN/+CASEND/+CARECV, GNSS with +CGNSPWR/+CGNSINF.
-# Hardware truth: GNSS and LTE share one RF path: they cannot run at the same time.
+"""SIMCom SIM7080G (LTE-M / NB-IoT, Cat-M1/NB2). Commands from the SIM7080 Series AT Command Manual:
+PDP with +CNACT (app network), UDP with +CAOPEN/+CASEND/+CARECV, GNSS with +CGNSPWR/+CGNSINF.
+Hardware truth: GNSS and LTE share one RF path: they cannot run at the same time."""
 import asyncio
 
 from micropython import const

@@ -1,12 +1,12 @@
-# Battery: ADC millivolts at the pin -> cell volts (board divider) -> state of charge %, smoothed;
-# low-battery flag with hysteresis; charging from a charger status pin where the board has one.
-#
-# Li-ion open-circuit voltage vs state of charge, tabulated (mV, %) from the fitted curve in
-# M. Chen, G. A. Rincon-Mora, "Accurate electrical battery model capable of predicting runtime
-# and I-V performance", IEEE Trans. Energy Conversion 21(2):504-511, 2006 (a Li-ion polymer cell):
-#   Voc(s) = -1.031*exp(-35*s) + 3.685 + 0.2156*s - 0.1178*s^2 + 0.3201*s^3   [V], s in 0..1
-# A cell rests at ~4.10 V when full; 4.2 V is only seen on the charger. Read the voltage with
-# the modem idle: a 2 A transmit burst sags it by hundreds of mV (cell internal resistance).
+"""Battery: ADC millivolts at the pin -> cell volts (board divider) -> state of charge %, smoothed;
+low-battery flag with hysteresis; charging from a charger status pin where the board has one.
+
+Li-ion open-circuit voltage vs state of charge, tabulated (mV, %) from the fitted curve in
+M. Chen, G. A. Rincon-Mora, "Accurate electrical battery model capable of predicting runtime
+and I-V performance", IEEE Trans. Energy Conversion 21(2):504-511, 2006 (a Li-ion polymer cell):
+  Voc(s) = -1.031*exp(-35*s) + 3.685 + 0.2156*s - 0.1178*s^2 + 0.3201*s^3   [V], s in 0..1
+A cell rests at ~4.10 V when full; 4.2 V is only seen on the charger. Read the voltage with
+the modem idle: a 2 A transmit burst sags it by hundreds of mV (cell internal resistance)."""
 from micropython import const
 
 OCV_CURVE = (
@@ -20,7 +20,7 @@ _READS = const(5)  # ADC reads per sample, median taken (ESP32 ADC noise is tens
 
 
 def percent(cell_mv, curve=OCV_CURVE):
-    # State of charge (0-100) of a resting cell at cell_mv, linear between table points.
+    """State of charge (0-100) of a resting cell at cell_mv, linear between table points."""
     if cell_mv <= curve[0][0]:
         return 0
     for i in range(1, len(curve)):
@@ -32,7 +32,7 @@ def percent(cell_mv, curve=OCV_CURVE):
 
 
 class Gauge:
-    # Pure: feed pin millivolts (after the ADC), read cell_mv / percent / low.
+    """Pure: feed pin millivolts (after the ADC), read cell_mv / percent / low."""
     low_pct = 15  # low-battery at or below this
     clear_pct = 20  # and cleared again only at or above this (no flapping around the edge)
 
@@ -70,19 +70,19 @@ class Battery(Gauge):
     #         bat.sample() -> cell mV; bat.percent; bat.low; bat.charging (None: not exposed)
 
     def __init__(self, adc_cfg, charge_cfg=None, adc=None, charge_pin=None):
-        super().__init__(adc_cfg.get('divider', 2.0))
+        super().__init__(adc_cfg.get("divider", 2.0))
         if adc is None:
             import machine
-            adc = machine.ADC(machine.Pin(adc_cfg['gpio']), atten=machine.ADC.ATTN_11DB)
+            adc = machine.ADC(machine.Pin(adc_cfg["gpio"]), atten=machine.ADC.ATTN_11DB)
         self.adc = adc  # 11 dB: 0-3.1 V at the pin, a 4.2 V cell through a 1:1 divider fits
         self._chg = charge_pin
         self._chg_active = 0
         if charge_cfg is not None:
-            self._chg_active = 0 if charge_cfg.get('active', 'low') == 'low' else 1
+            self._chg_active = 0 if charge_cfg.get("active", "low") == "low" else 1
             if charge_pin is None:
                 import machine
-                pull = machine.Pin.PULL_UP if charge_cfg.get('pull') == 'up' else None
-                self._chg = machine.Pin(charge_cfg['gpio'], machine.Pin.IN, pull)  # type: ignore[arg-type]  # None: no pull
+                pull = machine.Pin.PULL_UP if charge_cfg.get("pull") == "up" else None
+                self._chg = machine.Pin(charge_cfg["gpio"], machine.Pin.IN, pull)  # type: ignore[arg-type]  # None: no pull
         self._reads = [0] * _READS
 
     def read_pin_mv(self):
@@ -118,8 +118,8 @@ class PmuBattery(Gauge):
         super().__init__(1.0)  # the PMU reports the cell voltage itself
         if i2c is None:
             import machine
-            i2c = machine.I2C(i2c_cfg.get('id', 0), sda=machine.Pin(i2c_cfg['sda']),
-                              scl=machine.Pin(i2c_cfg['scl']), freq=400000)
+            i2c = machine.I2C(i2c_cfg.get("id", 0), sda=machine.Pin(i2c_cfg["sda"]),
+                              scl=machine.Pin(i2c_cfg["scl"]), freq=400000)
         self.i2c = i2c
         self._b1 = bytearray(1)
         self._b2 = bytearray(2)
@@ -150,10 +150,10 @@ class PmuBattery(Gauge):
 
 
 def from_board(board):
-    # The board's battery reader: an ADC divider, the PMU, or None when it has neither.
-    pins = board['pins']
-    if 'battery_adc' in pins:
-        return Battery(pins['battery_adc'], pins.get('charging'))
-    if board.get('power', {}).get('battery') == 'pmu' and 'pmu_i2c' in pins:
-        return PmuBattery(pins['pmu_i2c'])
+    """The board's battery reader: an ADC divider, the PMU, or None when it has neither."""
+    pins = board["pins"]
+    if "battery_adc" in pins:
+        return Battery(pins["battery_adc"], pins.get("charging"))
+    if board.get("power", {}).get("battery") == "pmu" and "pmu_i2c" in pins:
+        return PmuBattery(pins["pmu_i2c"])
     return None

@@ -1,26 +1,26 @@
-# The panic button: a pure gesture recogniser fed with (level, t_ms), and a thin asyncio driver.
-#
-# Recogniser (no `machine`): a level counts once it has been stable for `debounce_ms` (contact
-# bounce); a settled press shorter than `min_press_ms` is a bump and is ignored. Edges carry
-# their own time, so the result does not depend on how often the recogniser is ticked.
-# Gestures, emitted as emit(kind, n, t_ms):
-#   HOLD     held without a break for hold_ms (fires while still held), n = 1
-#   PRESSES  the Nth short press with the last N inside window_ms, n = N
-#   COUNT    a run of short presses closed by a quiet gap of count_gap_ms, n = presses in the
-#            run (answers to a dispatcher's "press N" question; cancel patterns). Only while
-#            `counting` is on (config "count": true, or set by the app while it asks): stray
-#            taps must not reach an app that does not expect them.
+"""The panic button: a pure gesture recogniser fed with (level, t_ms), and a thin asyncio driver.
+
+Recogniser (no `machine`): a level counts once it has been stable for `debounce_ms` (contact
+bounce); a settled press shorter than `min_press_ms` is a bump and is ignored. Edges carry
+their own time, so the result does not depend on how often the recogniser is ticked.
+Gestures, emitted as emit(kind, n, t_ms):
+  HOLD     held without a break for hold_ms (fires while still held), n = 1
+  PRESSES  the Nth short press with the last N inside window_ms, n = N
+  COUNT    a run of short presses closed by a quiet gap of count_gap_ms, n = presses in the
+           run (answers to a dispatcher's "press N" question; cancel patterns). Only while
+           `counting` is on (config "count": true, or set by the app while it asks): stray
+           taps must not reach an app that does not expect them."""
 from micropython import const
 
-HOLD = 'hold'
-PRESSES = 'presses'
-COUNT = 'count'
+HOLD = "hold"
+PRESSES = "presses"
+COUNT = "count"
 
 _NEVER = const(-(1 << 29))  # "long ago", ms; fits a small int on a 32-bit port
 
 
 class Recogniser:
-    # Tunables, ms (class attributes: a board or a test may override them)
+    """Tunables, ms (class attributes: a board or a test may override them)"""
     debounce_ms = 25  # tactile switches bounce < 5-10 ms; a level stable this long has settled
     min_press_ms = 80  # a settled press shorter than this is a bump (pocket knock), not a press
     max_press_ms = 1000  # a short press is released before this; a longer one breaks a run
@@ -31,9 +31,9 @@ class Recogniser:
     def __init__(self, hold_ms=3000, presses=0, window_ms=2000, active=0, emit=None,
                  counting=False):
         if hold_ms <= 0 and presses <= 0:
-            raise ValueError('button: no gesture (hold_ms and presses both 0)')
+            raise ValueError("button: no gesture (hold_ms and presses both 0)")
         if presses == 1 or 0 < hold_ms < 500:
-            raise ValueError('button: one press or a hold < 500 ms is no deliberate gesture')
+            raise ValueError("button: one press or a hold < 500 ms is no deliberate gesture")
         self.hold_ms = hold_ms  # 0: no HOLD gesture
         self.presses = presses  # 0: no PRESSES gesture
         self.window_ms = window_ms
@@ -47,17 +47,17 @@ class Recogniser:
 
     @classmethod
     def from_config(cls, cfg, active=0, emit=None):
-        # cfg: {"hold_ms": 3000, "presses": 3, "window_ms": 2000, "count": false}
-        return cls(cfg.get('hold_ms', 3000), cfg.get('presses', 0),
-                   cfg.get('window_ms', 2000), active, emit, cfg.get('count', False))
+        """cfg: {"hold_ms": 3000, "presses": 3, "window_ms": 2000, "count": false}"""
+        return cls(cfg.get("hold_ms", 3000), cfg.get("presses", 0),
+                   cfg.get("window_ms", 2000), active, emit, cfg.get("count", False))
 
     def _keep(self, kind, n, t):
         self.gestures.append((kind, n, t))
 
     def begin(self, level, t, woke=False, warm=False):
-        # Start at boot with the `level` read at boot. woke: this button woke the chip from deep
-        # sleep. warm: out of deep sleep for another reason (timer, modem RI): pins were held
-        # by the RTC domain, so no hold-off, and a press already down at boot counts from now.
+        """Start at boot with the `level` read at boot. woke: this button woke the chip from deep
+        sleep. warm: out of deep sleep for another reason (timer, modem RI): pins were held
+        by the RTC domain, so no hold-off, and a press already down at boot counts from now."""
         down = level == self.active
         self._raw = self._down = down
         self._raw_t = t
@@ -78,7 +78,7 @@ class Recogniser:
             self._ignore = down  # held at power-on (or stuck): not a gesture until released
 
     def update(self, level, t):
-        # Feed one sample or edge: the pin's level at time t (ms, non-decreasing).
+        """Feed one sample or edge: the pin's level at time t (ms, non-decreasing)."""
         self._settle(t)
         down = level == self.active
         if down != self._raw:
@@ -86,11 +86,11 @@ class Recogniser:
             self._raw_t = t
 
     def tick(self, t):
-        # Time passes with no new edge (call at deadline()).
+        """Time passes with no new edge (call at deadline())."""
         self._settle(t)
 
     def deadline(self):
-        # Earliest time a tick can change something, or None: the driver sleeps until then.
+        """Earliest time a tick can change something, or None: the driver sleeps until then."""
         d = None
         if self._raw != self._down:
             d = self._raw_t + self.debounce_ms
@@ -112,7 +112,7 @@ class Recogniser:
         return self._run > 0 and not self._down and not self._raw
 
     def _settle(self, t):
-        # Deadlines are compared as deadline() computes them (no float drift between the two).
+        """Deadlines are compared as deadline() computes them (no float drift between the two)."""
         if self._raw != self._down and t >= self._raw_t + self.debounce_ms:
             self._down = self._raw
             if self._down:
@@ -128,7 +128,7 @@ class Recogniser:
                 self.emit(COUNT, n, self._up_t + self.count_gap_ms)
 
     def _on_press(self, t):
-        # A press starting in the boot hold-off (pins settling) counts from its end.
+        """A press starting in the boot hold-off (pins settling) counts from its end."""
         self._down_t = t if t >= self._holdoff_until else self._holdoff_until
         self._held = False
         self._ignore = False
@@ -171,22 +171,22 @@ def _earliest(a, b):
 
 
 def woke_by_button(machine):
-    # True when the chip came out of deep sleep through a pin wake (ext0/ext1).
-    if machine.reset_cause() != getattr(machine, 'DEEPSLEEP_RESET', -1):
+    """True when the chip came out of deep sleep through a pin wake (ext0/ext1)."""
+    if machine.reset_cause() != getattr(machine, "DEEPSLEEP_RESET", -1):
         return False
-    wake = getattr(machine, 'wake_reason', None)
+    wake = getattr(machine, "wake_reason", None)
     if wake is None:
         return True
-    return wake() in (getattr(machine, 'EXT0_WAKE', -1), getattr(machine, 'EXT1_WAKE', -1))
+    return wake() in (getattr(machine, "EXT0_WAKE", -1), getattr(machine, "EXT1_WAKE", -1))
 
 
 _RING = const(16)  # edges buffered between two runs of the button task
 
 
 class Button:
-    # Thin driver: pin edges (IRQ) -> Recogniser; gestures as asyncio Events and an iterator.
-    #   btn = Button(board['pins']['button'], {'hold_ms': 3000, 'presses': 3})
-    #   asyncio.create_task(btn.run()); await btn.hold.wait()   or   async for g in btn: ...
+    """Thin driver: pin edges (IRQ) -> Recogniser; gestures as asyncio Events and an iterator.
+      btn = Button(board['pins']['button'], {'hold_ms': 3000, 'presses': 3})
+      asyncio.create_task(btn.run()); await btn.hold.wait()   or   async for g in btn: ..."""
     poll_ms = 10  # re-check period while a press is being recognised
 
     def __init__(self, pin_cfg, gestures, woke=None, warm=None):
@@ -195,9 +195,9 @@ class Button:
 
         import machine
         self._ticks_ms, self._ticks_diff = time.ticks_ms, time.ticks_diff
-        self.active = 0 if pin_cfg.get('active', 'low') == 'low' else 1
-        pull = {'up': machine.Pin.PULL_UP, 'down': machine.Pin.PULL_DOWN}.get(pin_cfg.get('pull'))
-        self.gpio = pin_cfg['gpio']
+        self.active = 0 if pin_cfg.get("active", "low") == "low" else 1
+        pull = {"up": machine.Pin.PULL_UP, "down": machine.Pin.PULL_DOWN}.get(pin_cfg.get("pull"))
+        self.gpio = pin_cfg["gpio"]
         self.pin = machine.Pin(self.gpio, machine.Pin.IN, pull)  # type: ignore[arg-type]  # None: no pull
         self.rec = Recogniser.from_config(gestures, self.active, self._on_gesture)
         self.hold = asyncio.Event()
@@ -217,14 +217,14 @@ class Button:
         self._t0 = self._ticks_ms()
         self._t = 0
         if woke is None:
-            woke = pin_cfg.get('wake', False) and woke_by_button(machine)
+            woke = pin_cfg.get("wake", False) and woke_by_button(machine)
         if warm is None:
-            warm = machine.reset_cause() == getattr(machine, 'DEEPSLEEP_RESET', -1)
+            warm = machine.reset_cause() == getattr(machine, "DEEPSLEEP_RESET", -1)
         self.rec.begin(self.pin.value(), 0, woke, warm)
         self.pin.irq(self._irq, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
 
     def _irq(self, pin):
-        # Only record the edge and wake the task; no allocation.
+        """Only record the edge and wake the task; no allocation."""
         nxt = (self._head + 1) % _RING
         if nxt == self._tail:
             self.dropped += 1
@@ -235,7 +235,7 @@ class Button:
         self._flag.set()
 
     def _ms(self, ticks):
-        # ticks_ms value -> monotonic ms since boot (valid for edges up to ~12 days apart)
+        """ticks_ms value -> monotonic ms since boot (valid for edges up to ~12 days apart)"""
         return self._t + self._ticks_diff(ticks, self._t0)
 
     def _drain(self):
@@ -277,13 +277,13 @@ class Button:
         return self._queue.pop(0)
 
     def counting(self, on=True):
-        # While the app waits for an answer ("press N"), COUNT gestures come out; else never.
+        """While the app waits for an answer ("press N"), COUNT gestures come out; else never."""
         self.rec.counting = on
 
     def arm_wake(self):
-        # Before deep sleep: let a press (the active level) wake the chip (RTC GPIO: ext0).
-        # Refused (False) while the button is down: ext0 is level-triggered, a stuck or held
-        # button would wake the chip at once, over and over; sleep on a timer instead.
+        """Before deep sleep: let a press (the active level) wake the chip (RTC GPIO: ext0).
+        Refused (False) while the button is down: ext0 is level-triggered, a stuck or held
+        button would wake the chip at once, over and over; sleep on a timer instead."""
         import esp32
         if self.pin.value() == self.active:
             return False

@@ -1,18 +1,18 @@
-# Silent feedback: vibration patterns (and an LED only if configured), played by one asyncio task.
-#
-# Covert by default: no light unless the board has an LED *and* the config asks for light; the
-# LED is driven off at start so a board LED never gives the device away. Patterns are data:
-# on/off durations in ms, starting with "on". Each is told apart by touch alone, in a pocket:
-# pulse count and short (<= 250 ms) / long (>= 500 ms) rhythm differ (tests check this). An ERM
-# motor needs ~50 ms to spin up, so no pulse is shorter than 100 ms.
+"""Silent feedback: vibration patterns (and an LED only if configured), played by one asyncio task.
+
+Covert by default: no light unless the board has an LED *and* the config asks for light; the
+LED is driven off at start so a board LED never gives the device away. Patterns are data:
+on/off durations in ms, starting with "on". Each is told apart by touch alone, in a pocket:
+pulse count and short (<= 250 ms) / long (>= 500 ms) rhythm differ (tests check this). An ERM
+motor needs ~50 ms to spin up, so no pulse is shorter than 100 ms."""
 from micropython import const
 
-SENT = 'sent'  # the alert left the device
-SEEN = 'seen'  # a dispatcher acknowledged it
-DISPATCHED = 'dispatched'  # help is on its way
-QUESTION = 'question'  # the dispatcher asks: answer by presses
-LOW_BATTERY = 'low_battery'
-CANCEL_ACK = 'cancel_ack'  # a cancel (or duress cancel: identical by design) was taken
+SENT = "sent"  # the alert left the device
+SEEN = "seen"  # a dispatcher acknowledged it
+DISPATCHED = "dispatched"  # help is on its way
+QUESTION = "question"  # the dispatcher asks: answer by presses
+LOW_BATTERY = "low_battery"
+CANCEL_ACK = "cancel_ack"  # a cancel (or duress cancel: identical by design) was taken
 
 PATTERNS = {
     SENT: (200,),  # .
@@ -32,18 +32,18 @@ class Haptics:
     # h.play(SENT)  # returns at once; the task plays the queue
 
     def __init__(self, motor_cfg, led_cfg=None, light=False, sleep_ms=None, pin=None):
-        # pin: factory (gpio, active) -> object with value(v); the default uses machine.Pin
+        """pin: factory (gpio, active) -> object with value(v); the default uses machine.Pin"""
         import asyncio
         self._sleep_ms = sleep_ms or asyncio.sleep_ms
         make = pin or _machine_pin
-        self._on = 1 if motor_cfg.get('active', 'high') == 'high' else 0
-        self.motor = make(motor_cfg['gpio'], self._on)
+        self._on = 1 if motor_cfg.get("active", "high") == "high" else 0
+        self.motor = make(motor_cfg["gpio"], self._on)
         self.motor.value(1 - self._on)  # off from the start, whatever the pin's reset state
         self.led = None
         self._led_on = 1
         if led_cfg is not None:
-            self._led_on = 1 if led_cfg.get('active', 'high') == 'high' else 0
-            led = make(led_cfg['gpio'], self._led_on)
+            self._led_on = 1 if led_cfg.get("active", "high") == "high" else 0
+            led = make(led_cfg["gpio"], self._led_on)
             led.value(1 - self._led_on)  # covert: a board LED is dark unless asked for
             if light:
                 self.led = led
@@ -53,7 +53,7 @@ class Haptics:
         self.dropped = 0
 
     def play(self, name, repeat=1):
-        # Queue a pattern by name (or a tuple of ms); never blocks.
+        """Queue a pattern by name (or a tuple of ms); never blocks."""
         import asyncio
         pattern = PATTERNS[name] if isinstance(name, str) else name
         if len(self._queue) >= _QUEUE:
@@ -64,7 +64,7 @@ class Haptics:
             self._task = asyncio.create_task(self._player())
 
     def stop(self):
-        # Silence now and forget the queue.
+        """Silence now and forget the queue."""
         self._queue = []
         if self._task is not None:
             self._task.cancel()

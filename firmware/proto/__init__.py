@@ -1,6 +1,6 @@
-# Wire protocol v1 (docs/protocol.md): packet codec, crypto seal, persisted counters.
-# Every failure in this package raises ProtoError with a reason string (the same strings as
-# the server's urelief.protocol.Reason, plus "counter" for counter storage trouble).
+"""Wire protocol v1 (docs/protocol.md): packet codec, crypto seal, persisted counters.
+Every failure in this package raises ProtoError with a reason string (the same strings as
+the server's urelief.protocol.Reason, plus "counter" for counter storage trouble)."""
 
 
 class ProtoError(Exception):

@@ -1,6 +1,6 @@
-# Persisted counters on littlefs: never reuse an uplink counter across power loss, without a
-# flash write per packet, and remember which downlink counters were already accepted.
-# Every state file is written as x.tmp, closed, then renamed over x (atomic on littlefs).
+"""Persisted counters on littlefs: never reuse an uplink counter across power loss, without a
+flash write per packet, and remember which downlink counters were already accepted.
+Every state file is written as x.tmp, closed, then renamed over x (atomic on littlefs)."""
 import os
 import struct
 
@@ -32,10 +32,10 @@ def _read(path, size):
 
 
 class Counter:
-    # Uplink counter. The file holds the first counter not yet reserved ("limit") and its
-    # complement. A new block [limit, limit+BLOCK) is written before its first counter is used,
-    # so after a power cut counting resumes at the stored limit: values may be skipped, never
-    # reused. Reservation is lazy: a boot (or deep-sleep wake) that sends nothing writes nothing.
+    """Uplink counter. The file holds the first counter not yet reserved ("limit") and its
+    complement. A new block [limit, limit+BLOCK) is written before its first counter is used,
+    so after a power cut counting resumes at the stored limit: values may be skipped, never
+    reused. Reservation is lazy: a boot (or deep-sleep wake) that sends nothing writes nothing."""
     def __init__(self, path, block=BLOCK):
         self.path = path
         self.block = block
@@ -68,8 +68,8 @@ class Counter:
 
 
 class ReplayGuard:
-    # Downlink counters seen: the highest and a bitmap of the WINDOW below it (bit i-1 set =
-    # highest-i seen), persisted on each accept (downlinks are rare). Same rule as the server.
+    """Downlink counters seen: the highest and a bitmap of the WINDOW below it (bit i-1 set =
+    highest-i seen), persisted on each accept (downlinks are rare). Same rule as the server."""
     def __init__(self, path):
         self.path = path
         data = _read(path, 12)
@@ -93,7 +93,7 @@ class ReplayGuard:
             raise ProtoError("duplicate")
 
     def accept(self, counter):
-        # Record `counter` (check() passed) and persist.
+        """Record `counter` (check() passed) and persist."""
         h = self.highest
         if counter > h:
             shift = counter - h

@@ -1,7 +1,7 @@
-# Protocol v1 packets on the device (docs/protocol.md): encode uplinks, open downlinks.
-# packet = header(10) | AES-128-CTR(body) | HMAC-SHA256(header | ciphertext)[:8]
-# Uplinks are built in one preallocated buffer; the returned memoryview is valid until the
-# next encode (copy it with bytes() to keep it, e.g. in the outbox).
+"""Protocol v1 packets on the device (docs/protocol.md): encode uplinks, open downlinks.
+packet = header(10) | AES-128-CTR(body) | HMAC-SHA256(header | ciphertext)[:8]
+Uplinks are built in one preallocated buffer; the returned memoryview is valid until the
+next encode (copy it with bytes() to keep it, e.g. in the outbox)."""
 import binascii
 import struct
 
@@ -55,8 +55,8 @@ _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 class Report:
-    # What every uplink carries: ints (no floats), None = unknown; units as named, see
-    # docs/protocol.md section 2. The encoder saturates out-of-range values, never raises.
+    """What every uplink carries: ints (no floats), None = unknown; units as named, see
+    docs/protocol.md section 2. The encoder saturates out-of-range values, never raises."""
     def __init__(self):
         self.time_s = None  # UTC Unix seconds
         self.time_source = TIME_NONE
@@ -96,8 +96,8 @@ def _digits(s, d, at):
 
 
 def _plmn(mcc, mnc, d, out):
-    # BCD PLMN, 3GPP TS 24.008 10.5.1.3 (MNC digit 3 = F when 2 digits), into `out` using the
-    # scratch `d` (6 bytes); False if mcc/mnc are not 3 and 2-3 digits.
+    """BCD PLMN, 3GPP TS 24.008 10.5.1.3 (MNC digit 3 = F when 2 digits), into `out` using the
+    scratch `d` (6 bytes); False if mcc/mnc are not 3 and 2-3 digits."""
     if not mcc or not mnc or len(mcc) != 3 or len(mnc) not in (2, 3):
         return False
     d[5] = 15
@@ -110,7 +110,7 @@ def _plmn(mcc, mnc, d, out):
 
 
 def _age(age_s):
-    # seconds below 32768, else bit 15 + minutes (rounded down, max 32766); 0xFFFF = unknown
+    """seconds below 32768, else bit 15 + minutes (rounded down, max 32766); 0xFFFF = unknown"""
     if age_s is None:
         return 0xFFFF
     if age_s < 0x8000:
@@ -120,7 +120,7 @@ def _age(age_s):
 
 
 class Codec:
-    # Encodes this device's uplinks and opens its downlinks. One instance per device key.
+    """Encodes this device's uplinks and opens its downlinks. One instance per device key."""
     def __init__(self, seal):
         self.seal = seal
         self.buf = bytearray(MAX_PACKET)  # uplink being built
@@ -181,25 +181,25 @@ class Codec:
         return memoryview(b)[:end + TAG_LEN]
 
     def sos(self, counter, report, trigger):
-        # trigger: 1 hold, 2 multi-press, 3 other
+        """trigger: 1 hold, 2 multi-press, 3 other"""
         self._report(SOS, counter, report)
         self.buf[_TAIL] = trigger
         return self._seal(_TAIL + 1, counter)
 
     def position(self, counter, report, reason):
-        # reason: 1 scheduled, 2 fresh fix after an alert, 3 requested
+        """reason: 1 scheduled, 2 fresh fix after an alert, 3 requested"""
         self._report(POSITION, counter, report)
         self.buf[_TAIL] = reason
         return self._seal(_TAIL + 1, counter)
 
     def cancel(self, counter, report, duress, sos_counter):
-        # A duress cancel differs from a cancel only inside the ciphertext.
+        """A duress cancel differs from a cancel only inside the ciphertext."""
         self._report(CANCEL, counter, report)
         struct.pack_into(">BI", self.buf, _TAIL, 1 if duress else 0, sos_counter)
         return self._seal(_TAIL + 5, counter)
 
     def tap_reply(self, counter, report, question_id, presses):
-        # presses: 0 = no answer before the question's timeout
+        """presses: 0 = no answer before the question's timeout"""
         self._report(TAP_REPLY, counter, report)
         struct.pack_into(">BB", self.buf, _TAIL, question_id, presses)
         return self._seal(_TAIL + 2, counter)
@@ -220,9 +220,9 @@ class Codec:
         return self._seal(_TAIL + 7, counter)
 
     def open(self, packet, guard=None):
-        # Verify and decrypt a downlink; returns a Downlink or raises ProtoError(reason).
-        # With a ReplayGuard, duplicates and stale counters are refused and the counter is
-        # recorded once the packet is accepted.
+        """Verify and decrypt a downlink; returns a Downlink or raises ProtoError(reason).
+        With a ReplayGuard, duplicates and stale counters are refused and the counter is
+        recorded once the packet is accepted."""
         n = len(packet)
         if n < MIN_PACKET:
             raise ProtoError("truncated")
@@ -255,7 +255,7 @@ class Codec:
 
 
 class Downlink:
-    # A verified downlink: .type, .counter and the fields of its type (others stay None).
+    """A verified downlink: .type, .counter and the fields of its type (others stay None)."""
     def __init__(self, mtype, counter):
         self.type = mtype
         self.counter = counter
@@ -290,7 +290,7 @@ def _decode(mtype, counter, b, end):
 
 
 def from_text(text):
-    # Packet bytes from the SMS text form; ProtoError("bad_encoding") if it is not one.
+    """Packet bytes from the SMS text form; ProtoError("bad_encoding") if it is not one."""
     s = "".join(text.split())  # gateways may fold long texts: white space is ignored
     if not s.startswith(TEXT_PREFIX):
         raise ProtoError("bad_encoding", "no UR1: prefix")

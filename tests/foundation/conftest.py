@@ -5,16 +5,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from urelief.build import build
-from urelief.paths import BUILD_FIRMWARE
 from urelief.sim.device import VirtualDevice
-
-
-@pytest.fixture(scope="session")
-def built_firmware() -> Path:
-    """The real firmware, compiled by mpy-cross exactly as `make build` does."""
-    build()
-    return BUILD_FIRMWARE
 
 
 @pytest.fixture

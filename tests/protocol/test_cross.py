@@ -9,7 +9,7 @@ from urelief import protocol as p
 from urelief.protocol.messages import from_fields
 from urelief.protocol.vectors import SECRET
 
-HARNESS = Path(__file__).with_name("mpy_vectors.py").read_text()
+HERE = Path(__file__).parent  # mpy_vectors.py: the firmware side, a MicroPython module
 TAILS = {
     "sos": lambda r: {"trigger": r.randrange(256)},
     "position": lambda r: {"reason": r.randrange(256)},
@@ -58,7 +58,7 @@ def test_firmware_and_server_agree_on_random_uplinks(mpy, tmp_path):
               "fields": random_fields(r)} for i in range(1000)]
     path = tmp_path / "cases.json"
     path.write_text("".join(json.dumps(c) + "\n" for c in cases))  # one per line: 96 KB heap
-    out = mpy.run(HARNESS + f"""
+    out = mpy.using(HERE).run(f"""from mpy_vectors import *
 with open({str(path)!r}) as fh:
     for line in fh:
         v = json.loads(line)

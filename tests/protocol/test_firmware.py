@@ -5,12 +5,12 @@ from pathlib import Path
 
 from urelief.bench.protocol import fuzz_firmware
 
-FLASH = Path(__file__).with_name("mpy_flash.py").read_text()
+HERE = Path(__file__).parent  # mpy_flash.py: a counting littlefs volume, a MicroPython module
 SECRET = "bytes(range(32))"
 
 
 def _run_json(mpy, code: str, **kw):
-    return mpy.json(FLASH + "\n" + code, **kw)
+    return mpy.using(HERE).json("from mpy_flash import *\n" + code, **kw)
 
 
 def test_counter_never_reuses_a_value_across_power_cuts(mpy, tmp_path):

@@ -10,7 +10,7 @@ from urelief.paths import TESTS
 from urelief.protocol import vectors as gen
 from urelief.protocol.messages import from_fields, to_fields
 
-HARNESS = Path(__file__).with_name("mpy_vectors.py")
+HERE = Path(__file__).parent  # mpy_vectors.py: the firmware side, a MicroPython module
 VECTORS = TESTS / "vectors" / "protocol_v1.json"
 
 
@@ -90,9 +90,9 @@ def test_server_downlink_rejects_match_the_firmware_vectors(vectors):
 @pytest.fixture(scope="module")
 def firmware_results(mpy, tmp_path_factory):
     guard = tmp_path_factory.mktemp("guard") / "downlink.ctr"
-    code = HARNESS.read_text() + f"\nrun({str(VECTORS)!r}, {str(guard)!r})\n"
+    code = f"from mpy_vectors import run\nrun({str(VECTORS)!r}, {str(guard)!r})\n"
     out: dict = {}
-    for line in mpy.run(code).splitlines():
+    for line in mpy.using(HERE).run(code).splitlines():
         kind, name, result = json.loads(line)
         out.setdefault(kind, {})[name] = result
     return out

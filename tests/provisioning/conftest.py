@@ -6,19 +6,9 @@ own key store)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from urelief.build import build
 from urelief.provisioning.virtual import Bench, Police
-
-
-@pytest.fixture(scope="session")
-def built_firmware(tmp_path_factory) -> Path:
-    """The firmware as `make build` makes it, built privately (build/firmware is shared)."""
-    out = tmp_path_factory.mktemp("build") / "firmware"
-    build(out=out)
-    return out
 
 
 @pytest.fixture

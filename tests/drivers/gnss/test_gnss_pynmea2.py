@@ -9,7 +9,6 @@ import math
 import gpsd_chk as G
 import pynmea2
 import pytest
-from urelief.sim import vm
 
 # One MicroPython process per log: feeds every line, prints what the parser made of each.
 _DRIVER = """
@@ -35,8 +34,8 @@ _KEYS = ("bad", "cut", "bare", "kind", "talker", "time_ms", "date", "lat_e7", "l
 KN = 1852 / 3600  # m/s per knot
 
 
-def _firmware(log) -> list[dict]:
-    out = vm.run(_DRIVER % str(log)).stdout.splitlines()
+def _firmware(mpy, log) -> list[dict]:
+    out = mpy.run(_DRIVER % str(log)).splitlines()
     return [dict(zip(_KEYS, json.loads(row), strict=True)) for row in out]
 
 
@@ -131,9 +130,9 @@ SUPPORTED = {"GGA", "RMC", "GLL", "GNS", "VTG", "GSA", "ZDA", "GST", "GSV"}
 
 
 @pytest.mark.parametrize("log", G.logs(), ids=lambda p: p.stem)
-def test_every_sentence_agrees_with_pynmea2(log):
+def test_every_sentence_agrees_with_pynmea2(mpy, log):
     lines = G.log_lines(log)
-    ours = _firmware(log)
+    ours = _firmware(mpy, log)
     assert len(ours) == len(lines)
     compared = 0
     for n, (line, f) in enumerate(zip(lines, ours, strict=True), 1):

@@ -21,7 +21,7 @@ def split_lines(text: str) -> list[str]:
 def run(vm, code, data):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(data, f)
-    src = f"import sys\nsys.path.append({str(HERE)!r})\nDATA = {f.name!r}\n" + code
+    src = f"DATA = {f.name!r}\n" + code
     return [json.loads(x) for x in vm.run(src).splitlines() if x.startswith(("{", "[", '"'))]
 
 

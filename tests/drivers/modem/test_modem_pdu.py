@@ -9,64 +9,11 @@ import pytest
 from modem_vectors import dumps, gammu_backup, mm_sms
 from smspdudecoder.easy import read_incoming_sms
 
-# Runs on MicroPython: every job of a JSON file through the firmware codec, one JSON answer.
-_HARNESS = r"""
-import json, binascii
-from modem import core, pdu
-import mpy_pdu_network as net
-def dec(p):
-    try:
-        m = pdu.decode(binascii.unhexlify(p))
-    except pdu.PduError as e:
-        return {"error": str(e)}
-    body = m.body
-    if isinstance(body, (bytes, bytearray)):
-        body = {"hex": binascii.hexlify(body).decode().upper()}
-    return {"kind": m.kind, "smsc": m.smsc, "number": m.number, "scts": m.scts, "dcs": m.dcs,
-            "body": body, "concat": m.concat, "status": m.status}
-def cmgr(text):
-    lines = [l for l in text.replace("\r", "\n").split("\n") if l.strip()]
-    head = [i for i, l in enumerate(lines) if l.startswith("+CMGR:")][0]
-    try:
-        stat, m = core.parse_cmgr(lines[head], lines[head + 1])
-    except pdu.PduError as e:
-        return {"error": str(e)}
-    except Exception as e:
-        return {"crash": repr(e)}
-    return {"stat": stat, "kind": m.kind, "number": m.number, "body_type": type(m.body).__name__}
-class Out:
-    def append(self, v):
-        print(json.dumps(v))
-out = Out()
-for job in json.load(open(PATH)):
-    op = job["op"]
-    if op == "decode":
-        out.append(dec(job["pdu"]))
-    elif op == "cmgr":
-        out.append(cmgr(job["text"]))
-    elif op == "submit":
-        body = job["text"] if "text" in job else binascii.unhexlify(job["data"])
-        try:
-            p = pdu.encode_submit(job["number"], body, smsc=job.get("smsc"), vp=job.get("vp"),
-                                  dcs=job.get("dcs"))
-            out.append({"pdu": binascii.hexlify(p).decode().upper(), "tpdu": pdu.tpdu_length(p)})
-        except pdu.PduError as e:
-            out.append({"error": str(e)})
-    elif op == "deliver":
-        p = net.encode_deliver(job["number"], job["text"], job["scts"], smsc=job.get("smsc"),
-                               dcs=job.get("dcs"))
-        out.append({"pdu": binascii.hexlify(p).decode().upper()})
-    elif op == "address":
-        out.append(binascii.hexlify(net.encode_address(job["address"], job["smsc"])).decode().upper())
-    elif op == "vp":
-        out.append(pdu.vp_relative(job["minutes"]))
-"""
-
 
 def run_jobs(vm, jobs):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(jobs, f)
-    lines = vm.run(f"PATH = {f.name!r}\n" + _HARNESS).splitlines()
+    lines = vm.run(f"import mpy_pdu_jobs\nmpy_pdu_jobs.run({f.name!r})\n").splitlines()
     assert len(lines) == len(jobs)
     return [json.loads(x) for x in lines]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from urelief.sim.models.button import Human
 
-RUNNER = Path(__file__).with_name("mpy_button_runner.py").read_text()
+HERE = Path(__file__).parent  # mpy_button_runner.py: runs the recogniser, a MicroPython module
 HOLD3 = {"hold_ms": 3000}
 TRIPLE = {"hold_ms": 3000, "presses": 3, "window_ms": 2000, "count": True}
 
@@ -19,7 +19,7 @@ def recognise(mpy, edges, cfg=TRIPLE, begin=(1, 0, False), end=None, mode="edges
     spec = {"cfg": cfg, "begin": list(begin), "end": end, "mode": mode, "tune": tune or {},
             "active": active}
     lines = [json.dumps(spec)] + [f"{t:.3f} {lv}" for t, lv in edges]
-    out = mpy.json(RUNNER, stdin=("\n".join(lines) + "\n").encode())
+    out = mpy.using(HERE).json("import mpy_button_runner\n", stdin=("\n".join(lines) + "\n").encode())
     out["kinds"] = [(g[0], g[1]) for g in out["gestures"]]
     return out
 

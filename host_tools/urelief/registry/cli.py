@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -109,16 +110,19 @@ def add_school(db_url: str | None, code: str, name: str, address: str | None) ->
 @click.option("--school", "school_code", default=None, help="school code (school_admin)")
 @click.option("--name", "display_name", default="")
 @click.option("--password", is_flag=True, help="also set a password (prompted) for the dashboard")
+@click.option("--token-days", type=click.IntRange(1, 366), default=90, show_default=True,
+              help="the bearer token's lifetime")
 def add_operator(db_url: str | None, username: str, role: str, school_code: str | None,
-                 display_name: str, password: bool) -> None:
-    """Create an operator and print their bearer token (shown once)."""
+                 display_name: str, password: bool, token_days: int) -> None:
+    """Create an operator and print their bearer token (shown once; it expires)."""
     reg = _open(db_url)
     actor = cli_actor()
     pw = click.prompt("password", hide_input=True, confirmation_prompt=True) if password else None
     try:
         school_id = reg.school_by_code(actor, school_code)["id"] if school_code else None
         op, token = reg.create_operator(actor, username, role, school_id=school_id,
-                                        password=pw, display_name=display_name)
+                                        password=pw, display_name=display_name,
+                                        token_ttl=timedelta(days=token_days))
     except RegistryError as e:
         _fail(e)
     click.echo(f"operator {op['id']} {op['username']} ({op['role']})", err=True)

@@ -11,8 +11,11 @@ import base64
 import hashlib
 import hmac
 import secrets as _random
+import threading
 
-PASSWORD_LOG2_N = 15  # ~50 ms, 32 MiB: slows guessing of human-chosen passwords
+# OWASP Password Storage Cheat Sheet (scrypt, when Argon2id is not at hand): N >= 2^17, r = 8,
+# p = 1, i.e. 128 MiB and ~0.3 s a hash here; stored hashes below it are redone at login.
+PASSWORD_LOG2_N = 17
 TOKEN_LOG2_N = 12  # the secret has 256 random bits; the hash only stops a database leak replaying
 _R, _P, _DKLEN = 8, 1, 32
 TOKEN_PREFIX = "urt"
@@ -26,11 +29,19 @@ def _unb64(s: str) -> bytes:
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
+# Password-cost hashes at once: each takes 128 * N * r bytes (128 MiB at 2^17), so a burst of
+# logins queues here instead of taking the server's memory.
+_HEAVY_LOG2_N = 15
+_heavy = threading.BoundedSemaphore(2)
+
+
 def _scrypt(secret: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
     n = 1 << log2_n
-    return hashlib.scrypt(
-        secret.encode(), salt=salt, n=n, r=r, p=p, dklen=_DKLEN, maxmem=256 * n * r + (1 << 20)
-    )
+    kw = {"salt": salt, "n": n, "r": r, "p": p, "dklen": _DKLEN, "maxmem": 256 * n * r + (1 << 20)}
+    if log2_n < _HEAVY_LOG2_N:
+        return hashlib.scrypt(secret.encode(), **kw)
+    with _heavy:
+        return hashlib.scrypt(secret.encode(), **kw)
 
 
 def hash_secret(secret: str, log2_n: int | None = None) -> str:
@@ -49,6 +60,26 @@ def verify_secret(secret: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, _unb64(digest))
+
+
+def needs_rehash(stored: str) -> bool:
+    """True if `stored` was hashed at a cost below today's password cost."""
+    try:
+        scheme, log2_n, r, p, _salt, _digest = stored.split("$")
+        return scheme != "scrypt" or int(log2_n) < PASSWORD_LOG2_N or int(r) < _R
+    except ValueError:
+        return True
+
+
+_stand_in: dict[int, str] = {}
+
+
+def stand_in_hash() -> str:
+    """A hash of a random secret at today's password cost: what a login for an unknown or
+    disabled operator is checked against, so that it costs the same as a wrong password."""
+    if PASSWORD_LOG2_N not in _stand_in:
+        _stand_in[PASSWORD_LOG2_N] = hash_secret(_random.token_urlsafe(16))
+    return _stand_in[PASSWORD_LOG2_N]
 
 
 def new_token() -> tuple[str, str, str]:

@@ -32,6 +32,21 @@ def normalize_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+def private_sqlite_file(path: Path) -> None:
+    """The database holds pupils, guardians' numbers and sealed device keys: its directory,
+    when we make it, and the file are the owner's alone (0700 / 0600). SQLite gives its -wal
+    and -shm files the database file's mode; an existing file others can read is tightened."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))  # an empty file is an empty database
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        try:
+            if p.stat().st_mode & 0o077:
+                p.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
 def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -60,7 +75,7 @@ def make_engine(url: str | None = None, *, synchronous: str = "FULL", echo: bool
         if memory:
             kw["poolclass"] = StaticPool  # one shared connection, else each gets its own empty db
         elif u.database:
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(u.database))
         engine = create_engine(url, echo=echo, **kw)
         _sqlite_pragmas(engine, synchronous.upper())
         return engine

@@ -11,7 +11,7 @@ one rolls back); bad input raises `Invalid` with per-field errors, also audited.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -50,7 +50,7 @@ from urelief.registry.serialize import (
     school_out,
     subscriber_out,
 )
-from urelief.registry.signin import SignIn
+from urelief.registry.signin import API_TOKEN_TTL, SignIn
 
 
 class Registry(SignIn):
@@ -95,8 +95,9 @@ class Registry(SignIn):
 
     def create_operator(self, actor: Actor, username: str, role: Role | str, *,
                         school_id: int | None = None, password: str | None = None,
-                        display_name: str = "", token_label: str = "initial") -> tuple[dict, str]:
-        """-> (operator, its first bearer token — shown once)."""
+                        display_name: str = "", token_label: str = "initial",
+                        token_ttl: timedelta = API_TOKEN_TTL) -> tuple[dict, str]:
+        """-> (operator, its first bearer token — shown once; it expires after `token_ttl`)."""
         def fn(s: Session) -> tuple[dict, str]:
             policy.check_admin(actor, "create operators")
             errors = _check_operator(username, role, school_id, password)
@@ -112,7 +113,7 @@ class Registry(SignIn):
                           password_hash=credentials.hash_secret(password) if password else None)
             s.add(op)
             s.flush()
-            token = self._new_token(s, op, token_label, None)
+            token = self._new_token(s, op, token_label, token_ttl)
             audit.record(s, actor, "operator.create", object_type="operator", object_id=op.id,
                          school_id=op.school_id, detail={"username": username, "role": r.value})
             return operator_out(op), token

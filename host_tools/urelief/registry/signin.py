@@ -1,12 +1,18 @@
 """Sign-in: bearer tokens (cached per process for TOKEN_CACHE_S), password login, logout,
-issued tokens, and the per-address throttle on failed authentications."""
+issued tokens (all of them expire), and the per-address throttle on failed authentications.
+
+Nobody can lock an operator out: wrong passwords make *their address* back off for that
+username (LOGIN_FREE_FAILURES free, then LOGIN_BACKOFF_S doubling per failure up to
+LOGIN_BACKOFF_MAX_S), counted from the audit log (across processes and restarts); the right
+password from any other address still works. A login does the same work (one lookup, one
+scrypt at the password cost) whether or not the username exists, so timing does not tell."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy import func, select
@@ -17,13 +23,18 @@ from urelief.registry import audit, credentials, policy
 from urelief.registry.audit import Actor
 from urelief.registry.core import RegistryCore, get
 from urelief.registry.db import Database
-from urelief.registry.errors import Throttled
+from urelief.registry.errors import Invalid, Throttled
 from urelief.registry.keys import ServerKey
 from urelief.registry.models import AuditEntry, Operator, OperatorToken, utcnow
 from urelief.registry.serialize import operator_out
 
-LOGIN_FAILURES_MAX = 5
-LOGIN_WINDOW = timedelta(minutes=15)
+LOGIN_FREE_FAILURES = 5  # wrong passwords per (username, address) before it backs off
+LOGIN_BACKOFF_S = 30.0  # the first back-off; doubles with each further failure
+LOGIN_BACKOFF_MAX_S = 900.0
+LOGIN_WINDOW = timedelta(minutes=30)  # failures older than this no longer count
+SESSION_TTL = timedelta(hours=12)  # a dashboard login
+API_TOKEN_TTL = timedelta(days=90)  # tokens from add-operator / issue_token, unless told
+API_TOKEN_TTL_MAX = timedelta(days=366)
 TOKEN_CACHE_S = 30.0  # a revoked token stops working in other processes within this time
 # Failed authentications (bad tokens, wrong passwords) per source address, in this process: a
 # burst of AUTH_FAIL_BURST, then one per 1/AUTH_FAIL_PER_S s. Beyond that: 429 without checking
@@ -42,6 +53,7 @@ class SignIn(RegistryCore):
         self._failures = RateLimiter(AUTH_FAIL_PER_S, AUTH_FAIL_BURST, max_sources=10_000)
         self._throttle_notes: dict[str, tuple[float, int]] = {}  # source -> (last row, refused since)
         self._failures_lock = threading.Lock()
+        credentials.stand_in_hash()  # made now, so no login pays for it (a timing tell)
 
     def authenticate(self, token: str, remote_addr: str = "", what: str = "") -> Actor | None:
         """Bearer token -> Actor, or None (and an `auth.failed` audit entry)."""
@@ -113,18 +125,31 @@ class SignIn(RegistryCore):
         with self._tokens_lock:
             self._tokens.clear()
 
-    def _new_token(self, s: Session, op: Operator, label: str, ttl: timedelta | None) -> str:
+    def _new_token(self, s: Session, op: Operator, label: str, ttl: timedelta) -> str:
+        """Every token expires: `ttl` is clamped to (0, API_TOKEN_TTL_MAX]."""
+        if not timedelta(0) < ttl <= API_TOKEN_TTL_MAX:
+            raise Invalid("bad token lifetime", [{"field": "ttl", "message":
+                          f"more than 0, at most {API_TOKEN_TTL_MAX.days} days"}])
         token, key_id, secret_hash = credentials.new_token()
         s.add(OperatorToken(operator_id=op.id, key_id=key_id, secret_hash=secret_hash,
-                            label=label, expires_at=(utcnow() + ttl) if ttl else None))
+                            label=label, expires_at=utcnow() + ttl))
         return token
 
+    def token_alive(self, token: str) -> bool:
+        """Is this token still a valid session (not logged out, revoked, expired, or its
+        operator disabled)? No audit row: for a live stream asking every few seconds."""
+        cache_key = hashlib.sha256(token.encode()).digest()
+        with self._tokens_lock:
+            hit = self._tokens.get(cache_key)
+        if hit and hit[1] > time.monotonic():
+            return True
+        return self._check_token(token) is not None if token else False
+
     def login(self, username: str, password: str, remote_addr: str = "",
-              ttl: timedelta = timedelta(hours=12)) -> tuple[str, dict] | None:
+              ttl: timedelta = SESSION_TTL) -> tuple[str, dict] | None:
         """Password -> a fresh token (a dashboard session). None if wrong; audited either way.
-        After LOGIN_FAILURES_MAX failures within LOGIN_WINDOW a username is refused (Throttled)
-        until the window has passed; the count comes from the audit log, so it holds across
-        processes and restarts. Failures also count against the source address (AUTH_FAIL_*)."""
+        An address backing off for this username (module docstring) is refused (Throttled)
+        before any hashing. Failures also count against the source address (AUTH_FAIL_*)."""
         with self._failures_lock:
             over = self._failures.exhausted(remote_addr)
         if over:  # refused before any lookup or password hashing
@@ -133,22 +158,32 @@ class SignIn(RegistryCore):
         since = utcnow() - LOGIN_WINDOW
         with self.db.Session() as s:  # read only; hashing happens outside any transaction
             op = s.scalar(select(Operator).where(Operator.username == username))
-            failures = s.scalar(select(func.count(AuditEntry.id)).where(
-                AuditEntry.action == "auth.login", AuditEntry.username == username[:64],
-                AuditEntry.outcome.in_(("denied", "throttled")), AuditEntry.at >= since))
+            # Only wrong passwords count (not refused attempts): retrying does not renew it.
+            failures, last = s.execute(select(func.count(AuditEntry.id), func.max(AuditEntry.at))
+                                       .where(AuditEntry.action == "auth.login",
+                                              AuditEntry.username == username[:64],
+                                              AuditEntry.remote_addr == remote_addr[:64],
+                                              AuditEntry.outcome == "denied",
+                                              AuditEntry.at >= since)).one()
         who = (Actor(op.id, op.username, op.role, op.school_id, remote_addr) if op
                else Actor(None, username[:64], "", remote_addr=remote_addr))
-        if (failures or 0) >= LOGIN_FAILURES_MAX:
+        wait = login_backoff_s(failures or 0)
+        if wait and last is not None and (utcnow() - _aware(last)).total_seconds() < wait:
             self._audit_alone(who, "auth.login", "throttled", object_type="operator",
                               object_id=op.id if op else "")
-            raise Throttled(f"too many failed logins for {username!r}; try again later")
-        ok = (op is not None and op.active and op.password_hash is not None
-              and credentials.verify_secret(password, op.password_hash))
+            raise Throttled(f"too many failed logins for {username!r} from this address; "
+                            f"try again in {wait:.0f} s")
+        usable = op is not None and op.active and op.password_hash is not None
+        # Unknown, disabled or password-less: the same scrypt work against a stand-in hash.
+        ok = credentials.verify_secret(password, op.password_hash if usable else
+                                       credentials.stand_in_hash()) and usable
         if not ok or op is None:
             self._auth_failure(who, "auth.login", object_type="operator",
                                object_id=op.id if op else "")
             return None
         with self.db.session() as s:
+            if credentials.needs_rehash(op.password_hash):  # stored at a cost below today's
+                s.get(Operator, op.id).password_hash = credentials.hash_secret(password)
             token = self._new_token(s, op, "login", ttl)
             audit.record(s, who, "auth.login", object_type="operator", object_id=op.id)
             return token, operator_out(op)
@@ -165,7 +200,9 @@ class SignIn(RegistryCore):
         self._forget_tokens()
 
     def issue_token(self, actor: Actor, operator_id: int, label: str = "",
-                    ttl: timedelta | None = None) -> str:
+                    ttl: timedelta = API_TOKEN_TTL) -> str:
+        """A bearer token for a machine or script; it expires after `ttl` (at most
+        API_TOKEN_TTL_MAX)."""
         def fn(s: Session) -> str:
             policy.check_admin(actor, "issue tokens")
             op = get(s, Operator, operator_id)
@@ -175,6 +212,17 @@ class SignIn(RegistryCore):
             return token
         return self._run(actor, "operator.token_issue", fn, object_type="operator",
                          object_id=operator_id)
+
+
+def login_backoff_s(failures: int) -> float:
+    """Seconds an address waits after its last wrong password for one username."""
+    if failures < LOGIN_FREE_FAILURES:
+        return 0.0
+    return min(LOGIN_BACKOFF_MAX_S, LOGIN_BACKOFF_S * 2 ** (failures - LOGIN_FREE_FAILURES))
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _with_addr(actor: Actor, remote_addr: str) -> Actor:

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from urelief import protocol as p
 from urelief.registry import audit, policy
-from urelief.registry.auth import CurrentOperator
+from urelief.registry.auth import CurrentOperator, request_token
 from urelief.registry.errors import Denied
 from urelief.registry.models import (
     INCIDENT_CLOSED,
@@ -171,7 +171,9 @@ async def live(request: Request, who: CurrentOperator) -> StreamingResponse:
     def allow(kind: str, data: dict) -> bool:
         return scope is None or data.get("school_id") == scope
 
-    return StreamingResponse(_server(request).hub.stream(allow), media_type="text/event-stream",
+    token, registry = request_token(request), _server(request).registry
+    stream = _server(request).hub.stream(allow, alive=lambda: registry.token_alive(token))
+    return StreamingResponse(stream, media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 

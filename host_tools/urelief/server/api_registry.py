@@ -28,6 +28,7 @@ from urelief.registry.errors import Invalid, RegistryError, Throttled
 from urelief.registry.keys import ServerKeyError
 from urelief.registry.models import DeviceStatus, NotifyPref, Role
 from urelief.registry.service import Registry
+from urelief.registry.signin import API_TOKEN_TTL
 
 MAX_ROSTER_BYTES = 8 * 1024 * 1024
 router = APIRouter(prefix="/api", tags=["registry"])
@@ -68,7 +69,8 @@ class OperatorPatch(_In):
 
 class TokenIn(_In):
     label: str = Field("", max_length=100)
-    ttl_hours: int | None = Field(None, ge=1, le=24 * 366)
+    ttl_hours: int | None = Field(None, ge=1, le=24 * 366,
+                                  description="lifetime; default 90 days, at most 366")
 
 
 class GuardianIn(_In):
@@ -238,7 +240,7 @@ def update_operator(operator_id: int, body: OperatorPatch, who: CurrentOperator,
 @router.post("/operators/{operator_id}/tokens", status_code=201)
 def issue_token(operator_id: int, body: TokenIn, who: CurrentOperator,
                 registry: RegistryDep) -> dict:
-    ttl = timedelta(hours=body.ttl_hours) if body.ttl_hours else None
+    ttl = timedelta(hours=body.ttl_hours) if body.ttl_hours else API_TOKEN_TTL
     return {"token": registry.issue_token(who, operator_id, body.label, ttl)}
 
 

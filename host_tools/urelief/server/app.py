@@ -106,6 +106,7 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
     app = FastAPI(title="U-Relief police server", version="1", lifespan=lifespan,
                   description="Verified SOS ingest, subscriber registry, incidents, live dashboard.")
     app.state.server = server
+    app.state.allowed_origins = cfg.allowed_origins  # registry.auth's CSRF check
     app.add_middleware(guard.BodyLimit, max_bytes=cfg.max_body_bytes)
     guard.announce(cfg)
     api_registry.install(app, server.registry)

@@ -70,6 +70,9 @@ class ServerConfig:
     # WebRTC ICE servers for the caller's video, as RTCPeerConnection takes them; [] = host
     # candidates only (enough when phone and dashboard reach each other directly).
     ice_servers: list = field(default_factory=list)
+    # Origins (scheme://host:port) besides the server's own whose cookie-authenticated writes
+    # are accepted (CSRF check); e.g. the public name a reverse proxy serves the dashboard on.
+    allowed_origins: tuple[str, ...] = ()
     sms_gateway: str = "log"  # log | modem:/dev/ttyUSB0[@115200]; in-process: create_app(gateway=…)
     extra: dict = field(default_factory=dict)
 
@@ -87,6 +90,7 @@ class ServerConfig:
             trusted_proxies=split_list(env.get("URELIEF_TRUSTED_PROXIES", "")),
             public_url=env.get("URELIEF_PUBLIC_URL", ""),
             ice_servers=_ice_servers(env.get("URELIEF_ICE_SERVERS", "")),
+            allowed_origins=split_list(env.get("URELIEF_ALLOWED_ORIGINS", "")),
         )
         for name, conv in (("source_rate_per_s", float), ("source_burst", int),
                            ("device_rate_per_s", float), ("device_burst", int),

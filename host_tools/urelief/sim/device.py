@@ -264,7 +264,7 @@ class VirtualDevice:
             self._board_exited()
             return
         for kind, t_us, payload in got:
-            self.loop.board_spoke(t_us)
+            self.loop.board_spoke(kind, t_us)
             handler = self.chip.handlers.get(kind)
             if handler is None:
                 self.model_failed(DeviceError(

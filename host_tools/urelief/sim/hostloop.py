@@ -49,7 +49,9 @@ class HostLoop:
         self._more = False  # time stopped moving with more still due: come back at once
         self._idle_until: float | None = None  # device us a waiting board is owed a WAKE at
         self._idle_real = (0.0, 0.0)  # (monotonic s, device us) when a held idle began
-        self._last_msg = (0.0, 0.0)  # (monotonic s, device us) of the last frame from the board
+        # (monotonic s, board CPU us, device us) at the last frame from the board
+        self._last_msg = (0.0, 0.0, 0.0)
+        self._at_repl = False  # the board said it entered its REPL and has not spoken since
         self._sent_events = 0  # events sent to this boot of the board
         self._idle_events = 0  # ... of which it had seen when it began to wait
         self._intr_at: float | None = None  # monotonic s of a Ctrl-C the board has not taken
@@ -102,7 +104,8 @@ class HostLoop:
         self.watch(chan_fd, "chan")
         self._sent_events = 0
         self._idle_until = None
-        self._last_msg = (time.monotonic(), self.clock.now_us())
+        self._at_repl = False
+        self._last_msg = (time.monotonic(), 0.0, self.clock.now_us())
 
     def board_stopped(self) -> None:
         self._intr_at = None
@@ -116,11 +119,13 @@ class HostLoop:
     def event_sent(self) -> None:
         self._sent_events += 1
 
-    def board_spoke(self, t_us: float) -> None:
-        """A frame stamped with the board's time t_us arrived."""
+    def board_spoke(self, kind: int, t_us: float) -> None:
+        """A frame of `kind` stamped with the board's time t_us arrived."""
         c = self.clock
         if c.virtual:
-            self._last_msg = (time.monotonic(), t_us)
+            run = self._dev.chip_run
+            self._last_msg = (time.monotonic(), run.cpu_us() if run else 0.0, t_us)
+            self._at_repl = kind == K.SYNC
             if t_us > c.now_us():
                 c.advance_to(t_us, self._dev.model_failed)
 
@@ -218,9 +223,14 @@ class HostLoop:
             c.advance_to(c.now_us(), dev.model_failed)
             return
         if dev.state == "running" and self._idle_until is None:
-            # A busy board (running code, or blocked at its REPL) lives in real time.
-            t0, d0 = self._last_msg
-            c.advance_to(d0 + (time.monotonic() - t0) * 1e6, dev.model_failed)
+            # A busy board lives on its CPU time (what its own ticks count), so a host or a
+            # machine too busy to run it moves no device time; one at its REPL, in real time.
+            wall0, cpu0, d0 = self._last_msg
+            run = dev.chip_run
+            if self._at_repl or run is None:
+                c.advance_to(d0 + (time.monotonic() - wall0) * 1e6, dev.model_failed)
+            else:
+                c.advance_to(d0 + max(0.0, run.cpu_us() - cpu0), dev.model_failed)
             return
         # The board waits (idle, light or deep sleep) or is off: move time to the next thing.
         # A bounded number of steps per tick: the models' periodic timers never run out while

@@ -9,7 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from urelief.sim import frames, vm
+from urelief.sim import cpuclock, frames, vm
 
 SHIMS = Path(__file__).with_name("shims")
 FLASH_BLOCKS = 512  # 2 MiB littlefs partition of 4 KiB blocks (ESP32 4 MB flash layout)
@@ -51,7 +51,8 @@ def install_flash(flash: Path, tree: Path | None, board_file: Path) -> None:
 class ChipRun:
     """The running VM process and its wire. Host loop thread only."""
 
-    def __init__(self, *, flash: Path, heap_kb: int, tty: int, mode: str, virtual: bool):
+    def __init__(self, *, flash: Path, heap_kb: int, tty: int, mode: str, virtual: bool,
+                 cpu_scale: float = 1.0):
         h2d_r, h2d_w = os.pipe()
         d2h_r, d2h_w = os.pipe()
         env = vm.micropython_env([SHIMS])
@@ -59,6 +60,10 @@ class ChipRun:
                    URELIEF_FLASH_BLOCKS=str(FLASH_BLOCKS), URELIEF_MODE=mode,
                    URELIEF_SHIM_RESERVE=str(SHIM_RESERVE_KB * 1024),
                    URELIEF_CLOCK="virtual" if virtual else "real")
+        if virtual:  # the chip's ticks count the CPU time it gets, not the wall clock's
+            env["LD_PRELOAD"] = str(cpuclock.library())
+            env["URELIEF_CPU_SCALE"] = repr(cpu_scale)
+        self.cpu_scale = cpu_scale
 
         def child_setup():
             os.setsid()
@@ -114,6 +119,13 @@ class ChipRun:
         return frames.unpack_all(self._rx)
 
     # -- the process -------------------------------------------------------------------------
+    def cpu_us(self) -> float:
+        """The chip's ticks as the board reads them (its CPU time, scaled), in us."""
+        try:
+            return cpuclock.process_cpu_s(self.proc.pid) * self.cpu_scale * 1e6
+        except OSError:  # exited
+            return 0.0
+
     def code_running(self) -> bool:
         return sigint_caught(self.proc.pid)
 

@@ -3,9 +3,10 @@
 Real mode: device time is wall time since the device object started. Virtual mode: device time
 moves only when the firmware idles (asyncio waiting, sleep_ms, lightsleep) or sleeps, and then
 jumps straight to the next thing that can happen — a hardware model's timer, the end of the
-firmware's own wait, or the horizon a test allows with `run_for`. Virtual time is real time plus
-the idle time skipped: it never runs slower than the wall clock (the chip's own ticks, which
-asyncio's C task queue reads, stay behind it), and CPU time the firmware spends counts 1:1.
+firmware's own wait, or the horizon a test allows with `run_for`. Virtual time is the chip's
+ticks plus the idle time skipped; the chip's ticks count the CPU time its VM had (cpuclock.c), so
+it never runs ahead while the board waits for the host, and CPU time the firmware spends counts
+1:1 (times the board's CPU scale).
 """
 
 from __future__ import annotations

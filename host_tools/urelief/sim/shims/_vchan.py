@@ -34,8 +34,9 @@ class Chan:
         self.kbd = False  # Ctrl-C from the USB host: KeyboardInterrupt at the next safe point
 
     # -- device time ------------------------------------------------------------------
-    # The virtual clock is the chip's clock plus skipped idle time: it never runs slower than
-    # real time, so asyncio's C task queue (stamped with the chip's ticks) stays consistent.
+    # The virtual clock is the chip's clock plus skipped idle time, never behind the chip's
+    # ticks, so asyncio's C task queue (stamped with them) stays consistent. In virtual mode the
+    # chip's ticks are this process's CPU time (the host preloads cpuclock.c).
     def now_us(self):
         return utime.ticks_diff(utime.ticks_us(), self._r0) + self.off_us
 

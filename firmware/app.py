@@ -5,15 +5,16 @@ import asyncio
 import bringup
 import config
 import machine
+from console import event
 from periph.button import Button
 from periph.haptics import SENT, Haptics
 
 RESET_CAUSES = {
-    machine.PWRON_RESET: "power-on",
-    machine.HARD_RESET: "hard reset",
+    machine.PWRON_RESET: "power_on",
+    machine.HARD_RESET: "hard_reset",
     machine.WDT_RESET: "watchdog",
-    machine.DEEPSLEEP_RESET: "deep-sleep wake",
-    machine.SOFT_RESET: "soft reset",
+    machine.DEEPSLEEP_RESET: "deep_sleep_wake",
+    machine.SOFT_RESET: "soft_reset",
 }
 
 
@@ -25,7 +26,7 @@ def start_battery(board):
     try:
         return bringup.battery(board)
     except Exception as e:  # a gauge that does not answer must not stop the terminal
-        print("urelief: no battery gauge:", repr(e))
+        print(event("fault", "what=battery_gauge", repr(e)))
         return None
 
 
@@ -74,7 +75,8 @@ def start_alarm(board, device, haptics, battery, gnss, modem, button):
 async def main():
     board = config.load_board()
     device = config.load_device()
-    print("urelief: boot on", board["name"], "- reset cause:", reset_cause_name())
+    print(event("boot", "board=%s reset=%s fw=%d.%d.%d" % ((board["name"], reset_cause_name()) +
+                                                               config.FW_VERSION)))
     pins = board["pins"]
     haptics = Haptics(pins["vibration"], pins.get("led"))
     button = Button(pins["button"], device["gesture"])
@@ -84,20 +86,21 @@ async def main():
     runner = None
     missing = config.missing(device)
     if missing:
-        print("urelief: not provisioned (no %s): an SOS cannot be sent" % ", ".join(missing))
+        print(event("cannot_send", "reason=not_provisioned missing=" + ",".join(
+            m.replace(" ", "_") for m in missing)))
     else:
         modem = bringup.modem(board)
         if modem is None:
-            print("urelief: no modem on this board: an SOS cannot be sent")
+            print(event("cannot_send", "reason=no_modem"))
         else:
             try:
                 runner = start_alarm(board, device, haptics, battery, gnss, modem, button)
             except Exception as e:  # e.g. the counter file is missing or corrupt
-                print("urelief: alarm not started:", repr(e))
+                print(event("cannot_send", "reason=alarm_not_started", repr(e)))
     async for kind, n, t_ms in button:
-        print("urelief: gesture", kind, n, "at", t_ms, "ms")
+        print(event("gesture", "kind=%s n=%d t_ms=%d" % (kind, n, t_ms)))
         if runner is None:
             haptics.play(SENT)  # the gesture is felt, though nothing can be sent
-            print("urelief: cannot send: not provisioned")
+            print(event("felt", "pattern=" + SENT))
         else:
             runner.gesture(kind, n, t_ms)

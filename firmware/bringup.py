@@ -2,6 +2,7 @@
 place for the app (app.py) and the provisioning self-test (selftest.py), so the self-test
 checks the parts exactly as the terminal starts them."""
 import machine
+from console import event, flag
 
 _pmu = None  # periph.pmu.Axp2101 once a rail was switched
 
@@ -37,18 +38,17 @@ def pmu_rails(board, use, on=True, log=print):
     rails = pmu.rails(board, use)
     if not rails:
         if use == "modem" and "modem_power" not in board["pins"]:
-            log('urelief: PMU: board file declares no rail with use "modem": '
-                'the modem stays unpowered')
+            log(event("fault", "what=pmu_no_modem_rail", "the modem stays unpowered"))
         return None
     try:
         if _pmu is None:
             _pmu = pmu.from_board(board)
         _pmu.switch(rails, on)
     except (OSError, ValueError, KeyError) as e:
-        log("urelief: PMU: %s rails not switched: %r" % (use, e))
+        log(event("fault", "what=pmu_rails use=" + use, repr(e)))
         return None
-    log("urelief: PMU: %s rails %s" % (use, ", ".join(
-        "%s %s %s mV %s" % (n, r, mv, "on" if on else "off") for n, r, mv in rails)))
+    log(event("pmu_rails", "use=%s on=%d rails=%s" % (use, flag(on), ",".join(
+        "%s:%s:%smV" % (n, r, mv) for n, r, mv in rails))))
     p = _pmu
     return lambda v: p.switch(rails, v)
 

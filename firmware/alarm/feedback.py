@@ -12,7 +12,7 @@ SENT_ = const(2)
 SEEN_ = const(3)
 DISPATCHED_ = const(4)
 STOOD_DOWN = const(5)
-NAMES = ("idle", "raised", "sent", "seen", "dispatched", "stood down")
+NAMES = ("idle", "raised", "sent", "seen", "dispatched", "stood_down")
 _FELT = (None, SENT, SEEN, DISPATCHED)  # by ACK level 1..3
 
 

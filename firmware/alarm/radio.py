@@ -6,6 +6,7 @@ While a window holds the RF of a modem without "gnss_with_lte", the transport's 
 import asyncio
 import time
 
+from console import event
 from gnss.plan import SOS_NONE, SOS_UNACKED, SOS_UNSENT
 from micropython import const
 
@@ -64,9 +65,9 @@ class ModemGnss:
     async def run(self):
         p = self.plan
         if p.with_lte:
-            self.log("urelief: gnss from the modem, beside LTE")
+            self.log(event("gnss_modem", "beside_lte=1"))
         else:
-            self.log("urelief: gnss from the modem, in windows between LTE uses")
+            self.log(event("gnss_modem", "beside_lte=0"))
         while True:
             now = time.ticks_ms()
             st, sent_ms = self.sos(now)
@@ -76,7 +77,7 @@ class ModemGnss:
                 try:
                     await self._window(alert)
                 except Exception as e:  # a bug here must not end the fixes, nor hold uplinks
-                    self.log("urelief: gnss window: %r" % (e,))
+                    self.log(event("fault", "what=gnss_task", repr(e)))
                 finally:
                     self._release()
             else:
@@ -97,8 +98,8 @@ class ModemGnss:
         try:
             self.gnss.power(True)  # the antenna rail, where the board switches one
             await m.gnss_power(True)
-            self.log("urelief: gnss window open (%s, %d s at most)" % (
-                "alert" if alert else "refresh", p.window_ms(alert) // 1000))
+            self.log(event("gnss_window_open", "for=%s max_s=%d" % (
+                "alert" if alert else "refresh", p.window_ms(alert) // 1000)))
             while True:
                 f = await m.gnss_fix()
                 good = False
@@ -107,19 +108,19 @@ class ModemGnss:
                     good = f.has_position and p.good(f.accuracy_m)
                     fixes += good
                     if good and fixes == 1:
-                        self.log("urelief: gnss fix %s,%s +/- %s m after %d ms" % (
-                            f.lat, f.lon, f.accuracy_m, time.ticks_diff(time.ticks_ms(), t0)))
+                        self.log(event("gnss_fix", "lat=%s lon=%s accuracy_m=%s after_ms=%d" % (
+                            f.lat, f.lon, f.accuracy_m, time.ticks_diff(time.ticks_ms(), t0))))
                 now = time.ticks_ms()
                 why = p.stop(now, t0, self.r.alarm.active, self.sos(now)[0], good)
                 if why:
                     break
                 await self._nap(p.poll_ms)
         except Exception as e:  # AT error, timeout, modem reset: the window ends, LTE goes on
-            self.log("urelief: gnss window failed: %r" % (e,))
+            self.log(event("fault", "what=gnss_window", repr(e)))
         try:
             await m.gnss_power(False)
         except Exception as e:
-            self.log("urelief: gnss not switched off: %r" % (e,))
+            self.log(event("fault", "what=gnss_off", repr(e)))
         self._closed(t0, why, True, fixes > 0)
 
     async def _nap(self, ms):
@@ -141,11 +142,12 @@ class ModemGnss:
             try:
                 self.gnss.power(False)
             except OSError as e:  # the PMU did not answer: the antenna may stay on
-                self.log("urelief: gnss antenna not switched off: %r" % (e,))
+                self.log(event("fault", "what=gnss_antenna_off", repr(e)))
             self.plan.closed(now, got_fix)
             self._pct = self._battery_pct()
         self._release()
-        self.log("urelief: gnss window closed after %d ms: %s" % (time.ticks_diff(now, t0), why))
+        self.log(event("gnss_window_closed", "after_ms=%d why=%s" % (
+            time.ticks_diff(now, t0), why.replace(" ", "_"))))
 
     def _release(self):
         if self.tr.release():

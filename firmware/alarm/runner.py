@@ -1,9 +1,10 @@
 """The alarm's thin task layer: gesture -> sealed SOS -> outbox (stored before any send) ->
 transport (as policy.py decides) -> ACK downlink (opened by proto) -> haptics.
-Console lines start with "urelief: " (the simulator and the demo read them)."""
+Console lines are console.event()s (docs/console-events.md): tools read them."""
 import asyncio
 import time
 
+from console import event, flag, opt
 from micropython import const
 from periph.haptics import LOW_BATTERY, QUESTION, SENT
 from proto import ProtoError
@@ -67,7 +68,7 @@ class Runner:
         self._start_modem_gnss(transport)
         asyncio.create_task(self._health_loop())
         if len(self.outbox):
-            self.log("urelief: outbox holds %d packet(s) from before the reset" % len(self.outbox))
+            self.log(event("outbox_resumed", "packets=%d" % len(self.outbox)))
             self.kick.set()
             self._resume()
 
@@ -80,7 +81,7 @@ class Runner:
             self.alarm.sos = sos[-1]
             self._raised.set()
             self._counting(self._cancellable())
-            self.log("urelief: alert from sos #%d resumed" % sos[0])
+            self.log(event("alert_resumed", "sos=%d" % sos[0]))
 
     # -------------------------------------------------------------- events -> packets
 
@@ -108,7 +109,7 @@ class Runner:
                 b.sample()
                 pct, charging = b.percent, b.charging
             except Exception as e:  # a bad gauge must never hold an alert back
-                self.log("urelief: battery not read: %r" % (e,))
+                self.log(event("fault", "what=battery_read", repr(e)))
         self._battery_pct = pct
         fix = self.gnss.fix if self.gnss is not None else None
         return report.fill(at, fix, self.clock, pct, charging, self.cell, self.drill)
@@ -122,11 +123,11 @@ class Runner:
             return None
         new = self.alarm.raise_(c, t0, self.drill)
         self._fresh = not r.trusted
-        self.log("urelief: sos #%d stored %d ms after the gesture%s: fix %s age %s s%s, "
-                 "battery %s%%, time source %d" % (
-                     c, time.ticks_diff(time.ticks_ms(), t0), "" if new else " (repeat)",
-                     "yes" if r.fix else "none", r.fix_age_s, " trusted" if r.trusted else "",
-                     r.battery_pct, r.time_source))
+        self.log(event("stored", "kind=sos counter=%d after_ms=%d repeat=%d fix=%d fix_age_s=%s "
+                       "trusted=%d battery_pct=%s time_source=%d" % (
+                           c, time.ticks_diff(time.ticks_ms(), t0), flag(not new), flag(r.fix),
+                           opt(r.fix_age_s), flag(r.trusted), opt(r.battery_pct),
+                           r.time_source)))
         if new:
             self._raised.set()
             self._counting(self._cancellable())
@@ -148,7 +149,7 @@ class Runner:
         self.haptics.play(felt)
         if not duress:
             self.policy.stand_down()
-        self.log("urelief: cancel #%s stored for sos #%s" % (c, sos))  # same line under duress
+        self.log(event("stored", "kind=cancel counter=%s sos=%s" % (opt(c), opt(sos))))  # same under duress
         return c
 
     def _counting(self, on):
@@ -166,7 +167,8 @@ class Runner:
         c = self._store(lambda c: self.codec.tap_reply(c, r, qid, presses))
         if c is not None:
             self._answer = c
-            self.log("urelief: answer #%d stored: question %d, %d press(es)" % (c, qid, presses))
+            self.log(event("stored", "kind=answer counter=%d question=%d presses=%d" % (
+                c, qid, presses)))
         return c
 
     def question(self, d):
@@ -175,8 +177,8 @@ class Runner:
             return
         self._counting(True)
         self.haptics.play(QUESTION)
-        self.log("urelief: question %d (kind %d, %d choices, %d s)" % (
-            d.question_id, d.kind, d.choices, d.timeout_s))
+        self.log(event("question", "id=%d kind=%d choices=%d timeout_s=%d" % (
+            d.question_id, d.kind, d.choices, d.timeout_s)))
         asyncio.create_task(self._question_timeout(d.question_id))
 
     async def _question_timeout(self, qid):
@@ -193,8 +195,8 @@ class Runner:
         r = self._report(time.ticks_ms())
         c = self._store(lambda c: self.codec.position(c, r, reason))
         if c is not None:
-            self.log("urelief: position #%d stored (reason %d, fix %s age %s s)" % (
-                c, reason, "yes" if r.fix else "none", r.fix_age_s))
+            self.log(event("stored", "kind=position counter=%d reason=%d fix=%d fix_age_s=%s" % (
+                c, reason, flag(r.fix), opt(r.fix_age_s))))
         return c
 
     def _store(self, seal):
@@ -202,10 +204,10 @@ class Runner:
             c = self.counter.next()
             e, dropped = self.outbox.add(bytes(seal(c)))
         except (ProtoError, OSError) as e:
-            self.log("urelief: PACKET NOT STORED: %r" % (e,))
+            self.log(event("fault", "what=store", repr(e)))
             return None
         if dropped is not None:
-            self.log("urelief: outbox full: dropped #%d" % dropped.counter)
+            self.log(event("outbox_dropped", "counter=%d" % dropped.counter))
         self.kick.set()
         return c
 
@@ -241,11 +243,12 @@ class Runner:
                     await tr.send(ch, e.packet)
                 except Exception as ex:  # the outbox keeps it; the policy says when again
                     ok = False
-                    self.log("urelief: #%d not sent over %s: %r" % (e.counter, ch, ex))
+                    self.log(event("send_failed", "counter=%d channel=%s" % (e.counter, ch),
+                                   repr(ex)))
                 pol.sent(e, ch, now, ok)
                 if ok:
-                    self.log("urelief: #%d sent over %s (try %d)" % (
-                        e.counter, ch, e.tries if ch == "udp" else e.sms))
+                    self.log(event("sent", "counter=%d channel=%s try=%d" % (
+                        e.counter, ch, e.tries if ch == "udp" else e.sms)))
                 now = time.ticks_ms()
             self.kick.clear()
             wait = pol.next_due(box.entries, time.ticks_ms())
@@ -273,24 +276,24 @@ class Runner:
             d = self.codec.open(data, self.guard)
         except ProtoError as e:
             if e.reason != "duplicate":  # the second copy (UDP and SMS) is expected
-                self.log("urelief: downlink refused: " + e.reason)
+                self.log(event("fault", "what=downlink reason=" + e.reason.replace(" ", "_")))
             return
         if d.type == ACK:
             self.outbox.ack(d.acked_counter)
             felt = self.alarm.on_ack(d.acked_counter, d.level)
-            self.log("urelief: ack #%d level %d, alarm %s" % (
-                d.acked_counter, d.level, self.alarm.name))
+            self.log(event("ack", "counter=%d level=%d alarm=%s" % (
+                d.acked_counter, d.level, self.alarm.name)))
             if felt is None and d.acked_counter == self._answer:
                 felt = SENT  # the answer reached the police
                 self._answer = None
             if felt:
                 self.haptics.play(felt)
-                self.log("urelief: vibrate " + felt)
+                self.log(event("felt", "pattern=" + felt))
         elif d.type == STAND_DOWN:
             if self.alarm.stand_down(d.reason, d.sos_counter):
                 self.policy.stand_down()
                 self._counting(self.ask.open)
-                self.log("urelief: stood down (reason %d)" % d.reason)
+                self.log(event("stood_down", "reason=%d" % d.reason))
         elif d.type == TRACKING:
             self.policy.tracking(d.fast_interval_s, d.fast_for_s, d.slow_interval_s,
                                  d.low_battery_pct)
@@ -315,15 +318,15 @@ class Runner:
             if b is not None and b.low and not low:
                 c = self._store(lambda c: self.codec.low_battery(c, r, mv))
                 self.haptics.play(LOW_BATTERY)
-                self.log("urelief: low battery #%s stored: %d mV" % (c, mv))
+                self.log(event("stored", "kind=low_battery counter=%s battery_mv=%d" % (opt(c), mv)))
             low = b is not None and b.low
             if wait_ms <= 0 and self.checkin_s:
                 wait_ms = self.checkin_s * 1000
                 pending = len(self.outbox)
                 c = self._store(lambda c: self.codec.check_in(
                     c, r, self.fw, mv, pending if pending < 255 else 255))
-                self.log("urelief: check-in #%s stored (battery %d mV, %d waiting)" % (
-                    c, mv, pending))
+                self.log(event("stored", "kind=check_in counter=%s battery_mv=%d waiting=%d" % (
+                    opt(c), mv, pending)))
 
     async def _track_loop(self):
         """Follow-up POSITION packets while the alert is live (policy.track_interval_s)."""
@@ -363,4 +366,4 @@ class Runner:
                         s = report.days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss
                         self.clock.set(s - tz * 60, 0, TIME_NETWORK, time.ticks_ms())
             except Exception as e:
-                self.log("urelief: cell not read: %r" % (e,))
+                self.log(event("fault", "what=cell_read", repr(e)))

@@ -3,6 +3,7 @@ the police gateway's number; every downlink (datagram or SMS) goes to on_downlin
 Mechanism only: which channel to use, and when, is policy.py's call."""
 import asyncio
 
+from console import event
 from micropython import const
 from modem.at import AtError, AtTimeout, ModemReset
 from modem.core import ModemError
@@ -45,8 +46,8 @@ class Transport:
     def _set(self, link):
         if link != self.link:
             self.link = link
-            self.log("urelief: data link " + ("up" if link == LINK_UP else
-                                              "down" if link == LINK_DOWN else "connecting"))
+            self.log(event("link", "state=" + ("up" if link == LINK_UP else
+                                               "down" if link == LINK_DOWN else "connecting")))
             self.on_change()
 
     async def run(self):
@@ -57,14 +58,14 @@ class Transport:
                 await m.start()
                 break
             except _ERRORS as e:
-                self.log("urelief: modem not available: %r" % (e,))
+                self.log(event("fault", "what=modem", repr(e)))
                 await asyncio.sleep_ms(_START_RETRY_MS)
         self.ready = True
         self._resets = m.resets
         asyncio.create_task(m.supervise())
         asyncio.create_task(self._udp_rx())
         asyncio.create_task(self._sms_rx())
-        self.log("urelief: modem ready (%s)" % m.name)
+        self.log(event("modem_ready", "model=" + m.name))
         self.on_change()
         while True:
             if m.resets != self._resets:
@@ -96,7 +97,7 @@ class Transport:
             await self.m.udp_open(self.host, self.port)
             self._set(LINK_UP)
         except _ERRORS as e:
-            self.log("urelief: no data link: %r" % (e,))
+            self.log(event("fault", "what=data_link", repr(e)))
             self._set(LINK_DOWN)
 
     async def free(self):

@@ -11,13 +11,13 @@ The rig itself (`PoliceServer`, `SmsGateway`, `Rig`) lives in `urelief.sim.rig`.
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from pathlib import Path
 
 import click
 
+from urelief.sim import events
 from urelief.sim.rig import PoliceServer, Rig, pattern_name
 
 # ------------------------------------------------------------------------------ the demo
@@ -43,9 +43,10 @@ def _timeline(rig: Rig, server: PoliceServer, echo, wall0: float) -> dict:
     echo(f"[{t_ready:8.0f} ms] modem registered, data link to the police server up")
     t_hold = rig.hold(3500, after_ms=500)
     t_press = t_hold - rig.cfg.gesture["hold_ms"]
-    rig.until(lambda: "level 1" in dev.output and len(rig.motor) >= 2, timeout_ms=20_000)
+    rig.until(lambda: events.first(dev.output, "ack", level=1) and len(rig.motor) >= 2,
+              timeout_ms=20_000)
     rig.dev.run_for(300)
-    stored = re.search(r"sos #(\d+) stored (\d+) ms after the gesture[^\n]*", dev.output)
+    stored = events.first(dev.output, "stored", kind="sos")
     sent_at = _modem_time(rig, "AT+CASEND")
     ack_at = _modem_time(rig, "+CADATAIND", "tx")
     incs = server.incidents()
@@ -54,8 +55,10 @@ def _timeline(rig: Rig, server: PoliceServer, echo, wall0: float) -> dict:
     echo(f"[{t_press:8.0f} ms] the child presses the SOS button and holds it")
     echo(f"[{t_hold:8.0f} ms] held 3 s: SOS gesture recognised")
     if stored:
-        echo(f"[{t_hold + int(stored.group(2)):8.0f} ms] SOS #{stored.group(1)} sealed and stored "
-             f"in the flash outbox ({stored.group(0).split(': ', 1)[-1]})")
+        echo(f"[{t_hold + stored.int('after_ms'):8.0f} ms] SOS #{stored['counter']} sealed and "
+             f"stored in the flash outbox (fix {'yes' if stored.flag('fix') else 'none'}, age "
+             f"{stored['fix_age_s']} s, battery {stored['battery_pct']} %, time source "
+             f"{stored['time_source']})")
     if sent_at is not None:
         echo(f"[{sent_at:8.0f} ms] sent over UDP (AT+CASEND, LTE-M)")
     if inc:
@@ -68,8 +71,8 @@ def _timeline(rig: Rig, server: PoliceServer, echo, wall0: float) -> dict:
         echo(f"[{t:8.0f} ms] vibration: {pattern_name(durs)} (silent confirmation)")
     wall = time.monotonic() - wall0
     figures = {
-        "press_to_stored_ms": (t_hold - t_press) + int(stored.group(2)) if stored else None,
-        "gesture_to_stored_ms": int(stored.group(2)) if stored else None,
+        "press_to_stored_ms": (t_hold - t_press) + stored.int("after_ms") if stored else None,
+        "gesture_to_stored_ms": stored.int("after_ms") if stored else None,
         "press_to_server_ms": round(sent_at + rig.modem.t.uplink_ms - t_press) if sent_at else None,
         "press_to_ack_ms": round(ack_at - t_press) if ack_at else None,
         "press_to_vibration_ms": round(on[0] - t_press) if on else None,

@@ -8,10 +8,9 @@ runs beside LTE."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from urelief.paths import BOARDS
+from urelief.sim import events
 from urelief.sim.rig import SEOUL
 
 S3 = "lilygo-t-sim7080g-s3"
@@ -19,23 +18,25 @@ S3 = "lilygo-t-sim7080g-s3"
 
 def sos_no(out: str) -> str | None:
     """The counter of the first SOS (a heartbeat CHECK_IN may have taken #1)."""
-    m = re.search(r"sos #(\d+) stored", out)
-    return m.group(1) if m else None
+    e = events.first(out, "stored", kind="sos")
+    return e["counter"] if e else None
+
+
+def acked(out: str, n: str | None) -> bool:
+    return n is not None and events.first(out, "ack", counter=n) is not None
 
 
 def sos_acked(out: str) -> bool:
-    n = sos_no(out)
-    return n is not None and f"ack #{n} " in out
+    return acked(out, sos_no(out))
 
 def pos_no(out: str, reason: int = 2) -> str | None:
     """The counter of the first POSITION stored for `reason` (2 fresh fix, 1 scheduled)."""
-    m = re.search(rf"position #(\d+) stored \(reason {reason}", out)
-    return m.group(1) if m else None
+    e = events.first(out, "stored", kind="position", reason=reason)
+    return e["counter"] if e else None
 
 
 def pos_acked(out: str, reason: int = 2) -> bool:
-    n = pos_no(out, reason)
-    return n is not None and f"ack #{n} " in out
+    return acked(out, pos_no(out, reason))
 
 
 def incident(police, r) -> dict:
@@ -69,25 +70,34 @@ def test_s3_sos_goes_at_once_with_the_last_known_fix_then_a_fresh_fix(rig, polic
     r = rig(board=S3).start()
     dev = r.dev
     # the PMU rails come up before the first AT command; a boot-time window gets a first fix
-    assert r.until(lambda: "gnss window closed" in dev.output, timeout_ms=90_000), dev.output[-1500:]
-    assert re.search(r"gnss window closed after \d+ ms: fix", dev.output), dev.output[-1500:]
-    assert "PMU: modem rails" in dev.output and r.supply.powered and r.supply.shifter
+    assert r.until(lambda: events.first(dev.output, "gnss_window_closed"), timeout_ms=90_000), \
+        dev.output[-1500:]
+    assert events.first(dev.output, "gnss_window_closed", why="fix"), dev.output[-1500:]
+    assert events.first(dev.output, "pmu_rails", use="modem", on=1) and r.supply.powered \
+        and r.supply.shifter
     assert not r.supply.antenna  # the antenna rail is on only in windows
     dev.run_for(60_000)  # the fix ages: last known, not trusted
     t_press = r.hold(3500) - 3000
     assert r.until(lambda: sos_acked(dev.output), timeout_ms=10_000), dev.output[-1500:]
     sos_at = rx_after(r, "AT+CASEND", t_press)
-    assert re.search(r"sos #\d+ stored \d+ ms after the gesture: fix yes age 6\d s", dev.output)
+    sos = events.first(dev.output, "stored", kind="sos", fix=1)
+    assert sos and 60 <= sos.int("fix_age_s") <= 69, dev.output[-1500:]
     inc = incident(police, r)
     first = positions(police, inc["id"])[0]
     assert first["fix_age_s"] >= 60 and not first["trusted"]
     assert abs(first["lat"] - SEOUL[0]) < 1e-5 and first["cell"]["mcc"] == "450"
     # then the window (the SOS is acked), the fresh fix, LTE back, the POSITION
-    pos_re = re.compile(r"ack #\d+ level 1[^\n]*\n(?s:.*)position #(\d+) stored \(reason 2")
-    assert r.until(lambda: (m := pos_re.search(dev.output)) and dev.output.count("gnss window closed") >= 2
-                   and f"#{m.group(1)} sent over udp" in dev.output, timeout_ms=60_000), dev.output[-2000:]
-    n = pos_re.search(dev.output).group(1)
-    assert r.until(lambda: f"ack #{n} " in dev.output, timeout_ms=5000), dev.output[-1500:]
+    def fresh_after_ack():
+        ack = events.first(dev.output, "ack", level=1)
+        return ack and next((e for e in events.events(dev.output, "stored", kind="position", reason=2)
+                             if e.index > ack.index), None)
+
+    assert r.until(lambda: (p := fresh_after_ack())
+                   and events.count(dev.output, "gnss_window_closed") >= 2
+                   and events.first(dev.output, "sent", counter=p["counter"], channel="udp"),
+                   timeout_ms=60_000), dev.output[-2000:]
+    n = fresh_after_ack()["counter"]
+    assert r.until(lambda: acked(dev.output, n), timeout_ms=5000), dev.output[-1500:]
     fresh = positions(police, inc["id"])[-1]
     assert fresh["trusted"] and fresh["fix_age_s"] <= 2 and fresh["time_source"] == "gnss"
     assert incident(police, r)["last_accuracy_m"] <= 10
@@ -102,11 +112,12 @@ def test_s3_sos_goes_at_once_with_the_last_known_fix_then_a_fresh_fix(rig, polic
 def test_s3_a_hold_during_a_fix_window_closes_it_and_the_sos_goes_at_once(rig, police):
     r = rig(board=S3).start()
     dev = r.dev
-    assert r.until(lambda: "gnss window open (refresh" in dev.output, timeout_ms=60_000), dev.output
+    assert r.until(lambda: events.first(dev.output, "gnss_window_open", **{"for": "refresh"}),
+                   timeout_ms=60_000), dev.output
     t_press = r.hold(3500, after_ms=2000) - 3000  # no fix yet: cold start takes 30 s
     assert r.until(lambda: sos_acked(dev.output), timeout_ms=10_000), dev.output[-1500:]
-    assert re.search(r"gnss window closed after \d+ ms: sos waiting", dev.output)
-    assert "fix none" in dev.output
+    assert events.first(dev.output, "gnss_window_closed", why="sos_waiting")
+    assert events.first(dev.output, "stored", kind="sos", fix=0)
     sos_at = rx_after(r, "AT+CASEND", t_press)
     inc = incident(police, r)
     # no position invented (the server keeps the cell only beside a position: none shown yet)
@@ -123,8 +134,8 @@ def test_s3_a_hold_during_a_fix_window_closes_it_and_the_sos_goes_at_once(rig, p
 
 
 @pytest.mark.parametrize("fault,expect", [
-    ("rails", 'PMU: board file declares no rail with use "modem": the modem stays unpowered'),
-    ("no pmu", "PMU: modem rails not switched: OSError(19"),
+    ("rails", "urelief: fault what=pmu_no_modem_rail -- the modem stays unpowered"),
+    ("no pmu", "urelief: fault what=pmu_rails use=modem -- OSError(19"),
 ])
 def test_s3_the_modem_stays_silent_without_its_rails_and_says_why(rig, police, fault, expect):
     if fault == "rails":  # a board file without the modem's rails (the validator's fixture)
@@ -133,9 +144,11 @@ def test_s3_the_modem_stays_silent_without_its_rails_and_says_why(rig, police, f
         r = rig(board=S3, pmu_fitted=False)
     r.start()
     dev = r.dev
-    assert r.until(lambda: "modem not available" in dev.output, timeout_ms=60_000), dev.output
+    assert r.until(lambda: events.first(dev.output, "fault", what="modem"), timeout_ms=60_000), \
+        dev.output
     assert expect in dev.output, dev.output
-    assert "modem not available: ModemError('modem does not answer'" in dev.output
+    assert events.first(dev.output, "fault", what="modem").note.startswith(
+        "ModemError('modem does not answer'")
     assert not r.supply.powered and r.modem.boots == 0 and r.modem.log == []
     assert "Traceback" not in dev.output
 
@@ -146,7 +159,8 @@ def test_a7670_modem_gnss_gives_the_fix_with_lte_up(rig, police):
     r.wait_ready()
     t_press = r.hold(3500) - 3000  # before any fix: the boot window is still searching
     assert r.until(lambda: sos_acked(dev.output), timeout_ms=10_000), dev.output[-1500:]
-    assert "fix none" in dev.output and "gnss from the modem, beside LTE" in dev.output
+    assert events.first(dev.output, "stored", kind="sos", fix=0)
+    assert events.first(dev.output, "gnss_modem", beside_lte=1)
     assert r.until(lambda: pos_acked(dev.output), timeout_ms=60_000), dev.output[-1500:]
     inc = incident(police, r)
     fresh = positions(police, inc["id"])[-1]
@@ -167,16 +181,17 @@ def test_s3_without_data_the_sos_and_the_fresh_fix_go_by_sms(rig, police):
     r.modem.faults.errors["AT+CNACT="] = ["ERROR"] * 100  # the network refuses a data context
     r.start()
     dev = r.dev
-    dev.wait_line("urelief: data link down", timeout_ms=60_000)
+    dev.wait_line(events.line("link", state="down"), timeout_ms=60_000)
     r.hold(3500)
     assert r.until(lambda: sos_acked(dev.output), timeout_ms=15_000), dev.output[-1500:]
-    assert f"#{sos_no(dev.output)} sent over sms" in dev.output
+    assert events.first(dev.output, "sent", counter=sos_no(dev.output), channel="sms")
     assert r.until(lambda: pos_acked(dev.output), timeout_ms=90_000), dev.output[-2000:]
-    assert f"#{pos_no(dev.output)} sent over sms" in dev.output and "sent over udp" not in dev.output
+    assert events.first(dev.output, "sent", counter=pos_no(dev.output), channel="sms")
+    assert not events.first(dev.output, "sent", channel="udp")
     fresh = positions(police, incident(police, r)["id"])[-1]
     assert fresh["trusted"] and abs(fresh["lat"] - SEOUL[0]) < 1e-5
     assert_rf_never_shared(r)
-    assert "not sent over" not in dev.output  # nothing tried while the GNSS held the RF
+    assert not events.first(dev.output, "send_failed")  # nothing tried while the GNSS held the RF
 
 
 def test_s3_with_no_network_the_fix_is_taken_while_the_sos_waits_for_one(rig, police):
@@ -184,14 +199,15 @@ def test_s3_with_no_network_the_fix_is_taken_while_the_sos_waits_for_one(rig, po
     r.modem.faults.coverage = False  # open sky, no cell
     r.start()
     dev = r.dev
-    dev.wait_line("urelief: modem ready", timeout_ms=60_000)
+    dev.wait_line(events.line("modem_ready"), timeout_ms=60_000)
     r.hold(3500)
-    assert r.until(lambda: "gnss window closed" in dev.output, timeout_ms=150_000), dev.output[-1500:]
-    fresh = re.search(r"position #(\d+) stored \(reason 2, fix yes", dev.output)
+    assert r.until(lambda: events.first(dev.output, "gnss_window_closed"), timeout_ms=150_000), \
+        dev.output[-1500:]
+    fresh = events.first(dev.output, "stored", kind="position", reason=2, fix=1)
     assert fresh, dev.output[-1500:]
-    assert "sent over" not in dev.output  # nowhere to send: all in the outbox
+    assert not events.first(dev.output, "sent")  # nowhere to send: all in the outbox
     dev.clock.post(lambda: r.modem.set_coverage(True))
-    assert r.until(lambda: sos_acked(dev.output) and f"ack #{fresh.group(1)} " in dev.output,
+    assert r.until(lambda: sos_acked(dev.output) and acked(dev.output, fresh["counter"]),
                    timeout_ms=30_000), dev.output[-1500:]
     pos = positions(police, incident(police, r)["id"])
     assert pos and all(p["lat"] is not None for p in pos) and pos[-1]["trusted"]
@@ -207,11 +223,14 @@ def test_s3_a_network_found_during_a_gnss_window_is_used_right_after_it(rig, pol
     r.start()
     dev = r.dev
     # with no network the first window opens once LTE has had its minute to settle
-    assert r.until(lambda: "gnss window open" in dev.output, timeout_ms=150_000), dev.output[-1500:]
+    assert r.until(lambda: events.first(dev.output, "gnss_window_open"), timeout_ms=150_000), \
+        dev.output[-1500:]
     dev.clock.post(lambda: r.modem.set_coverage(True))
-    assert r.until(lambda: "gnss window closed" in dev.output, timeout_ms=150_000), dev.output[-1500:]
-    assert r.until(lambda: "data link up" in dev.output, timeout_ms=10_000), dev.output[-1500:]
-    assert "no data link" not in dev.output, dev.output[-1500:]
+    assert r.until(lambda: events.first(dev.output, "gnss_window_closed"), timeout_ms=150_000), \
+        dev.output[-1500:]
+    assert r.until(lambda: events.first(dev.output, "link", state="up"), timeout_ms=10_000), \
+        dev.output[-1500:]
+    assert not events.first(dev.output, "fault", what="data_link"), dev.output[-1500:]
     assert_rf_never_shared(r)
 
 
@@ -221,10 +240,11 @@ def test_s3_a_gnss_that_fails_holds_nothing_back(rig, police):
     r.start()
     dev = r.dev
     r.wait_ready()
-    assert r.until(lambda: "gnss window failed" in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    assert r.until(lambda: events.first(dev.output, "fault", what="gnss_window"), timeout_ms=10_000), \
+        dev.output[-1500:]
     r.hold(3500)
     assert r.until(lambda: sos_acked(dev.output), timeout_ms=10_000), dev.output[-1500:]
     dev.run_for(70_000)  # the alert's windows fail too; the tracking POSITION still goes
     assert pos_acked(dev.output, reason=1)
-    assert dev.output.count("gnss window failed") == 3  # boot, alert, and after the 60 s gap
+    assert events.count(dev.output, "fault", what="gnss_window") == 3  # boot, alert, after the 60 s gap
     assert incident(police, r)["last_lat"] is None and "Traceback" not in dev.output

@@ -5,13 +5,21 @@ child answers it by presses ("Knock Knock")."""
 
 from __future__ import annotations
 
-import re
-
+from urelief.sim import events
 from urelief.sim.rig import SEOUL, PoliceServer, pattern_name
 
 
 def incidents_of(police: PoliceServer, device_id: int) -> list[dict]:
     return [i for i in police.incidents() if i["device_id"] == device_id]
+
+
+def said(out: str, name: str, **fields) -> bool:
+    """The console holds event `name` with these fields (urelief.sim.events)."""
+    return events.first(out, name, **fields) is not None
+
+
+def acked(out: str, counter) -> bool:
+    return said(out, "ack", counter=counter)
 
 
 def felt(rig) -> list[str]:
@@ -28,7 +36,7 @@ def test_hold_opens_an_incident_and_the_acks_are_felt(rig, police):
     r.hold(3500)
     dev = r.dev
     # within a few device seconds: stored, sent over UDP, acked (received), felt
-    assert r.until(lambda: "level 1" in dev.output and r.motor, timeout_ms=5000), dev.output[-1500:]
+    assert r.until(lambda: said(dev.output, "ack", level=1) and r.motor, timeout_ms=5000), dev.output[-1500:]
     incs = incidents_of(police, r.cfg.device_id)
     assert len(incs) == 1
     inc = incs[0]
@@ -44,7 +52,7 @@ def test_hold_opens_an_incident_and_the_acks_are_felt(rig, police):
     assert felt(r) == ["SENT"]
     # a dispatcher looks at it: the device feels SEEN
     police.act(inc["id"], "acknowledge")
-    assert r.until(lambda: "level 2" in dev.output, timeout_ms=5000), dev.output[-1500:]
+    assert r.until(lambda: said(dev.output, "ack", level=2), timeout_ms=5000), dev.output[-1500:]
     r.dev.run_for(1500)
     assert felt(r) == ["SENT", "SEEN"]
     assert "Traceback" not in dev.output
@@ -55,11 +63,11 @@ def test_without_data_coverage_the_sos_goes_by_sms(rig, police):
     r = rig()
     r.modem.faults.errors["AT+CNACT="] = ["ERROR"] * 100  # the network refuses a data context
     r.start()
-    r.dev.wait_line("urelief: data link down", timeout_ms=60_000)
+    r.dev.wait_line(events.line("link", state="down"), timeout_ms=60_000)
     r.hold(3500)
     dev = r.dev
-    assert r.until(lambda: "level 1" in dev.output, timeout_ms=15_000), dev.output[-1500:]
-    assert "sent over sms" in dev.output and "sent over udp" not in dev.output
+    assert r.until(lambda: said(dev.output, "ack", level=1), timeout_ms=15_000), dev.output[-1500:]
+    assert said(dev.output, "sent", channel="sms") and not said(dev.output, "sent", channel="udp")
     assert r.net.received and r.net.received[0].to == "+82112"
     incs = incidents_of(police, r.cfg.device_id)
     assert len(incs) == 1 and incs[0]["last_lat"] is not None
@@ -75,14 +83,15 @@ def test_power_cut_after_the_press_the_outbox_sends_it_after_power_on(rig, polic
     dev = r.dev
     r.modem.faults.no_answer = True  # the modem stalls: the SOS is stored but cannot leave
     r.hold(3500)
-    assert r.until(lambda: "stored" in dev.output, timeout_ms=6000)
+    assert r.until(lambda: said(dev.output, "stored", kind="sos"), timeout_ms=6000)
     dev.run_for(200)
     assert incidents_of(police, r.cfg.device_id) == []
     dev.clock.post(r.modem.power_off)  # the board's power cut takes the modem with it
     dev.power_cycle()
-    assert r.until(lambda: dev.boots == 2 and "level 1" in dev.output.split("reset cause")[-1],
+    assert r.until(lambda: dev.boots == 2
+                   and said(events.since(dev.output, "boot"), "ack", level=1),
                    timeout_ms=40_000), dev.output[-2000:]
-    assert "outbox holds 1 packet(s) from before the reset" in dev.output
+    assert said(dev.output, "outbox_resumed", packets=1)
     incs = incidents_of(police, r.cfg.device_id)
     assert len(incs) == 1 and incs[0]["open_counter"] == 1
     r.dev.run_for(1500)
@@ -94,8 +103,8 @@ def test_without_a_fix_the_sos_goes_at_once_without_position(rig, police):
     r.wait_ready()
     r.hold(3500)
     dev = r.dev
-    assert r.until(lambda: "level 1" in dev.output, timeout_ms=5000), dev.output[-1500:]
-    assert "fix none" in dev.output
+    assert r.until(lambda: said(dev.output, "ack", level=1), timeout_ms=5000), dev.output[-1500:]
+    assert said(dev.output, "stored", kind="sos", fix=0)
     incs = incidents_of(police, r.cfg.device_id)
     assert len(incs) == 1 and incs[0]["last_lat"] is None  # no position: flagged, not invented
     cells = [e["payload"] for e in police.incident(incs[0]["id"])["events"] if e["kind"] == "cell"]
@@ -110,7 +119,7 @@ def test_a_lost_fix_goes_as_last_known_with_its_age(rig, police):
     dev.clock.post(lambda: r.gnss.power(False))  # indoors: the receiver hears nothing more
     dev.run_for(30_000)
     r.hold(3500)
-    assert r.until(lambda: "level 1" in dev.output, timeout_ms=5000), dev.output[-1500:]
+    assert r.until(lambda: said(dev.output, "ack", level=1), timeout_ms=5000), dev.output[-1500:]
     incs = incidents_of(police, r.cfg.device_id)
     assert len(incs) == 1
     pos = position_events(police, incs[0]["id"])[0]["payload"]
@@ -122,18 +131,18 @@ def _raised(rig, police):
     r = rig().start()
     r.wait_ready()
     r.hold(3500)
-    assert r.until(lambda: "level 1" in r.dev.output and r.motor, timeout_ms=5000), r.dev.output[-1500:]
+    assert r.until(lambda: said(r.dev.output, "ack", level=1) and r.motor, timeout_ms=5000), r.dev.output[-1500:]
     r.dev.run_for(1500)
     (inc,) = incidents_of(police, r.cfg.device_id)
     return r, inc["id"]
 
 
-def answer_acked(r, what: str, timeout_ms: float) -> bool:
+def answer_acked(r, what: dict, timeout_ms: float) -> bool:
     """Run until the device stored the answer `what` and the server acked its counter."""
-    pat = re.compile(r"answer #(\d+) stored: " + re.escape(what))
-    assert r.until(lambda: pat.search(r.dev.output), timeout_ms=timeout_ms), r.dev.output[-1500:]
-    c = pat.search(r.dev.output).group(1)
-    return r.until(lambda: f"ack #{c} " in r.dev.output, timeout_ms=5000)
+    assert r.until(lambda: said(r.dev.output, "stored", kind="answer", **what), timeout_ms=timeout_ms), \
+        r.dev.output[-1500:]
+    c = events.first(r.dev.output, "stored", kind="answer", **what)["counter"]
+    return r.until(lambda: acked(r.dev.output, c), timeout_ms=5000)
 
 
 def answers(police, iid: int) -> list[dict]:
@@ -145,11 +154,11 @@ def test_a_question_is_felt_and_answered_by_presses(rig, police):
     dev = r.dev
     police.act(iid, "question", kind="yes_no", text="Is the person who hurt you with you now?",
                timeout_s=60)
-    assert r.until(lambda: "urelief: question 1" in dev.output, timeout_ms=5000), dev.output[-1500:]
+    assert r.until(lambda: said(dev.output, "question", id=1), timeout_ms=5000), dev.output[-1500:]
     dev.run_for(2000)
     assert felt(r)[-1] == "QUESTION"
     r.child.presses(2, after_ms=500)  # two presses: "no"
-    assert answer_acked(r, "question 1, 2 press(es)", 10_000)
+    assert answer_acked(r, {"question": 1, "presses": 2}, 10_000)
     assert answers(police, iid) == [{"question_id": 1, "presses": 2}]
     dev.run_for(1500)
     assert felt(r)[-1] == "SENT"  # the answer reached the police
@@ -157,8 +166,8 @@ def test_a_question_is_felt_and_answered_by_presses(rig, police):
     # a press-N question left unanswered: "no answer" (0 presses) when its timeout passes
     police.act(iid, "question", kind="press_n", choices=4, text="How many people are there?",
                timeout_s=10)
-    assert r.until(lambda: "urelief: question 2" in dev.output, timeout_ms=5000)
-    assert answer_acked(r, "question 2, 0 press(es)", 15_000)
+    assert r.until(lambda: said(dev.output, "question", id=2), timeout_ms=5000)
+    assert answer_acked(r, {"question": 2, "presses": 0}, 15_000)
     assert answers(police, iid)[1] == {"question_id": 2, "presses": 0}
 
 
@@ -172,7 +181,7 @@ def _cancellable(rig, police):
     r = rig(cfg=cfg).start()
     r.wait_ready()
     r.hold(3500)
-    assert r.until(lambda: "level 1" in r.dev.output and r.motor, timeout_ms=5000), r.dev.output[-1500:]
+    assert r.until(lambda: said(r.dev.output, "ack", level=1) and r.motor, timeout_ms=5000), r.dev.output[-1500:]
     r.dev.run_for(1500)
     (inc,) = incidents_of(police, cfg.device_id)
     return r, inc["id"]
@@ -186,9 +195,9 @@ def test_the_secret_cancel_pattern_cancels_the_alert(rig, police):
     r, iid = _cancellable(rig, police)
     r.child.presses(3, after_ms=300)  # a wrong count does nothing
     r.dev.run_for(3000)
-    assert "cancel #" not in r.dev.output
+    assert not said(r.dev.output, "stored", kind="cancel")
     r.child.presses(4, after_ms=300)
-    assert r.until(lambda: "cancel #" in r.dev.output, timeout_ms=8000), r.dev.output[-1500:]
+    assert r.until(lambda: said(r.dev.output, "stored", kind="cancel"), timeout_ms=8000), r.dev.output[-1500:]
     assert r.until(lambda: "cancel" in kinds(police, iid), timeout_ms=10_000)
     r.dev.run_for(1500)
     assert felt(r)[-1] == "CANCEL_ACK"
@@ -198,7 +207,7 @@ def test_the_secret_cancel_pattern_cancels_the_alert(rig, police):
 def test_a_duress_cancel_looks_the_same_but_the_alert_stays_live(rig, police):
     r, iid = _cancellable(rig, police)
     r.child.presses(5, after_ms=300)
-    assert r.until(lambda: "cancel #" in r.dev.output, timeout_ms=8000), r.dev.output[-1500:]
+    assert r.until(lambda: said(r.dev.output, "stored", kind="cancel"), timeout_ms=8000), r.dev.output[-1500:]
     assert r.until(lambda: "duress" in kinds(police, iid), timeout_ms=10_000)
     r.dev.run_for(1500)
     assert felt(r)[-1] == "CANCEL_ACK"  # what the abuser may notice: the same as a cancel
@@ -206,7 +215,7 @@ def test_a_duress_cancel_looks_the_same_but_the_alert_stays_live(rig, police):
     n_felt = len(felt(r))
     police.act(iid, "acknowledge")  # the police carry on; the device stays silent
     r.dev.run_for(5000)
-    assert len(felt(r)) == n_felt and "level 2" in r.dev.output
+    assert len(felt(r)) == n_felt and said(r.dev.output, "ack", level=2)
 
 
 def test_the_heartbeat_and_a_low_battery_reach_the_police(rig, police):
@@ -220,10 +229,10 @@ def test_the_heartbeat_and_a_low_battery_reach_the_police(rig, police):
     dev = r.dev
     r.wait_ready()
     # a minute after boot: the first CHECK_IN, acked; the police see battery and firmware
-    m = re.compile(r"check-in #(\d+) stored")
-    assert r.until(lambda: m.search(dev.output), timeout_ms=90_000), dev.output[-1500:]
-    n = m.search(dev.output).group(1)
-    assert r.until(lambda: f"ack #{n} " in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    assert r.until(lambda: said(dev.output, "stored", kind="check_in"), timeout_ms=90_000), \
+        dev.output[-1500:]
+    n = events.first(dev.output, "stored", kind="check_in")["counter"]
+    assert r.until(lambda: acked(dev.output, n), timeout_ms=10_000), dev.output[-1500:]
     devs = {d["id"]: d for d in police.api.get("/api/devices").raise_for_status().json()["items"]}
     seen = devs[cfg.device_id]
     assert seen["firmware_version"] == "0.3.0" and 3700 < seen["battery_mv"] < 4200
@@ -231,12 +240,13 @@ def test_the_heartbeat_and_a_low_battery_reach_the_police(rig, police):
     # the cell runs down: one LOW_BATTERY, felt as its pattern, once the gauge (looked at every
     # 5 min, smoothed) has seen it
     dev.clock.post(lambda: r.battery.set_soc(0.05))
-    low = re.compile(r"low battery #(\d+) stored")
-    assert r.until(lambda: low.search(dev.output), timeout_ms=1_300_000), dev.output[-1500:]
-    n = low.search(dev.output).group(1)
-    assert r.until(lambda: f"ack #{n} " in dev.output, timeout_ms=10_000), dev.output[-1500:]
+    assert r.until(lambda: said(dev.output, "stored", kind="low_battery"), timeout_ms=1_300_000), \
+        dev.output[-1500:]
+    n = events.first(dev.output, "stored", kind="low_battery")["counter"]
+    assert r.until(lambda: acked(dev.output, n), timeout_ms=10_000), dev.output[-1500:]
     dev.run_for(2000)
     assert "LOW_BATTERY" in felt(r)
     # and the next heartbeat a check-in period later
-    assert r.until(lambda: len(m.findall(dev.output)) >= 2, timeout_ms=1_300_000), dev.output[-1500:]
-    assert len(low.findall(dev.output)) == 1  # told once, not at every look
+    assert r.until(lambda: events.count(dev.output, "stored", kind="check_in") >= 2,
+                   timeout_ms=1_300_000), dev.output[-1500:]
+    assert events.count(dev.output, "stored", kind="low_battery") == 1  # told once, not at every look

@@ -4,6 +4,7 @@ import time
 
 import pytest
 from urelief.bench.device import HOUR_MAIN
+from urelief.sim import events
 from urelief.sim.device import (
     DEEPSLEEP_RESET,
     EXT0_WAKE,
@@ -31,7 +32,7 @@ except MemoryError:
 
 def test_real_firmware_boots_from_flash_and_logs_reset_cause(device, built_firmware):
     dev = device(firmware=built_firmware)
-    assert dev.wait_output("reset cause: power-on", timeout_ms=5000)
+    assert dev.wait_output(events.line("boot", board="sim", reset="power_on"), timeout_ms=5000)
     assert "Traceback" not in dev.output
     assert dev.reset_causes == [PWRON_RESET]
     dev.run_for(1500)
@@ -40,7 +41,7 @@ def test_real_firmware_boots_from_flash_and_logs_reset_cause(device, built_firmw
 
 def test_button_hold_reaches_firmware_and_vibrates(device, built_firmware):
     dev = device(firmware=built_firmware)
-    dev.wait_output("reset cause", timeout_ms=5000)
+    dev.wait_output(events.line("boot"), timeout_ms=5000)
     motor = []
     dev.pin(SIM_MOTOR).on_change(lambda level, t_ms: motor.append((level, t_ms)))
     button = HumanButton(dev, SIM_BUTTON)
@@ -48,8 +49,8 @@ def test_button_hold_reaches_firmware_and_vibrates(device, built_firmware):
     button.bump(50, after_ms=500)  # a knock in a pocket: ignored
     button.press(3500, after_ms=2000)
     dev.run_for(8000)
-    gestures = [line for line in dev.output.splitlines() if "gesture" in line]
-    assert len(gestures) == 1 and "hold" in gestures[0]
+    gestures = events.events(dev.output, "gesture")
+    assert len(gestures) == 1 and gestures[0]["kind"] == "hold"
     on = [t - t0 for level, t in motor if level == 1]
     assert len(on) == 1
     assert 2000 + 3000 <= on[0] <= 2000 + 3000 + 300  # held 3 s (+ debounce and scheduling)

@@ -7,6 +7,7 @@ from provkit import ROSTER, read_back, server_verifies
 from urelief.paths import BOARDS
 from urelief.provisioning.identity import counter_file
 from urelief.provisioning.log import ProvisionLog
+from urelief.sim import events
 
 
 def test_one_device_end_to_end(bench, police, provision_cli, tmp_path, built_firmware):
@@ -24,7 +25,7 @@ def test_one_device_end_to_end(bench, police, provision_cli, tmp_path, built_fir
 
     # After a power cut the board's littlefs holds the tree byte for byte, and its identity.
     board.dev.power_cycle()
-    assert board.dev.wait_output("urelief: boot on sim - reset cause: power-on", 60_000)
+    assert board.dev.wait_output(events.line("boot", board="sim", reset="power_on"), 60_000)
     names = sorted(p.relative_to(built_firmware).as_posix()
                    for p in built_firmware.rglob("*") if p.is_file())
     got = read_back(board.port, names + ["board.json", "device.json", "ctr"], tmp_path / "back")
@@ -40,8 +41,8 @@ def test_one_device_end_to_end(bench, police, provision_cli, tmp_path, built_fir
     assert device["server"] == {"host": "sos.urelief.test", "port": 7420}
     assert device["sms_number"] == "+82112"
     assert device["cancel"] == {"presses": 4, "duress_presses": 6}
-    boot = board.dev.output.split("reset cause: power-on", 1)[1].split("raw REPL", 1)[0]
-    assert "urelief: not provisioned" not in boot and "alarm not started" not in boot
+    boot = events.since(board.dev.output, "boot", reset="power_on").split("raw REPL", 1)[0]
+    assert not events.events(boot, "cannot_send")
 
     # The police server verifies a packet sealed with the secret on the board.
     res = server_verifies(police, device)

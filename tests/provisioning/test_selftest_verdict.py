@@ -68,9 +68,9 @@ def test_selftest_on_the_vm_says_what_is_missing(mpy):
 
 
 def test_boot_problems_are_told_in_one_line():
-    crash = ("urelief: boot on sim - reset cause: soft reset\nTraceback (most recent call last):\n"
+    crash = ("urelief: boot board=sim reset=soft_reset\nTraceback (most recent call last):\n"
              '  File "main.py", line 6, in <module>\nMemoryError: memory allocation failed\n')
     assert boot_problem(crash) == "crashed at boot: MemoryError: memory allocation failed"
-    assert boot_problem("urelief: boot on sim\nurelief: not provisioned (no secret): an SOS "
-                        "cannot be sent\n").startswith("urelief: not provisioned (no secret)")
-    assert boot_problem("urelief: boot on sim\nurelief: modem ready (sim7080)\n") is None
+    assert boot_problem("urelief: boot board=sim\nurelief: cannot_send reason=not_provisioned "
+                        "missing=secret\n") == "cannot_send reason=not_provisioned missing=secret"
+    assert boot_problem("urelief: boot board=sim\nurelief: modem_ready model=sim7080\n") is None

@@ -10,11 +10,11 @@ its uplink latency; the 3 s hold is included."""
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 
 from urelief.build import build
+from urelief.sim import events
 from urelief.sim.rig import PoliceServer, Rig
 
 _SEND = {"sim7080": "AT+CASEND", "a7670": "AT+CIPSEND"}
@@ -30,17 +30,16 @@ def _case(server: PoliceServer, tmp: Path, name: str, board: str, warm: bool) ->
     try:
         dev = r.dev
         if warm:
-            r.until(lambda: "gnss window closed" in dev.output, timeout_ms=90_000)
+            r.until(lambda: events.first(dev.output, "gnss_window_closed"), timeout_ms=90_000)
             dev.run_for(60_000)
         elif board == "lilygo-t-a7670":
             r.wait_ready()
         else:
-            r.until(lambda: "gnss window open" in dev.output, timeout_ms=60_000)
+            r.until(lambda: events.first(dev.output, "gnss_window_open"), timeout_ms=60_000)
         t_press = r.hold(3500) - 3000
-        fresh = re.compile(r"position #(\d+) stored \(reason 2")
-        r.until(lambda: fresh.search(dev.output), timeout_ms=120_000)
-        c = fresh.search(dev.output).group(1)
-        r.until(lambda: f"ack #{c} " in dev.output, timeout_ms=30_000)
+        r.until(lambda: events.first(dev.output, "stored", kind="position", reason=2), timeout_ms=120_000)
+        c = events.first(dev.output, "stored", kind="position", reason=2)["counter"]
+        r.until(lambda: events.first(dev.output, "ack", counter=c), timeout_ms=30_000)
         dialect = dev.board["modem"]["dialect"]
         sos = _after(r, _SEND[dialect], t_press)
         pos = [t for t, d, s in r.modem.log if d == "rx" and s.startswith(_SEND[dialect]) and t > sos]

@@ -5,6 +5,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from urelief.sim import events
 from urelief.sim.device import VirtualDevice
 
 HOUR_MAIN = """
@@ -26,7 +27,7 @@ asyncio.run(main())
 def main() -> None:
     t = time.perf_counter()
     with VirtualDevice() as dev:
-        dev.wait_line("urelief: boot", timeout_ms=10_000)
+        dev.wait_line(events.line("boot"), timeout_ms=10_000)
         boot_wall = time.perf_counter() - t
         dev.run_for(5000)
         print(f"real firmware: power-on to app running {boot_wall * 1000:.0f} ms wall "

@@ -29,9 +29,10 @@ from urelief.provisioning import label as labels
 from urelief.provisioning.board import BoardError, BoardInfo, UsbBoard
 from urelief.provisioning.log import DONE, ProvisionLog
 from urelief.registry.errors import NotFound, RegistryError
+from urelief.sim import events
 
-BOOT_LINE = "urelief: boot on"
-BOOT_BAD = ("not provisioned", "alarm not started", "Traceback")
+BOOT_LINE = events.line("boot")
+BOOT_BAD = ("cannot_send", "config_error", "safe_mode")  # console events a fresh board must not say
 MAX_KEY_ID = 15  # a 4-bit field in the packet header
 FS_HEADROOM_BLOCKS = 8  # littlefs metadata and the files the firmware writes later
 BATTERY_MV = (3000, 4400)  # a plausible Li-ion cell, resting or charging
@@ -120,12 +121,12 @@ def boot_problem(console: str) -> str | None:
     reported by its exception line (the last unindented line after it)."""
     lines = [ln.rstrip() for ln in console.splitlines()]
     for i, ln in enumerate(lines):
-        if not any(b in ln for b in BOOT_BAD):
-            continue
         if "Traceback" in ln:
             tail = [t for t in lines[i + 1:] if t and not t.startswith(" ")]
             return "crashed at boot: " + (tail[0].strip() if tail else ln.strip())
-        return ln.strip()
+        ev = events.parse(ln)
+        if ev is not None and ev.name in BOOT_BAD:
+            return ln.strip()[len(events.PREFIX):]
     return None
 
 
@@ -336,7 +337,7 @@ class Provisioner:
         self.log.set(sid, status="registered")
         self.on_step("boot")
         text = board.reset_and_listen((BOOT_LINE,))
-        boot = [ln for ln in text.splitlines() if ln.startswith("urelief:")]
+        boot = [ln for ln in text.splitlines() if events.parse(ln) is not None]
         self.log.event(sid, device_id, "boot", lines=boot[:8])
         if BOOT_LINE not in text:
             raise ProvisionError("boot", "the firmware did not start after reset; console: "

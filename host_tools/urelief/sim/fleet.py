@@ -21,6 +21,7 @@ from pathlib import Path
 
 import click
 
+from urelief.sim import events
 from urelief.sim.rig import PoliceServer, Rig
 
 FAULTS = ("none", "no-data", "modem-hang", "power-cut", "no-fix")
@@ -33,7 +34,7 @@ def _no_data(rig) -> None:
 
 def _ready(rig, fault: str) -> None:
     if fault == "no-data":
-        rig.dev.wait_line("urelief: data link down", timeout_ms=90_000)
+        rig.dev.wait_line(events.line("link", state="down"), timeout_ms=90_000)
     else:
         rig.wait_ready(timeout_ms=90_000)
 
@@ -53,15 +54,15 @@ def run_one(rig, fault: str) -> dict:
         t_hold = rig.hold(3500, after_ms=200)
         t_press = t_hold - rig.cfg.gesture["hold_ms"]
         if fault == "power-cut":
-            rig.until(lambda: "stored" in dev.output, timeout_ms=10_000)
+            rig.until(lambda: events.first(dev.output, "stored", kind="sos"), timeout_ms=10_000)
             dev.clock.post(rig.modem.power_off)
             dev.power_cycle()
-        delivered = rig.until(lambda: "level 1" in dev.output.split("reset cause")[-1]
+        delivered = rig.until(lambda: events.first(events.since(dev.output, "boot"), "ack", level=1)
                               and any(lv for lv, _ in rig.motor), timeout_ms=ACK_WAIT_MS)
         on = [t for lv, t in rig.motor if lv and t >= t_press]
         row.update(delivered=bool(delivered and on),
-                   transport=("sms" if "sent over sms" in dev.output else
-                              "udp" if "sent over udp" in dev.output else None),
+                   transport=("sms" if events.first(dev.output, "sent", channel="sms") else
+                              "udp" if events.first(dev.output, "sent", channel="udp") else None),
                    press_to_vibration_ms=round(on[0] - t_press) if on else None,
                    boots=dev.boots, heap_peak_b=dev.heap_peak["live"])
     except Exception as e:  # a device that fails is a finding, not the end of the run

@@ -14,7 +14,6 @@ bench.
 
 from __future__ import annotations
 
-import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import httpx
 from urelief.paths import BUILD_FIRMWARE
 from urelief.provisioning import identity
 from urelief.server.process import ServerProcess
+from urelief.sim import events
 from urelief.sim.device import VirtualDevice
 from urelief.sim.models.axp2101 import Axp2101
 from urelief.sim.models.battery import BatteryModel, LiIonCell
@@ -231,7 +231,7 @@ class Rig:
 
     def wait_ready(self, timeout_ms: float = 60_000) -> float:
         """Boot until the data link is up; -> device ms."""
-        self.dev.wait_line("urelief: data link up", timeout_ms=timeout_ms)
+        self.dev.wait_line(events.line("link", state="up"), timeout_ms=timeout_ms)
         return self.dev.clock.now_ms()
 
     def hold(self, ms: float = 3500, after_ms: float = 100) -> float:
@@ -244,8 +244,9 @@ class Rig:
     def until(self, pred, timeout_ms: float = 30_000, timeout_s: float = 60) -> bool:
         return self.dev.run_until(pred, timeout_ms=timeout_ms, timeout_s=timeout_s)
 
-    def lines(self, pattern: str) -> list[re.Match]:
-        return [m for m in re.finditer(pattern, self.dev.output)]
+    def console(self, name: str | None = None, **fields) -> list[events.Event]:
+        """The device's console events (urelief.sim.events) of `name` with these fields."""
+        return events.events(self.dev.output, name, **fields)
 
     def patterns(self) -> list[tuple[float, tuple[int, ...]]]:
         """The motor's vibration as (start ms, on-durations) per pattern."""

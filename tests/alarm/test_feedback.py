@@ -38,7 +38,7 @@ def test_an_alert_climbs_the_levels_each_felt_once_then_stands_down(mpy):
         ["sent", "sent"], [None, "sent"],
         ["seen", "seen"], [None, "seen"],
         ["dispatched", "dispatched"], [None, "dispatched"],
-        [True, "stood down"], [False, 1, None, "stood down"],
+        [True, "stood_down"], [False, 1, None, "stood_down"],
     ]
 
 
@@ -98,7 +98,7 @@ def test_a_true_cancel_ends_the_alert(mpy):
         step(a, a.raise_(8, 500))  # the next press is a new alert, felt again
         step(a, a.on_ack(8, 1))
     """)
-    assert out == [[None, "idle"], ["cancel_ack", "stood down"], [False, 4, False, None],
+    assert out == [[None, "idle"], ["cancel_ack", "stood_down"], [False, 4, False, None],
                    [True, "raised"], ["sent", "sent"]]
 
 
@@ -119,7 +119,7 @@ def test_a_duress_cancel_feels_the_same_but_the_alert_stays_live_and_silent(mpy)
     """)
     assert out == [["cancel_ack", "cancel_ack"], [True, True, "sent"],
                    [None, "seen"], [None, "dispatched"], [False, "dispatched"],
-                   [None, "dispatched"], [True, "stood down"]]
+                   [None, "dispatched"], [True, "stood_down"]]
 
 
 def test_stand_down_applies_to_this_alert_only(mpy):
@@ -135,5 +135,5 @@ def test_stand_down_applies_to_this_alert_only(mpy):
         step(a, a.stand_down(2, 0))  # 0: whatever alert is live
         out.append(a.reason)
     """)
-    assert out == [[False, "idle"], [False, "raised"], [True, "stood down"], 3,
-                   [True, "stood down"], 2]
+    assert out == [[False, "idle"], [False, "raised"], [True, "stood_down"], 3,
+                   [True, "stood_down"], 2]

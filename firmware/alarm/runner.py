@@ -77,8 +77,9 @@ class Runner:
         live again, so its ACK is felt and tracking goes on."""
         sos = [e.counter for e in self.outbox.entries if e.sos]
         if sos:
-            self.alarm.raise_(sos[0], time.ticks_ms(), self.drill)
-            self.alarm.sos = sos[-1]
+            now = time.ticks_ms()
+            for c in sos:  # the first raises the alert, the others are its repeats
+                self.alarm.raise_(c, now, self.drill)
             self._raised.set()
             self._counting(self._cancellable())
             self.log(event("alert_resumed", "sos=%d" % sos[0]))

@@ -66,11 +66,12 @@ def test_acks_from_before_the_alert_are_ignored(mpy):
         step(a, a.raise_(9, 100))  # a new alert
         step(a, a.on_ack(5, 3))  # the old alert's SOS, acked late (a resent copy)
         step(a, a.on_ack(7, 2))  # the old alert's position
-        step(a, a.on_ack(10, 1))  # this alert's position: the server has it
+        step(a, a.on_ack(10, 1))  # this alert's position: the SOS may not be there yet
+        step(a, a.on_ack(9, 1))  # this alert's own SOS: the server has it
         out.append([a.first, a.sos, a.level])
     """)
     assert out == [[None, "idle"], [True, "raised"], [None, "raised"], [None, "raised"],
-                   ["sent", "sent"], [9, 9, 1]]
+                   [None, "raised"], ["sent", "sent"], [9, 9, 1]]
 
 
 def test_a_repeat_press_is_the_same_alert(mpy):
@@ -137,3 +138,27 @@ def test_stand_down_applies_to_this_alert_only(mpy):
     """)
     assert out == [[False, "idle"], [False, "raised"], [True, "stood_down"], 3,
                    [True, "stood_down"], 2]
+
+
+def test_sent_only_once_an_ack_names_this_alerts_own_sos(mpy):
+    # The SOS (#5) was lost; the follow-up position #6 got through and was acked, even at a
+    # higher level: the police may have no incident, so nothing is felt and no level counts.
+    # A repeat press's SOS (#8) confirms the alert as much as the first; from then on the
+    # positions' acks carry the level.
+    out = run(mpy, """
+        a = Alarm()
+        a.raise_(5, 0)
+        step(a, a.on_ack(6, 1))
+        step(a, a.on_ack(6, 2))
+        step(a, a.raise_(8, 100))  # a repeat press: a newer SOS of the same alert
+        step(a, a.on_ack(7, 3))
+        step(a, a.on_ack(8, 1))
+        step(a, a.on_ack(9, 2))
+        b = Alarm()
+        b.raise_(20, 0)
+        for c in range(21, 40):
+            b.raise_(c, 1)  # many repeats: the first SOS is still one of the alert's
+        out.append([b.on_ack(20, 1), len(b.sos_counters)])
+    """)
+    assert out == [[None, "raised"], [None, "raised"], [False, "raised"], [None, "raised"],
+                   ["sent", "sent"], ["seen", "seen"], ["sent", 8]]

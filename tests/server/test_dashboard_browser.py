@@ -64,7 +64,7 @@ def test_dispatcher_sees_a_live_sos_and_works_it(server, browser):
     assert isinstance(q, p.Question)
     assert dev.exchange(dev.seal(p.TapReply(report=report(37.5712, 126.9851), question_id=q.question_id,
                                             presses=1))).ok
-    page.wait_for_selector("#d-events:has-text('1 press')")
+    page.wait_for_selector(f"#d-events li:has-text('#{q.question_id}: yes')")  # yes/no: 1 press = yes
     page.screenshot(path=str(ARTIFACTS / "dashboard-question.png"))
 
     page.click("button[data-action=resolve]")

@@ -3,8 +3,10 @@ school's incidents) and audited; actions belong to dispatchers and admins.
 
     GET  /api/incidents?state=open|closed|all&offset=&limit=      {items, total, offset, limit}
     GET  /api/incidents/{id}          incident + events + subscriber card + notifications
-    POST /api/incidents/{id}/{action} acknowledge | dispatch | question | stand_down | resolve |
-                                      false_alarm   body: {note?, text?, kind?, choices?, timeout_s?}
+    POST /api/incidents/{id}/{action} acknowledge | dispatch | question | locate | tracking |
+                                      stand_down | resolve | false_alarm
+                                      body: {note?, text?, kind?, choices?, timeout_s?,
+                                             fast_interval_s?, fast_for_s?, slow_interval_s?}
     GET  /api/live                    Server-Sent Events: `incident` {id, …} on every change
 """
 
@@ -28,6 +30,7 @@ from urelief.registry.models import (
     IncidentEvent,
     Notification,
     Subscriber,
+    utcnow,
 )
 from urelief.registry.serialize import device_out, subscriber_out
 from urelief.server import incidents, metrics
@@ -42,6 +45,9 @@ class ActionIn(BaseModel):
     kind: str | None = Field(None, pattern="^(yes_no|press_n)$")
     choices: int | None = Field(None, ge=2, le=9)
     timeout_s: int | None = Field(None, ge=10, le=600)
+    fast_interval_s: int | None = Field(None, ge=0, le=65535, description="tracking: 0 keeps")
+    fast_for_s: int | None = Field(None, ge=0, le=65535, description="tracking: from the alert")
+    slow_interval_s: int | None = Field(None, ge=0, le=65535, description="tracking: 0 keeps")
 
 
 def _server(request: Request):
@@ -64,6 +70,9 @@ def list_incidents(request: Request, who: CurrentOperator,
         rows = s.scalars(stmt.order_by(Incident.opened_at.desc(), Incident.id.desc())
                          .offset(offset).limit(limit)).all()
         items = [incidents.incident_out(r) for r in rows]
+        summary = incidents.summaries(s, rows, _server(request).cells)
+        for it in items:
+            it["summary"] = summary[it["id"]]
         audit.record(s, who, "incident.list", object_type="incident",
                      detail={"state": state, "offset": offset, "count": len(items)})
     return {"items": items, "total": total, "offset": offset, "limit": limit}
@@ -73,7 +82,7 @@ def list_incidents(request: Request, who: CurrentOperator,
 def get_incident(request: Request, incident_id: int, who: CurrentOperator) -> dict:
     server = _server(request)
     try:
-        return _read_incident(server.db, who, incident_id)
+        return _read_incident(server.db, who, incident_id, server.cells)
     except Denied as e:  # another school's incident: 403 and a `denied` audit entry
         _audit_denied(server, who, "incident.read", incident_id, e)
         raise
@@ -86,10 +95,11 @@ def _audit_denied(server, who, action: str, incident_id: int, e: Exception) -> N
                                  detail={"reason": str(e)})
 
 
-def _read_incident(db, who, incident_id: int) -> dict:
+def _read_incident(db, who, incident_id: int, cells=None) -> dict:
     with db.session() as s:
         inc = incidents.get_visible(s, who, incident_id)
         out = incidents.incident_out(inc)
+        out["summary"] = incidents.summaries(s, [inc], cells)[inc.id]
         out["events"] = [incidents.event_out(e) for e in s.scalars(
             select(IncidentEvent).where(IncidentEvent.incident_id == inc.id)
             .order_by(IncidentEvent.id))]
@@ -154,6 +164,11 @@ async def _device_side(server, inc: dict, action: str, payload: dict[str, Any]) 
         kind = p.QuestionKind.YES_NO if payload.get("kind") == "yes_no" else p.QuestionKind.PRESS_N
         msg = p.Question(question_id=payload["question_id"], kind=kind,
                          choices=payload["choices"], timeout_s=payload["timeout_s"])
+    elif action in ("locate", "tracking"):
+        msg = p.Tracking(fast_interval_s=payload["fast_interval_s"],
+                         fast_for_s=payload["fast_for_s"],
+                         slow_interval_s=payload["slow_interval_s"],
+                         low_battery_pct=payload["low_battery_pct"])
     elif action in _STAND_DOWN:
         reason = p.StandDownReason.DRILL_OVER if inc["is_drill"] else _STAND_DOWN[action]
         msg = p.StandDown(reason=reason, sos_counter=inc["open_counter"] or 0)
@@ -161,7 +176,18 @@ async def _device_side(server, inc: dict, action: str, payload: dict[str, Any]) 
             dev.ack_level = p.AckLevel.RECEIVED
     if msg is None:
         return None
-    return await server.notifier.to_device(inc["device_id"], msg)
+    channel = await server.notifier.to_device(inc["device_id"], msg)
+    await run_in_threadpool(_note_downlink, server, inc["id"], action, msg, channel)
+    return channel
+
+
+def _note_downlink(server, incident_id: int, action: str, msg, channel: str) -> None:
+    """The timeline says which downlink went out and how; `unreachable` is flagged on screen."""
+    with server.db.session() as s:
+        s.add(IncidentEvent(incident_id=incident_id, kind="downlink", at=utcnow(),
+                            transport="http", payload={
+                                "action": action, "type": p.messages.TYPE_OF[type(msg)].name.lower(),
+                                "channel": channel}))
 
 
 @router.get("/live")

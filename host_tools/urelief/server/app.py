@@ -47,6 +47,7 @@ class Server:
     ingest: Ingest
     notifier: Notifier
     gateway: SmsGateway
+    cells: Any = None  # cells.CellLocations, when a cell file is configured
     udp_transport: Any = None  # udp.UdpEndpoint
     udp_addr: tuple | None = None
 
@@ -60,7 +61,12 @@ def build(cfg: ServerConfig, gateway: SmsGateway | None = None) -> Server:
     ingest = Ingest(cfg, db, cache, hub)
     notifier = Notifier(cfg, db, cache, gateway, ingest, hub)
     ingest.on_opened = notifier.incident_opened
-    return Server(cfg, db, registry, cache, hub, ingest, notifier, gateway)
+    cells = None
+    if cfg.cell_locations:
+        from urelief.server.cells import CellLocations
+
+        cells = CellLocations.load(cfg.cell_locations)
+    return Server(cfg, db, registry, cache, hub, ingest, notifier, gateway, cells)
 
 
 async def _gateway_inbound(server: Server, sender: str, payload: bytes | str) -> None:
@@ -71,6 +77,58 @@ async def _gateway_inbound(server: Server, sender: str, payload: bytes | str) ->
         await webhooks.handle_sms(server, sender, payload)
     except HTTPException as e:  # an unusable AML message: counted and logged already
         logs.event("sms_inbound_rejected", sender=sender, detail=str(e.detail))
+
+
+def tile_origin(tile_url: str) -> str | None:
+    """The CSP source for a tile URL template: scheme://host, `{s}` subdomains as `*`."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(tile_url.replace("{s}", "tiles-s"))
+    if u.scheme not in ("http", "https") or not u.hostname:
+        return None
+    host = u.netloc.replace("tiles-s", "*")
+    return f"{u.scheme}://{host}"
+
+
+def dashboard_csp(cfg: ServerConfig) -> str:
+    """No inline script or style, nothing from elsewhere but the map tiles."""
+    img = " ".join(x for x in ("'self'", "data:", tile_origin(cfg.tile_url or "")) if x)
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; "
+            f"img-src {img}; connect-src 'self'; font-src 'self'; media-src 'self'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'")
+
+
+class SecurityHeaders:
+    """ASGI middleware (not BaseHTTPMiddleware: the live stream passes through untouched):
+    every response is never framed (clickjacking), not sniffed, sends no referrer; the
+    dashboard gets its CSP, the API (JSON) one that allows nothing; /docs keeps its own."""
+
+    def __init__(self, app, cfg: ServerConfig):
+        self.app = app
+        common = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+                  (b"referrer-policy", b"no-referrer")]
+        csp = b"content-security-policy"
+        self.page = common + [(csp, dashboard_csp(cfg).encode())]
+        self.api = common + [(csp, b"default-src 'none'; frame-ancestors 'none'; "
+                                   b"base-uri 'none'")]
+        self.docs = common
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        extra = (self.page if path == "/" or path.startswith(("/dashboard", "/vendor"))
+                 else self.docs if path.startswith(("/docs", "/redoc", "/openapi"))
+                 else self.api)
+
+        async def send_with(msg):
+            if msg["type"] == "http.response.start":
+                have = {k.lower() for k, _ in msg.get("headers", [])}
+                msg["headers"] = list(msg.get("headers", [])) + [
+                    (k, v) for k, v in extra if k not in have]
+            await send(msg)
+
+        return await self.app(scope, receive, send_with)
 
 
 def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = None,
@@ -109,6 +167,7 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
     app.state.allowed_origins = cfg.allowed_origins  # registry.auth's CSRF check
     app.add_middleware(guard.BodyLimit, max_bytes=cfg.max_body_bytes)
     guard.announce(cfg)
+    app.add_middleware(SecurityHeaders, cfg=cfg)
     api_registry.install(app, server.registry)
     app.include_router(api_incidents.router)
     app.include_router(webhooks.router)

@@ -73,6 +73,8 @@ class ServerConfig:
     # Origins (scheme://host:port) besides the server's own whose cookie-authenticated writes
     # are accepted (CSRF check); e.g. the public name a reverse proxy serves the dashboard on.
     allowed_origins: tuple[str, ...] = ()
+    # Offline cell → position file (OpenCelliD CSV): places cell-only alerts on the map.
+    cell_locations: str = ""
     sms_gateway: str = "log"  # log | modem:/dev/ttyUSB0[@115200]; in-process: create_app(gateway=…)
     extra: dict = field(default_factory=dict)
 
@@ -82,6 +84,8 @@ class ServerConfig:
         cfg = cls(
             db_url=env.get("URELIEF_DB_URL", ""),
             tile_url=env.get("URELIEF_TILE_URL", cls.tile_url),
+            tile_attribution=env.get("URELIEF_TILE_ATTRIBUTION", cls.tile_attribution),
+            cell_locations=env.get("URELIEF_CELL_LOCATIONS", ""),
             guardian_sms=env.get("URELIEF_GUARDIAN_SMS", "1") not in ("0", "false", "no"),
             sms_gateway=env.get("URELIEF_SMS_GATEWAY", cls.sms_gateway),
             aml_hmac_key=env["URELIEF_AML_HMAC_KEY"].encode() if env.get("URELIEF_AML_HMAC_KEY") else None,

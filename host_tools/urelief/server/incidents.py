@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from urelief import protocol as p
@@ -39,6 +39,8 @@ ACTIONS: dict[str, tuple[tuple[IncidentStatus, ...], IncidentStatus | None]] = {
     "dispatch": ((S.OPEN, S.ACKNOWLEDGED), S.DISPATCHED),
     "question": (OPEN_STATES, None),
     "stand_down": (OPEN_STATES, None),
+    "locate": (OPEN_STATES, None),  # a position now: a short TRACKING downlink
+    "tracking": (OPEN_STATES, None),  # the dispatcher's own tracking rate
     "resolve": (OPEN_STATES, S.RESOLVED),
     "false_alarm": (OPEN_STATES, S.FALSE_ALARM),
 }
@@ -75,6 +77,26 @@ def report_fields(r: dict) -> dict[str, Any]:
         out["cell"] = {"mcc": r["mcc"], "mnc": r["mnc"], "tac": r["tac"], "cell_id": r["cell_id"],
                        "rat": enum_name(p.Rat, r["rat"]), "signal_dbm": r["signal_dbm"]}
     return out
+
+
+DEVICE_CLOCK_SLACK = timedelta(hours=24)  # a device time further from arrival is not believed
+
+
+def event_time(r: dict, received_at: datetime) -> datetime:
+    """When the packet's event happened: the device's clock when it has one and it is within a
+    day of the arrival (never later than the arrival), else the arrival time."""
+    if r.get("time_s") is not None and r.get("time_source"):
+        t = datetime.fromtimestamp(r["time_s"], UTC)
+        if abs(t - received_at) <= DEVICE_CLOCK_SLACK:
+            return min(t, received_at)
+    return received_at
+
+
+def fix_time(r: dict, received_at: datetime) -> datetime:
+    """When the position was measured: event time − fix age (an unknown age: the event time)."""
+    t = event_time(r, received_at)
+    age = r.get("fix_age_s")
+    return t - timedelta(seconds=age) if age else t
 
 
 @dataclass
@@ -131,9 +153,12 @@ def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
         elif it.kind != "position":
             _event(s, inc, it.kind, it, {})
         if "lat" in rep:
-            inc.last_lat, inc.last_lon = rep["lat"], rep["lon"]
-            inc.last_accuracy_m = rep.get("accuracy_m")
-            inc.last_fix_at = it.received_at
+            at = fix_time(f, it.received_at)
+            rep["fix_at"] = at.isoformat()
+            if inc.last_fix_at is None or at >= inc.last_fix_at:  # an older fix: track only
+                inc.last_lat, inc.last_lon = rep["lat"], rep["lon"]
+                inc.last_accuracy_m = rep.get("accuracy_m")
+                inc.last_fix_at = at
             _event(s, inc, "position", it, rep)
         elif "cell" in rep:  # no fix at all: the serving cell is the location there is
             _event(s, inc, "cell", it, rep)
@@ -206,6 +231,10 @@ def act(s: Session, actor: Actor, incident_id: int, action: str, body: dict) -> 
         payload["note"] = str(body["note"])[:500]
     if action == "question":
         payload.update(_question(s, inc, body))
+    elif action in ("locate", "tracking"):
+        if inc.device_id is None:
+            raise Conflict(f"cannot {action}: this incident has no device")
+        payload.update(_tracking(inc, action, body, now))
     if to is not None:
         if to in (S.RESOLVED, S.FALSE_ALARM) and inc.is_drill:
             to = S.DRILL
@@ -247,6 +276,25 @@ def _question(s: Session, inc: Incident, body: dict) -> dict:
             "timeout_s": timeout_s}
 
 
+LOCATE_INTERVAL_S, LOCATE_FOR_S = 15, 60  # "a position now": every 15 s for the next minute
+
+
+def _tracking(inc: Incident, action: str, body: dict, now: datetime) -> dict:
+    """A TRACKING downlink's fields. The device counts the fast phase from its alert, so a
+    locate asks for fast positions until a minute from now; 0 keeps the device's value."""
+    if action == "locate":
+        since = int((now - inc.opened_at).total_seconds()) if inc.opened_at else 0
+        return {"fast_interval_s": LOCATE_INTERVAL_S,
+                "fast_for_s": min(max(since, 0) + LOCATE_FOR_S, 0xFFFF),
+                "slow_interval_s": 0, "low_battery_pct": 0}
+    out = {k: int(body.get(k) or 0) for k in ("fast_interval_s", "fast_for_s", "slow_interval_s")}
+    if not any(out.values()) or not all(0 <= v <= 0xFFFF for v in out.values()) or (
+            out["fast_interval_s"] and out["fast_interval_s"] < 10):
+        raise Invalid("bad tracking", [{"field": "fast_interval_s/fast_for_s/slow_interval_s",
+                                        "message": "seconds 0..65535 (0 keeps), fast >= 10 s"}])
+    return {**out, "low_battery_pct": 0}
+
+
 # -- reading --------------------------------------------------------------------------------------
 
 def incident_out(inc: Incident) -> dict:
@@ -262,6 +310,50 @@ def incident_out(inc: Incident) -> dict:
         "updated_at": _iso(inc.updated_at),
         "child": inc.subscriber.full_name if inc.subscriber is not None else None,
     }
+
+
+UNDELIVERED = ("unreachable", "failed")
+
+
+def summaries(s: Session, incs: Sequence[Incident], cells=None) -> dict[int, dict]:
+    """What the dispatcher needs beside the row, per incident: how many SOS (a repeat SOS is
+    news), cancels, the newest fix's trust and age, the serving cell (placed when the cell file
+    knows it), the last answer, undelivered downlinks. Three queries for any number."""
+    ids = [i.id for i in incs]
+    out: dict[int, dict] = {i: {"sos_count": 0, "cancels": 0, "undelivered": 0, "fix": None,
+                                "cell": None, "answer": None} for i in ids}
+    if not ids:
+        return out
+    e = IncidentEvent
+    for iid, kind, n in s.execute(select(e.incident_id, e.kind, func.count()).where(
+            e.incident_id.in_(ids)).group_by(e.incident_id, e.kind)):
+        if kind == "sos":
+            out[iid]["sos_count"] += n
+        elif kind == "cancel":
+            out[iid]["cancels"] += n
+    for inc in incs:
+        if inc.source.value == "device" and inc.open_counter is not None:
+            out[inc.id]["sos_count"] += 1  # the SOS that opened it
+    last = select(func.max(e.id)).where(e.incident_id.in_(ids), e.kind.in_(
+        ("position", "cell", "answer"))).group_by(e.incident_id, e.kind)
+    undelivered = select(e.incident_id, func.count()).where(
+        e.incident_id.in_(ids), e.kind == "downlink",
+        e.payload["channel"].as_string().in_(UNDELIVERED)).group_by(e.incident_id)
+    for iid, n in s.execute(undelivered):
+        out[iid]["undelivered"] = n
+    for ev in s.scalars(select(e).where(e.id.in_(last))):
+        pl, o = ev.payload or {}, out[ev.incident_id]
+        if ev.kind == "position":
+            o["fix"] = {k: pl.get(k) for k in ("fix_at", "fix_age_s", "trusted", "sats",
+                                               "accuracy_m")}
+        elif ev.kind == "cell":
+            cell = dict(pl.get("cell") or {})
+            where = cells.locate(cell) if cells is not None else None
+            o["cell"] = {**cell, "at": _iso(ev.at), "located": where}
+        elif ev.kind == "answer":
+            o["answer"] = {"question_id": pl.get("question_id"), "presses": pl.get("presses"),
+                           "at": _iso(ev.at)}
+    return out
 
 
 def event_out(e: IncidentEvent) -> dict:

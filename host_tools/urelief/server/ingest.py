@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import NamedTuple
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from urelief import protocol as p
@@ -89,6 +89,13 @@ def _device_update_stmt():
         def keep(col, name, type_):
             return func.coalesce(bindparam(name, type_=type_), col)
 
+        fix_at = bindparam("fix_at", type_=c.last_fix_at.type)
+
+        def newer_fix(col, name, type_):  # an older fix (a late packet) never replaces a newer
+            return case((and_(fix_at.is_not(None), or_(c.last_fix_at.is_(None),
+                                                       c.last_fix_at <= fix_at)),
+                         bindparam(name, type_=type_)), else_=col)
+
         dl = bindparam("dl_reserved", type_=c.downlink_counter.type)
         _DEVICE_UPDATE = update(t).where(c.id == bindparam("b_id")).values(
             last_counter=bindparam("last_counter"), replay_bitmap=bindparam("replay_bitmap"),
@@ -98,10 +105,10 @@ def _device_update_stmt():
             battery_pct=keep(c.battery_pct, "battery_pct", c.battery_pct.type),
             battery_mv=keep(c.battery_mv, "battery_mv", c.battery_mv.type),
             firmware_version=keep(c.firmware_version, "fw", c.firmware_version.type),
-            last_lat=keep(c.last_lat, "lat", c.last_lat.type),
-            last_lon=keep(c.last_lon, "lon", c.last_lon.type),
-            last_accuracy_m=keep(c.last_accuracy_m, "acc", c.last_accuracy_m.type),
-            last_fix_at=keep(c.last_fix_at, "fix_at", c.last_fix_at.type),
+            last_lat=newer_fix(c.last_lat, "lat", c.last_lat.type),
+            last_lon=newer_fix(c.last_lon, "lon", c.last_lon.type),
+            last_accuracy_m=newer_fix(c.last_accuracy_m, "acc", c.last_accuracy_m.type),
+            last_fix_at=newer_fix(c.last_fix_at, "fix_at", c.last_fix_at.type),
             downlink_counter=case((c.downlink_counter < dl, dl), else_=c.downlink_counter),
         )
     return _DEVICE_UPDATE
@@ -167,7 +174,9 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
         count[it.dev.id] = count.get(it.dev.id, 0) + 1
         r = it.fields
         if r["fix"] and r["lat_e7"] is not None and r["lon_e7"] is not None:
-            fix[it.dev.id] = it
+            at = incidents.fix_time(r, it.received_at)
+            if it.dev.id not in fix or at >= fix[it.dev.id][1]:  # the batch's newest fix
+                fix[it.dev.id] = (it, at)
         if "fw" in r:
             extra.setdefault(it.dev.id, {})["fw"] = ".".join(map(str, r["fw"]))
         if r.get("battery_mv"):
@@ -181,7 +190,7 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
         res = dev.dl_reserved if need <= dev.dl_reserved else dev.dl_next + max(
             DOWNLINK_BLOCK, 4 * count[dev_id])
         reserved[dev_id] = res
-        f = fix.get(dev_id)
+        f, fix_at = fix.get(dev_id, (None, None))
         fr = f.fields if f else None
         params.append({
             "b_id": dev_id, "last_counter": it.window[0], "replay_bitmap": it.window[1],
@@ -190,7 +199,7 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
             "fw": extra.get(dev_id, {}).get("fw"),
             "lat": fr["lat_e7"] / 1e7 if fr else None, "lon": fr["lon_e7"] / 1e7 if fr else None,
             "acc": float(fr["accuracy_m"]) if fr and fr["accuracy_m"] is not None else None,
-            "fix_at": f.received_at if f else None, "dl_reserved": res})
+            "fix_at": fix_at, "dl_reserved": res})
     conn.execute(_device_update_stmt(), params)
     effects: list[incidents.PacketEffect | None] = [None] * len(items)
     maybe = {it.dev.id for it in items if it.kind not in _ROUTINE and it.kind != "sos"}

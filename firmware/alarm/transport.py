@@ -95,10 +95,15 @@ class Transport:
     async def _open(self):
         try:
             await self.m.udp_open(self.host, self.port)
+            self.m.link_ok()
             self._set(LINK_UP)
         except _ERRORS as e:
             self.log(event("fault", "what=data_link", repr(e)))
-            self._set(LINK_DOWN)
+            if isinstance(e, ModemReset) or self.m.resets != self._resets:
+                self._set(LINK_CONNECTING)  # the modem rebooted: open once it is initialised
+            else:
+                self.m.link_failed()  # the modem layer re-initialises one whose link keeps failing
+                self._set(LINK_DOWN)
 
     async def free(self):
         """Returns once no GNSS window holds the RF."""

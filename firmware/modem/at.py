@@ -184,6 +184,8 @@ class At:
         expect: response prefix ("+CSQ:"), "" for bare text, None for final result only.
         payload: bytes sent after the "> " prompt (SMS PDU + Ctrl-Z, socket data).
         ends: lines that also end this command successfully ("NORMAL POWER DOWN" after CPOWD)."""
+        if self.booting and cmd != "AT":
+            raise ModemReset(cmd)  # power-cycled, not answering AT yet: nothing else reaches it
         async with self._lock:
             if self._timeouts and cmd != "AT":
                 # The last command went unanswered: let a late answer to it arrive now, while
@@ -233,6 +235,8 @@ class At:
                 await self.cmd("AT", timeout_ms=ms)
                 self._timeouts = 0
                 self.hung = False
+                self.booting = False
+                self._synced = True
                 return True
             except (AtTimeout, AtError, ModemReset):
                 pass
@@ -271,7 +275,11 @@ class At:
         self.echo = True
         self.hung = False
         self._timeouts = 0
+        self.booting = True
         return True
+
+    booting = False  # power-cycled and not yet answering AT (sync): commands fail fast
+    _synced = False  # the module answered AT once
 
     def may_recover(self):
         """Hung, and no power cycle within the last recover_gap_ms (a booting modem is silent)."""
@@ -281,7 +289,8 @@ class At:
     async def recover(self):
         """Power-cycle a hung modem and ask for re-initialisation."""
         self._recover_at = time.ticks_ms()
-        await self.power_cycle()
+        async with self._lock:  # no command goes out while PWRKEY is pressed
+            await self.power_cycle()
         if self.on_reset:
             self.on_reset("hang")
 
@@ -334,6 +343,9 @@ class At:
             p.next_is_pdu = False
             p.lines.append(line)
             return
+        if p and not self.echo and line == p.cmd:
+            self._echo_back(line)  # ATE0 does not outlive a reset: the module reset silently
+            return
         echo = p.cmd if (p and self.echo) else None
         k = atlines.classify(line, p.expect if p else None, echo, p is not None, self.urc_prefixes)
         if p is not None and k == atlines.INTERMEDIATE:  # (command kinds need p: in_command)
@@ -353,8 +365,9 @@ class At:
             p.prompt.set()
         elif k == atlines.URC:
             self.stats["urc"] += 1
-            if atlines.is_boot(line):
-                self._boot(line)
+            stage = atlines.is_boot(line)
+            if stage:
+                self._boot(line, stage)
             elif line.endswith("POWER DOWN") or line == "POWERED DOWN":
                 self._went_down = True
             for h in atlines.TWO_LINE_URCS:
@@ -367,15 +380,20 @@ class At:
         else:
             self._unknown(line)
 
-    def _boot(self, line):
-        """RDY / SMS Ready / *ATREADY. Boot URCs within boot_burst_ms of each other are one boot;
-        one that we did not cause (power_cycle) is an unprompted reboot."""
-        self._booted = True
-        self.echo = True  # a rebooted module has echo on again (ATE1 default)
+    def _boot(self, line, stage):
+        """A boot line (atlines.BOOT_URCS, LATE_BOOT_URCS). A first line starts a boot; a later
+        line within boot_burst_ms of the boot's start is part of it, one outside any boot starts
+        one too. A boot that we did not cause (power_cycle, power_down) is an unprompted reset,
+        however soon after the last one it comes."""
         now = time.ticks_ms()
-        burst = self._boot_at is not None and time.ticks_diff(now, self._boot_at) < self.boot_burst_ms
+        if stage == atlines.BOOT_LATE and (not self._synced or self._boot_at is not None and
+                                           time.ticks_diff(now, self._boot_at) < self.boot_burst_ms):
+            return  # the rest of the boot in progress (or of one before we ever spoke to it)
+        self._booted = True
+        self.booting = False  # it announced its boot: it answers
+        self.echo = True  # a rebooted module has echo on again (ATE1 default)
         self._boot_at = now  # type: ignore[assignment]
-        if burst or self._expect_reboot:
+        if self._expect_reboot:
             self._expect_reboot = False
             return
         self.stats["resets"] += 1
@@ -385,6 +403,16 @@ class At:
             p.final = ModemReset
             p.done.set()
             p.prompt.set()
+        if self.on_reset:
+            self.on_reset("reboot")
+
+    def _echo_back(self, line):
+        """Our command echoed after ATE0: the module reset without a boot line we saw (autobaud,
+        or its URCs lost). The command in flight goes on (the module answers it); the Modem
+        re-initialises after it."""
+        self.echo = True
+        self.stats["resets"] += 1
+        self.log("at: modem rebooted (echo back on: %s)" % line)
         if self.on_reset:
             self.on_reset("reboot")
 

@@ -26,8 +26,15 @@ URC_PREFIXES = (
     "RDY", "SMS Ready", "*ATREADY", "APP RDY", "SMS DONE", "PB DONE", "+CPSMSTATUS:",
     "NORMAL POWER DOWN", "POWERED DOWN",
 )
-# Lines that announce a module (re)boot: unprompted means the modem reset itself.
-BOOT_URCS = ("RDY", "SMS Ready", "*ATREADY")
+# Lines that announce a module (re)boot: unprompted means the modem reset itself. The first line
+# of a boot (SIMCom/Quectel "RDY", SIMCom Cat-1 "*ATREADY: 1") always starts one; the later ones
+# (SIMCom "SMS Ready", A76xx "SMS DONE"/"PB DONE", Quectel "APP RDY", the SIM's "+CPIN: READY")
+# belong to the boot before them, and alone they are a reset whose first line was not sent (a
+# module on autobaud prints no "RDY": SIMCom AT manuals, AT+IPR).
+BOOT_URCS = ("RDY", "*ATREADY")
+LATE_BOOT_URCS = ("SMS Ready", "SMS DONE", "PB DONE", "APP RDY", "+CPIN: READY")
+BOOT_FIRST = const(1)
+BOOT_LATE = const(2)
 # URCs followed by one more line that belongs to them (the PDU, 27.005 §3.4.1 PDU mode).
 TWO_LINE_URCS = ("+CMT:", "+CDS:", "+CBM:")
 
@@ -59,10 +66,14 @@ def error_code(line):
 
 
 def is_boot(line):
+    """BOOT_FIRST, BOOT_LATE or 0 (not a boot line)."""
     for b in BOOT_URCS:
         if line.startswith(b):
-            return True
-    return False
+            return BOOT_FIRST
+    for b in LATE_BOOT_URCS:
+        if line.startswith(b):
+            return BOOT_LATE
+    return 0
 
 
 def is_urc(line, prefixes=URC_PREFIXES):

@@ -15,6 +15,7 @@ _SMS_SEND_MS = const(60000)
 _SMS_READ_MS = const(5000)
 _SIM_MS = const(5000)
 _CFUN_MS = const(10000)
+_LINK_REINIT_MAX = const(32)  # data-link failures before a re-init, at most (~16 min at 30 s)
 
 # 27.007 §10.1.22 <stat>
 REG_NOT = const(0)
@@ -216,6 +217,7 @@ class Modem:
         await self.at.cmd("AT+CMGF=0")  # PDU mode (27.005 §3.2.3)
         await self.at.cmd("AT+CNMI=2,1,0,0,0")  # new SMS -> +CMTI (27.005 §3.4.1)
         await self.at.cmd("AT%s=2" % self.reg_cmd)  # registration URCs with TAC/CI
+        await self.registration()  # a module that registered before that sends no URC for it
         await self.dialect_init()
         try:
             await self.read_stored_sms()  # what arrived while we were off or rebooting
@@ -239,6 +241,32 @@ class Modem:
         except (AtError, AtTimeout):
             self.at.hung = False  # an off module is silent: that is not a hang
             self.at._timeouts = 0
+
+    # A data link that keeps failing (+CAOPEN result 1, no PDP context) after a reset we never
+    # heard: re-initialise after this many failures in a row, power-cycle after twice as many.
+    # Each power cycle doubles the count for the next one (a network that refuses data must not
+    # have the module cycled every few minutes), up to _LINK_CYCLE_MAX.
+    link_reinit_after = 2
+
+    def link_failed(self):
+        """The caller could not open the data link again."""
+        self._link_fails += 1
+        n = self._link_fails
+        if n >= 2 * self._link_reinit:
+            self._link_fails = 0
+            self._link_reinit = min(2 * self._link_reinit, _LINK_REINIT_MAX)
+            self.log("modem: data link failed %d times: power cycle" % n)
+            asyncio.create_task(self.at.recover())  # -> _on_reset('hang') -> supervise
+        elif n == self._link_reinit:
+            self.log("modem: data link failed %d times: re-init" % n)
+            self._on_reset("link")
+
+    def link_ok(self):
+        self._link_fails = 0
+        self._link_reinit = self.link_reinit_after
+
+    _link_fails = 0
+    _link_reinit = 2
 
     def _on_reset(self, reason):
         self.ready = False

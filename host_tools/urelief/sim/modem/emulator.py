@@ -148,7 +148,10 @@ class ModemEmulator:
             self._press_woke = True
             self._power_on()
 
+    quiet_boot = False  # this boot prints no boot URCs (reboot(announce=False))
+
     def _power_on(self, at_ready_ms: float | None = None) -> None:
+        self.quiet_boot = False
         self._epoch += 1
         self.on = True
         self.boots += 1
@@ -172,9 +175,13 @@ class ModemEmulator:
     def dialect_power_off(self) -> None:
         pass
 
-    def reboot(self) -> None:
-        """Fault: the module resets by itself (brown-out, watchdog) and announces its boot."""
+    def reboot(self, announce: bool = True) -> None:
+        """Fault: the module resets by itself (a brown-out on its supply, its own watchdog) and
+        comes back with its defaults (echo on, no URC routing, no data context). announce=False:
+        it prints no boot lines at all (on autobaud a SIMCom module sends no "RDY" before it has
+        seen an AT, SIM7080 AT manual AT+IPR); only its echo, back on, gives it away."""
         self._power_on()
+        self.quiet_boot = not announce
 
     def power_off(self) -> None:
         self._epoch += 1
@@ -184,16 +191,19 @@ class ModemEmulator:
 
     def _boot_done(self) -> None:
         self.ready = True
+        self._later(self.t.sim_ready_ms, self._sim_up)
+        if self.quiet_boot:
+            return
         for u in self.boot_urcs:
             self.send_urc(u)
-        self._later(self.t.sim_ready_ms, self._sim_up)
         self._later(self.t.sms_ready_ms, lambda: [self.send_urc(u) for u in self.late_boot_urcs])
 
     def _sim_up(self) -> None:
         if self.faults.no_sim:
             return
         self.sim_ready = True
-        self.send_urc("+CPIN: READY")
+        if not self.quiet_boot:
+            self.send_urc("+CPIN: READY")
         self._start_registration()
 
     def _start_registration(self) -> None:

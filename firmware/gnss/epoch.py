@@ -240,6 +240,9 @@ class Epoch:
             f.mode = self._dim
         elif ok:
             f.mode = MODE_3D if self._alt is not None else MODE_2D
+            if self._sats is not None and self._sats < 4:
+                f.mode = MODE_2D  # x, y, z and the clock need 4 (fewer: a held altitude, or a
+                # per-constellation count as SiRFstarV's GPGGA/GLGGA; gpsd says 2D at most too)
         elif ok is False:
             f.mode = MODE_NO_FIX
         else:

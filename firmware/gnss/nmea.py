@@ -41,6 +41,7 @@ _S = const(83)
 _E = const(69)
 _W = const(87)
 _T = const(84)
+_D = const(68)
 _FT_E6 = const(304800)  # metres per foot, 1e-6
 
 
@@ -345,7 +346,8 @@ class Nmea:
                     self.bad_fields += 1
             self.faa = self._ch(12)
             if s:  # field 13 (4.1 navigational status) V = "no status given", not "no fix"
-                self.valid = s == _A and self.faa != _N
+                # D: receivers that put the mode in the status field (gpsd takes it as valid)
+                self.valid = (s == _A or s == _D) and self.faa != _N
         elif kind == GLL:
             self._pos(1)
             self.time_ms = self._time(5)

@@ -170,3 +170,18 @@ def test_altitude_from_garmin_pgrmz(mpy):
     got = _epochs(mpy, [rmc("120000.00"), "PGRMZ,1789,f,3"])
     _at(got[0], "2024-12-31T12:00:00.000Z")
     assert got[0][4] == 545.287  # 1789 ft x 0.3048 m, to the mm
+
+
+# --- mode and status fields across NMEA revisions
+def test_rmc_status_d_is_a_fix(mpy):
+    # RMC's status field is A/V in NMEA 0183; receivers that put their mode there send D for a
+    # differential fix (gpsd's processRMC takes A and D as valid).
+    got = _epochs(mpy, ["GPRMC,120000.00,D,4807.038,N,01131.000,E,022.4,084.4,311224,003.1,W,D"])
+    _at(got[0], "2024-12-31T12:00:00.000Z", 2)
+
+
+def test_fewer_than_four_satellites_is_no_3d_fix(mpy):
+    # A 3D fix solves x, y, z and the receiver clock: four satellites. With three in GGA (and no
+    # GSA to say otherwise) the altitude is a held one: 2D, as gpsd's processGGA decides too.
+    got = _epochs(mpy, [gga("120000.00").replace(",1,08,", ",1,03,"), rmc("120000.00")])
+    _at(got[0], "2024-12-31T12:00:00.000Z", 2)

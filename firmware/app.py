@@ -90,6 +90,8 @@ async def main():
             m.replace(" ", "_") for m in missing)))
     else:
         modem = bringup.modem(board)
+        if modem is not None:
+            modem.psm = device.get("psm")  # PSM between uses where the dialect has it
         if modem is None:
             print(event("cannot_send", "reason=no_modem"))
         else:

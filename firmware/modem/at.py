@@ -213,8 +213,22 @@ class At:
             return p.lines
 
     async def _send(self, data):
+        self.traffic_ms = time.ticks_ms()
         self._w.write(data.encode() if isinstance(data, str) else data)
         await self._w.drain()
+
+    traffic_ms = 0  # ticks of the last byte either way (PSM: how long the module has been idle)
+
+    async def wake_press(self, ms):
+        """One PWRKEY press of ms: wakes a module in PSM (BG95 Hardware Design 3.4.2; SIMCom
+        SIM7020 Hardware Design 5.3.4, the SIM70x0 family); the dialect keeps it shorter than the
+        press that switches an awake module off."""
+        if self.pwrkey is None:
+            return False
+        self.pwrkey(1)
+        await asyncio.sleep_ms(ms)
+        self.pwrkey(0)
+        return True
 
     async def _wait(self, evt, ms, p):
         try:
@@ -304,6 +318,7 @@ class At:
                 await asyncio.sleep_ms(10)
                 continue
             fr.feed(data)
+            self.traffic_ms = time.ticks_ms()
             while True:
                 ev = fr.next()
                 if ev is None:

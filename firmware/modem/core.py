@@ -184,6 +184,7 @@ class Modem:
         self.at.on("+CMTI:", self._on_cmti)
         self.at.on("+CMT:", self._on_cmt)
         self.at.on("+CPIN:", self._on_cpin)
+        self.at.on("+CPSMSTATUS:", self._on_psm_status)
 
     def has(self, cap):
         return cap in self.caps
@@ -219,6 +220,7 @@ class Modem:
         await self.at.cmd("AT%s=2" % self.reg_cmd)  # registration URCs with TAC/CI
         await self.registration()  # a module that registered before that sends no URC for it
         await self.dialect_init()
+        await self._psm_init()
         try:
             await self.read_stored_sms()  # what arrived while we were off or rebooting
         except AtError as e:
@@ -229,6 +231,62 @@ class Modem:
 
     async def dialect_init(self):
         pass
+
+    # ------------------------------------------------------------------ PSM
+    # psm: {"tau_s": T3412, "active_s": T3324} from /device.json, for a dialect with "psm": the
+    # module sleeps between uses, registered (BG95 Hardware Design 3.4.2: "similar to power-off,
+    # but the module remains registered ... no need to re-attach or re-establish PDN"), and is
+    # woken for a command. psm_status_cmd: the dialect's switch for PSM entry/exit URCs.
+    psm = None
+    psm_status_cmd = None
+    psm_wake_ms = None  # the PWRKEY press that wakes it, ms; None: PSM not used on this dialect
+    asleep = False  # the module said it entered PSM (URC) and has not said it left
+
+    async def _psm_init(self):
+        if not (self.psm and self.has("psm")):
+            return
+        if not (self.psm_wake_ms and self.at.pwrkey):
+            self.log("modem: PSM off: no wake press known for %s" % self.name)
+            self.psm = None
+            return
+        from modem import extra
+
+        await extra.set_psm(self, True, self.psm.get("tau_s", 86400), self.psm.get("active_s", 30))
+        if self.psm_status_cmd:
+            await self.at.cmd(self.psm_status_cmd)
+
+    def _may_sleep(self):
+        if self.asleep:
+            return True
+        if not self.psm or not self.ready:
+            return False
+        idle = time.ticks_diff(time.ticks_ms(), self.at.traffic_ms)
+        return idle > self.psm.get("active_s", 30) * 1000  # T3324 at least: it may be in PSM
+
+    async def wake(self):
+        """A module that may be in PSM answers before the command goes: an AT probe (known
+        asleep: none), else the PWRKEY wake press and AT until it answers."""
+        if self._waking:
+            while self._waking:
+                await asyncio.sleep_ms(50)
+            return
+        self._waking = True
+        try:
+            if not self.asleep and await self.at.sync(1, 300):
+                return
+            self.log("modem: waking from PSM")
+            await self.at.wake_press(self.psm_wake_ms)
+            if await self._wait_boot():
+                self.asleep = False
+        finally:
+            self._waking = False
+
+    _waking = False
+
+    def _on_psm_status(self, line, _):
+        """+CPSMSTATUS: ENTER PSM / EXIT PSM (SIM7080 AT manual, with AT+CPSMSTATUS=1)."""
+        self.asleep = "ENTER" in line
+        self.log("modem: " + line[atlines.after_colon(line):])
 
     async def power_down(self):
         """Orderly switch-off (detach, save state) before the board sleeps without PSM:
@@ -270,6 +328,7 @@ class Modem:
 
     def _on_reset(self, reason):
         self.ready = False
+        self.asleep = False
         self.resets += 1
         self.reg = None
         self.reg_evt.clear()
@@ -299,7 +358,10 @@ class Modem:
                 backoff = min(backoff * 2, 64000)
 
     async def cmd(self, cmd, expect=None, timeout_ms=2000, payload=None):
-        """at.cmd plus recovery: a hung modem is power-cycled before the error propagates."""
+        """at.cmd plus recovery: a module in PSM is woken first; a hung modem is power-cycled
+        before the error propagates."""
+        if self._may_sleep():
+            await self.wake()
         try:
             return await self.at.cmd(cmd, expect, timeout_ms, payload)
         except AtTimeout:

@@ -29,6 +29,8 @@ class Sim7080(Modem):
     boot_ms = 6000
     urc_prefixes = atlines.URC_PREFIXES + ("+CADATAIND:", "+CASTATE:", "+APP PDP:", "+CAURC:")
     inline_data = ("+CARECV: ",)  # "+CARECV: <len>,<len bytes>"
+    psm_status_cmd = "AT+CPSMSTATUS=1"  # URCs "+CPSMSTATUS: ENTER PSM" / "EXIT PSM"
+    psm_wake_ms = 1100  # PWRKEY low wakes it from PSM; under the 1.2 s press that switches off
     apn = ""
 
     def __init__(self, reader, writer, pwrkey=None, log=print):

@@ -5,28 +5,10 @@ autobaud prints no "RDY": SIMCom AT manuals, AT+IPR): the failing data link give
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from urelief.paths import BOARDS
+from modem_boards import board_for
 from urelief.sim import events
 from urelief.sim.rig import pattern_name
-
-_CAPS = {"sim7080": ["gnss", "sms", "udp", "psm", "gnss_with_lte"],
-         "a7670": ["gnss", "sms", "udp", "gnss_with_lte"],
-         "bg95": ["gnss", "sms", "udp", "psm", "gnss_with_lte"]}
-
-
-def board_for(dialect: str, tmp_path) -> str:
-    """The simulator's board with the given modem dialect on its modem UART."""
-    b = json.loads((BOARDS / "sim.json").read_text())
-    b["name"] = f"sim-{dialect}"
-    b["modem"] = {"dialect": dialect}
-    b["capabilities"] = _CAPS[dialect]
-    path = tmp_path / f"sim-{dialect}.json"
-    path.write_text(json.dumps(b))
-    return str(path)
-
 
 def sos_acked(out: str) -> bool:
     sos = events.first(out, "stored", kind="sos")

@@ -42,6 +42,8 @@ class DeviceConfig:
     # cancel on the device (the police stand it down).
     cancel: dict | None = None
     checkin_s: int | None = None  # heartbeat period (None: the firmware's daily default)
+    # Modem PSM between uses (SIM7080G, BG95): {"tau_s": T3412, "active_s": T3324}; None: off.
+    psm: dict | None = None
 
     def device_json(self) -> dict:
         out: dict = {"device_id": self.device_id, "key_id": self.key_id,
@@ -56,6 +58,11 @@ class DeviceConfig:
             if not 60 <= self.checkin_s <= 7 * 86400:
                 raise ValueError("checkin_s: 60 s .. 7 days")
             out["checkin_s"] = self.checkin_s
+        if self.psm:
+            tau, active = self.psm["tau_s"], self.psm["active_s"]
+            if not (60 <= tau <= 35712000 and 2 <= active <= 11160):  # 24.008 timer 3 / timer 2
+                raise ValueError("psm: tau_s 60 s .. 413 days, active_s 2 s .. 186 min")
+            out["psm"] = {"tau_s": tau, "active_s": active}
         if self.cancel:
             c = self.cancel
             if not (3 <= c["presses"] <= 9 and 3 <= c["duress_presses"] <= 9

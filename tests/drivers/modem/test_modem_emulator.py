@@ -104,3 +104,41 @@ def test_power_echo_errors_and_faults():
     b.run(5000)
     assert b.at("AT+CMEE=1") and b.at("AT+CPIN?") == "AT+CPIN?\r\r\n+CME ERROR: 10\r\n"
     assert m.boots == 2
+
+
+@pytest.mark.parametrize("dialect", ["sim7080", "bg95"])
+def test_psm_radio_off_unreachable_woken_by_pwrkey_or_tau(dialect):
+    """+CPSMS=1 with TAU 1 h (T3412 "00100001") and active time 10 s (T3324 "00000101"): after
+    the network's RRC release (10 s) and T3324 the module sleeps - deaf on its UART, an SMS for it
+    waits at the SMSC - stays registered, and a PWRKEY press or the TAU timer wakes it."""
+    b = Board()
+    net = SmsNetwork()
+    m = make(dialect, sms_network=net).attach(b)
+    b.press(1100)
+    b.run(10_000)  # booted and registered
+    b.at("ATE0")
+    if dialect == "sim7080":
+        assert b.at("AT+CPSMSTATUS=1") == "\r\nOK\r\n"
+    assert b.at('AT+CPSMS=1,,,"00100001","00000101"') == "\r\nOK\r\n"
+    assert m.psm_timers_ms() == (3600_000.0, 10_000.0)
+    b.rx.clear()
+    b.run(19_000)
+    assert not m.asleep  # 10 s RRC release + 10 s T3324 not over yet
+    b.run(2000)
+    assert m.asleep and m.registered and not m.reachable and m.psm_entries == 1
+    assert ("+CPSMSTATUS: ENTER PSM" in b.rx.decode()) == (dialect == "sim7080")
+    assert b.at("AT", 1000) == ""  # deaf
+    assert net.deliver(m.msisdn, "ACK 1")  # the SMSC holds it while the module sleeps
+    b.run(3000)
+    assert m.storage == {} and m.asleep
+    b.rx.clear()
+    b.press(1100)  # wake: not a power toggle
+    b.run(m.t.psm_wake_ms)
+    assert m.on and not m.asleep and m.registered and m.boots == 1
+    assert b.at("AT") == "\r\nOK\r\n"
+    b.run(6000)  # the SMSC's next try reaches it
+    assert len(m.storage) == 1
+    b.run(25_000)
+    assert m.asleep and m.psm_entries == 2
+    b.run(3600_000 + m.t.psm_wake_ms)  # T3412: it wakes by itself for the TAU
+    assert m.psm_entries == 3 or not m.asleep

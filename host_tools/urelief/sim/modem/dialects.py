@@ -49,12 +49,14 @@ class _Radio(ModemEmulator):
         if getattr(self, "link", None) is None:
             self.link = UdpLink(self.clock, self._udp_in)
         real = self.lookup(*addr)
+        self.activity()
         self._later(self.t.uplink_ms, lambda: self.link.send(real, data))
         return True
 
     def _udp_in(self, data: bytes) -> None:
-        if not (self.on and self.sock_open and self.registered):
-            return  # the network drops it: nowhere to deliver
+        if not (self.on and self.sock_open and self.reachable):
+            return  # the network drops it: nowhere to deliver (off, no socket, or in PSM)
+        self.activity()
         def arrive():
             self.rx_queue.append(data)
             self.data_ready()
@@ -102,6 +104,9 @@ class Sim7080(_Radio):
     def dialect_command(self, body: str) -> bool:
         u = body.upper()
         if u.startswith(("+CNMP", "+CMNB", "+CSCLK", "+CACFG", "+CNETLIGHT")):
+            self.reply()
+        elif u.startswith("+CPSMSTATUS="):  # PSM entry/exit URCs on (SIM7080 AT manual)
+            self.psm_urc = body.strip().endswith("1")
             self.reply()
         elif u == "+CNACT?":
             ip = "10.64.0.7" if self.pdp else "0.0.0.0"

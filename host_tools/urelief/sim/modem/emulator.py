@@ -19,6 +19,24 @@ EPOCH = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)  # device time 0 in network 
 CTRL_Z, ESC = 0x1A, 0x1B
 
 
+_T3_STEP_S = {0: 600, 1: 3600, 2: 36000, 3: 2, 4: 30, 5: 60, 6: 1152000}
+_T2_STEP_S = {0: 2, 1: 60, 2: 360}
+
+
+def timer3_ms(bits: str) -> float:
+    """GPRS Timer 3 octet (3GPP 24.008 §10.5.7.4a), 8 bits as text -> ms (unit 7: deactivated)."""
+    v = int(bits, 2)
+    step = _T3_STEP_S.get(v >> 5)
+    return float("inf") if step is None else (v & 31) * step * 1000.0
+
+
+def timer2_ms(bits: str) -> float:
+    """GPRS Timer 2 octet (3GPP 24.008 §10.5.7.4) -> ms (unit 7: deactivated)."""
+    v = int(bits, 2)
+    step = _T2_STEP_S.get(v >> 5)
+    return float("inf") if step is None else (v & 31) * step * 1000.0
+
+
 @dataclass
 class Faults:
     """Switches a tester flips (any time, from the host loop thread)."""
@@ -54,6 +72,15 @@ class Timing:
     gnss_ttff_ms: float = 30000  # cold start, open sky
     gnss_hot_ms: float = 2000  # hot start (SIM7080G: < 1 s open sky, a few s in the field)
     gnss_hot_for_ms: float = 2 * 3600_000  # ephemeris valid this long after the last fix
+    # PSM (27.007 +CPSMS, 3GPP 24.301): after the last traffic the network releases the RRC
+    # connection (its inactivity timer, operator-set: 10 s here), the active time T3324 runs, then
+    # the module sleeps until T3412 (TAU) or a wake press. BG95 Hardware Design 3.4.2 and SIMCom
+    # SIM7020 Hardware Design 5.3.4 (the SIM70x0 LPWA family): in PSM the module stays registered
+    # but answers nothing; PWRKEY (BG95 also PON_TRIG) or the TAU timer wakes it. Woken, it answers
+    # after psm_wake_ms (modelled as the UART-ready time of a boot, an upper bound) without a new
+    # attach or PDN set-up.
+    rrc_release_ms: float = 10000
+    psm_wake_ms: float = 1800
     pwrkey_on_ms: float = 1000  # press at least this long to power on
     pwrkey_off_ms: float = 1200  # press at least this long to power off
     power_down_ms: float = 1800  # off press -> really off (SIM7000 family Toff(uart) 1.8-6.9 s)
@@ -117,6 +144,10 @@ class ModemEmulator:
         self.pending: tuple | None = None  # collecting data after "> ": (kind, n, args)
         self.psm = None
         self.edrx = None
+        self.psm_urc = False  # +CPSMSTATUS=1 (SIM7080): ENTER PSM / EXIT PSM reported
+        self.asleep = False  # in PSM: radio off, UART deaf, unreachable for downlinks
+        self.psm_entries = 0
+        self._activity = 0  # bumps on every traffic: a stale idle timer sees it and does nothing
         self.dialect_reset()
 
     def dialect_reset(self) -> None:
@@ -125,8 +156,14 @@ class ModemEmulator:
     # ------------------------------------------------------------------ power
 
     def on_pwrkey(self, level: int, t_ms: float) -> None:
-        """PWRKEY asserted (1) / released (0). SIMCom/Quectel: a press of the right length toggles."""
+        """PWRKEY asserted (1) / released (0). SIMCom/Quectel: a press of the right length toggles;
+        in PSM a press wakes the module instead."""
         if self.faults.pwrkey_dead:
+            return
+        if level and self.on and self.asleep:
+            self._press_t = t_ms
+            self._press_woke = True  # this press wakes; its release does not switch off
+            self.wake()
             return
         if level:
             if self.shutting:
@@ -249,6 +286,57 @@ class ModemEmulator:
     def registered(self) -> bool:
         return self.on and self.stat in (1, 5) and self.faults.coverage
 
+    @property
+    def reachable(self) -> bool:
+        """Registered and awake: the network can deliver to it now."""
+        return self.registered and not self.asleep
+
+    # ------------------------------------------------------------------ PSM
+
+    def psm_timers_ms(self) -> tuple[float, float] | None:
+        """(T3412 TAU, T3324 active) from the +CPSMS setting, ms; None when PSM is off."""
+        if not self.psm:
+            return None
+        a = [x.strip().strip('"') for x in self.psm.split(",")]
+        if a[0] != "1" or len(a) < 5:
+            return None
+        return timer3_ms(a[3]), timer2_ms(a[4])
+
+    def activity(self) -> None:
+        """Traffic (a command, an uplink, a downlink): the idle countdown to PSM starts again."""
+        self._activity += 1
+        timers = self.psm_timers_ms()
+        if timers is None or self.asleep:
+            return
+        n = self._activity
+        self._later(self.t.rrc_release_ms + timers[1],
+                    lambda: self._enter_psm() if n == self._activity else None)
+
+    def _enter_psm(self) -> None:
+        if not self.registered or self.pending:
+            return
+        if self.psm_urc:
+            self.send_urc("+CPSMSTATUS: ENTER PSM")
+        self.asleep = True
+        self.psm_entries += 1
+        tau = self.psm_timers_ms()[0]
+        n = self._activity
+        self._later(tau, lambda: self.wake() if n == self._activity and self.asleep else None)
+
+    def wake(self) -> None:
+        """Out of PSM (a press or the TAU timer): answering again after psm_wake_ms."""
+        if not self.asleep:
+            return
+
+        def up():
+            self.asleep = False
+            if self.psm_urc:
+                self.send_urc("+CPSMSTATUS: EXIT PSM")
+            self.activity()
+
+        self._activity += 1
+        self._later(self.t.psm_wake_ms, up)
+
     # ------------------------------------------------------------------ UART
 
     def _later(self, ms: float, fn) -> None:
@@ -302,7 +390,7 @@ class ModemEmulator:
             if self.rx[:1] == b"\n":
                 del self.rx[:1]
             line = raw.decode("latin-1").strip()
-            if self.echo and self.ready and not self.faults.no_answer:
+            if self.echo and self.ready and not self.faults.no_answer and not self.asleep:
                 self.send(raw + b"\r")
             if line:
                 self._command(line)
@@ -341,8 +429,9 @@ class ModemEmulator:
     # ------------------------------------------------------------------ commands
 
     def _command(self, line: str) -> None:
-        if not self.ready or self.faults.no_answer:
+        if not self.ready or self.faults.no_answer or self.asleep:
             return
+        self.activity()
         if not line.upper().startswith("AT"):
             return self.error()
         err = self.faults.error_for(line)
@@ -459,6 +548,7 @@ class ModemEmulator:
     def at_cpsms(self, op, arg):
         if op == "=":
             self.psm = arg
+            self.activity()  # the idle countdown runs with the new timers
         self.reply(*([f"+CPSMS: {self.psm or 0}"] if op == "?" else []))
 
     def at_cedrxs(self, op, arg):
@@ -532,9 +622,10 @@ class ModemEmulator:
 
     def sms_delivered(self, sms: Sms) -> None:
         """From the SMS centre: store or route to the TE per AT+CNMI (27.005 §3.4.1)."""
-        if not (self.on and self.sim_ready and self.registered):
+        if not (self.on and self.sim_ready and self.reachable):
             self.clock.call_later(5000, lambda: self.sms_delivered(sms))  # SMSC retries later
             return
+        self.activity()
         if self.cnmi_mt == 2:
             pdu = pdus.encode_deliver(sms.sender, sms.body, self.utc_now())
             tpdu = len(pdu) - pdu[0] - 1

@@ -22,6 +22,9 @@ class Bg95(Modem):
     off_to_on_ms = 5000  # > the on press + boot to "RDY": a later press would switch it off
     power_down_ms = 2000  # PWRKEY off press -> STATUS low: >= 1.3 s
     boot_ms = 10000
+    # PSM wake: "drive PWRKEY low" (Hardware Design 3.4.2) for the on press's 500 ms minimum and
+    # under the 650 ms that switches an awake module off. No PSM URC: a probe finds it asleep.
+    psm_wake_ms = 550
     urc_prefixes = atlines.URC_PREFIXES + ("+QIURC:", "+QIOPEN:")
     powd_cmd = "AT+QPOWD=1"
     data_after = ("+QIRD:",)  # "+QIRD: <len>,<ip>,<port>" then <len> bytes

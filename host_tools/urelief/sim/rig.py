@@ -196,6 +196,9 @@ class Rig:
         else:
             self.modem.attach(self.dev, uart_id=pins["modem_uart"]["id"],
                               pwrkey_gpio=pins["modem_pwrkey"]["gpio"])
+        if "modem_dtr" in pins and hasattr(self.modem, "attach_sleep_lines"):  # A76xx sleep
+            self.modem.attach_sleep_lines(self.dev, pins["modem_dtr"]["gpio"],
+                                          pins.get("modem_ri", {}).get("gpio"))
         self.gnss = None
         if "gnss_uart" not in pins:
             if self.modem_gnss_ttff_ms is not None:

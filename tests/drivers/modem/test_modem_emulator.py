@@ -129,6 +129,7 @@ def test_psm_radio_off_unreachable_woken_by_pwrkey_or_tau(dialect):
     assert ("+CPSMSTATUS: ENTER PSM" in b.rx.decode()) == (dialect == "sim7080")
     assert b.at("AT", 1000) == ""  # deaf
     assert net.deliver(m.msisdn, "ACK 1")  # the SMSC holds it while the module sleeps
+    b.run(10)
     b.run(3000)
     assert m.storage == {} and m.asleep
     b.rx.clear()
@@ -142,3 +143,50 @@ def test_psm_radio_off_unreachable_woken_by_pwrkey_or_tau(dialect):
     assert m.asleep and m.psm_entries == 2
     b.run(3600_000 + m.t.psm_wake_ms)  # T3412: it wakes by itself for the TAU
     assert m.psm_entries == 3 or not m.asleep
+
+
+def test_a7670_sleeps_by_dtr_still_paged_and_wakes_on_dtr_low():
+    """AT+CSCLK=1 with DTR high: after sleep_idle_ms of UART silence the A7670 sleeps - deaf,
+    but an SMS still reaches it (RI pulses low, its +CMTI waits) - and DTR low wakes it after
+    dtr_wake_ms with the held URC."""
+    b = Board()
+    net = SmsNetwork()
+    m = make("a7670", sms_network=net).attach(b)
+
+    class Line:  # the board's DTR (host output) and RI (module output) pads
+        def __init__(self):
+            self.level, self.cbs, self.driven = 0, [], []
+
+        def on_change(self, cb):
+            self.cbs.append(cb)
+
+        def drive(self, level):
+            self.driven.append((b.clock.now_ms(), level))
+
+        def set(self, level):
+            self.level = level
+            for cb in self.cbs:
+                cb(level, b.clock.now_ms())
+
+    dtr, ri = Line(), Line()
+    pins = {25: dtr, 33: ri}
+    m.attach_sleep_lines(type("Dev", (), {"pin": lambda self, g: pins[g]})(), 25, 33)
+    b.press(100)
+    b.run(15_000)
+    b.at("ATE0")
+    b.at("AT+CMGF=0")
+    b.at("AT+CNMI=2,1,0,0,0")
+    assert b.at("AT+CSCLK=1") == "\r\nOK\r\n"
+    dtr.set(1)
+    b.run(m.t.sleep_idle_ms + 100)
+    assert m.sleeping and m.sleeps == 1 and m.reachable
+    assert b.at("AT", 500) == ""  # deaf while asleep
+    b.rx.clear()
+    assert net.deliver(m.msisdn, "ACK 1")
+    b.run(10)  # the SMSC takes it (a post), then delivers 1.5 s later
+    b.run(3000)
+    assert len(m.storage) == 1 and b.rx == b"" and ri.driven and ri.driven[0][1] == 0
+    dtr.set(0)
+    b.run(m.t.dtr_wake_ms + 5)
+    assert not m.sleeping and "+CMTI" in b.rx.decode()
+    assert b.at("AT") == "\r\nOK\r\n"

@@ -199,10 +199,70 @@ class A7670(_Radio):
     def dialect_reset(self) -> None:
         super().dialect_reset()
         self.rx_manual = False
+        self.csclk = False  # AT+CSCLK=1: sleep when DTR is high and the UART idle
+        self.sleeping = False
+        self.held_urcs: list[bytes] = []
+        self.sleeps = 0
+        self._uart_n = 0  # bumps on UART traffic and DTR changes: stale sleep timers do nothing
+
+    # ------------------------------------------------------------------ sleep by DTR
+
+    def attach_sleep_lines(self, dev, dtr_gpio: int, ri_gpio: int | None = None) -> None:
+        """The board's DTR (the host's output) and RI (the module's, active low) lines."""
+        self.dtr = dev.pin(dtr_gpio).level
+        dev.pin(dtr_gpio).on_change(self.on_dtr)
+        self.ri = dev.pin(ri_gpio) if ri_gpio is not None else None
+
+    dtr = 0
+    ri = None
+
+    def on_dtr(self, level: int, t_ms: float) -> None:
+        self.dtr = level
+        self._uart_idle()
+        if not level and self.sleeping:
+            def awake():
+                self.sleeping = False
+                held, self.held_urcs = self.held_urcs, []
+                for data in held:
+                    self.send(data)
+                self._uart_idle()
+            self._later(self.t.dtr_wake_ms, awake)
+
+    def deaf(self) -> bool:
+        return self.asleep or self.sleeping
+
+    def _uart_idle(self) -> None:
+        self._uart_n += 1
+        n = self._uart_n
+        if self.csclk and self.dtr:
+            self._later(self.t.sleep_idle_ms, lambda: self._sleep() if n == self._uart_n else None)
+
+    def _sleep(self) -> None:
+        if self.csclk and self.dtr and not self.pending and not self.sleeping:
+            self.sleeping = True
+            self.sleeps += 1
+
+    def on_device_tx(self, data: bytes) -> None:
+        super().on_device_tx(data)
+        if not self.sleeping:
+            self._uart_idle()
+
+    def send(self, data: bytes) -> None:
+        if self.sleeping and self.on:  # paged while asleep: RI pulses, the line waits for DTR
+            self.held_urcs.append(data)
+            if self.ri is not None:
+                self.ri.drive(0)
+                self.clock.call_later(self.t.ri_pulse_ms, lambda: self.ri.drive(None))
+            return
+        super().send(data)
 
     def dialect_command(self, body: str) -> bool:
         u = body.upper()
-        if u == "+NETOPEN?":
+        if u.startswith("+CSCLK="):
+            self.csclk = body[7:].strip() == "1"
+            self.reply()
+            self._uart_idle()
+        elif u == "+NETOPEN?":
             self.reply(f"+NETOPEN: {int(self.pdp)}")
         elif u == "+NETOPEN":
             if self.pdp:

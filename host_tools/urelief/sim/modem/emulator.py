@@ -81,6 +81,14 @@ class Timing:
     # attach or PDN set-up.
     rrc_release_ms: float = 10000
     psm_wake_ms: float = 1800
+    # Sleep mode by DTR (SIMCom AT+CSCLK=1, the A76xx/SIM7600 Cat-1 modules without PSM): DTR high
+    # and the UART idle this long -> asleep, still paged (SMS, data arrive; RI pulses, the URC
+    # waits); DTR low -> the UART answers again after dtr_wake_ms. SIMCom gives ~40 ms for the
+    # DTR wake on its older modules (SIM802 Hardware Design 3.6.4); no A76xx figure was found, nor
+    # for the idle time or the RI pulse: modelled values.
+    sleep_idle_ms: float = 2000
+    dtr_wake_ms: float = 40
+    ri_pulse_ms: float = 120
     pwrkey_on_ms: float = 1000  # press at least this long to power on
     pwrkey_off_ms: float = 1200  # press at least this long to power off
     power_down_ms: float = 1800  # off press -> really off (SIM7000 family Toff(uart) 1.8-6.9 s)
@@ -390,7 +398,7 @@ class ModemEmulator:
             if self.rx[:1] == b"\n":
                 del self.rx[:1]
             line = raw.decode("latin-1").strip()
-            if self.echo and self.ready and not self.faults.no_answer and not self.asleep:
+            if self.echo and self.ready and not self.faults.no_answer and not self.deaf():
                 self.send(raw + b"\r")
             if line:
                 self._command(line)
@@ -428,8 +436,12 @@ class ModemEmulator:
 
     # ------------------------------------------------------------------ commands
 
+    def deaf(self) -> bool:
+        """The UART takes nothing in: in PSM (or, by dialect, asleep by DTR)."""
+        return self.asleep
+
     def _command(self, line: str) -> None:
-        if not self.ready or self.faults.no_answer or self.asleep:
+        if not self.ready or self.faults.no_answer or self.deaf():
             return
         self.activity()
         if not line.upper().startswith("AT"):

@@ -39,14 +39,14 @@ def read_back(port: str, names: list[str], dest: Path) -> dict[str, bytes]:
     return {n: (dest / n).read_bytes() for n in names}
 
 
-def server_verifies(police, device_json: dict, counter: int = 1):
+def server_verifies(police, device_json: dict, counter: int = 1, cache=None):
     """Seal an SOS with the device's secret as the terminal would; the police server's own
-    device cache (its KeyStore) checks it. -> protocol Accepted or Rejected."""
+    device cache (its KeyStore; a fresh one unless given) checks it. -> Accepted or Rejected."""
     from urelief import protocol as p
     from urelief.server.devices import DeviceCache
 
     pkt = p.encode_uplink(p.Sos(report=p.Report(battery_pct=80)),
                           device_id=device_json["device_id"], key_id=device_json["key_id"],
                           secret=bytes.fromhex(device_json["secret"]), counter=counter)
-    cache = DeviceCache(police.registry.db, police.registry.server_key)
+    cache = cache or DeviceCache(police.registry.db, police.registry.server_key)
     return p.decode_uplink(pkt, cache, cache, commit=False)

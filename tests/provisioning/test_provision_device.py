@@ -7,6 +7,7 @@ from provkit import ROSTER, read_back, server_verifies
 from urelief.paths import BOARDS
 from urelief.provisioning.identity import counter_file
 from urelief.provisioning.log import ProvisionLog
+from urelief.server.devices import DeviceCache
 from urelief.sim import events
 
 
@@ -117,7 +118,13 @@ def test_replace_rotates_the_key(bench, police, provision_cli, tmp_path):
     (dev,) = police.devices()
     assert dev["subscriber_id"] == ids["P-003"] and dev["key_id"] == 2
     assert server_verifies(police, new).ok
-    assert not server_verifies(police, old).ok  # the old key is dead
+    # docs/protocol.md §8: the old key stays valid until the device uses the new one ...
+    assert server_verifies(police, old).ok
+    # ... and is dead once it has (what the ingest does on its first packet under key 2).
+    cache = DeviceCache(police.registry.db, police.registry.server_key)
+    assert server_verifies(police, new, cache=cache).ok
+    cache.drop_previous_key(cache.get(new["device_id"]))
+    assert not server_verifies(police, old, cache=cache).ok
     log = ProvisionLog(tmp_path / "provisioning.db")
     assert log.get(ids["P-001"])["status"] == "failed"  # Kim Minji needs a board again
     assert "re-provisioned for Park Seo" in log.get(ids["P-001"])["error"]

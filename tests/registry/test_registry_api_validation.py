@@ -55,7 +55,7 @@ def test_device_registration_over_http_and_duplicate(world, http, registry):
     assert r.json()["id"] == 0xBEEF and r.json()["school_id"] == world.schools["A"]["id"]
     assert registry.device_key(0xBEEF) == key
     assert a.post("/api/devices", json=body).status_code == 409
-    # Re-provisioning with replace re-keys and resets the replay window.
+    # Re-provisioning with replace re-keys (same key id: the old key is gone at once).
     new_key = os.urandom(16)
     r = a.post("/api/devices", json=body | {"key_hex": new_key.hex(), "replace": True})
     assert r.status_code == 201 and registry.device_key(0xBEEF) == new_key

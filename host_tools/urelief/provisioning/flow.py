@@ -302,8 +302,12 @@ class Provisioner:
         device_id, key_id, rekey, other = self._identity(pupil, info)
         res.device_id, res.key_id = device_id, key_id
         before = mine["device_id"] if mine and mine["device_id"] != device_id else None
+        # A re-key keeps the device's replay window (its old key stays valid until the new one
+        # is used, docs/protocol.md §8): the new counter file starts above what the server saw.
+        seen = (self._device(device_id) or {}).get("last_counter", 0) if rekey else 0
         cfg = identity.new_device(server=opts.server, sms_number=opts.sms_number,
-                                   device_id=device_id, key_id=key_id, cancel=opts.cancel)
+                                   device_id=device_id, key_id=key_id, cancel=opts.cancel,
+                                   counter_start=seen + 1)
         self.log.set(sid, **self._pupil_fields(pupil), device_id=device_id, key_id=key_id,
                      board_uid=info.uid, board=self.board_json["name"], status="started",
                      error=None, selftest=None, check_code=None, firmware=self.fw_version,

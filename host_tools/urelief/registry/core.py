@@ -39,6 +39,13 @@ class RegistryCore:
     def __init__(self, db: Database, server_key: ServerKey | None = None):
         self.db = db
         self.server_key = server_key
+        # Called with a device id after its registry entry changed (status, key, pupil): a
+        # running server's device cache re-reads it at once (server.devices.DeviceCache.forget).
+        self.device_listeners: list[Callable[[int], None]] = []
+
+    def _device_changed(self, device_id: int) -> None:
+        for listener in self.device_listeners:
+            listener(device_id)
 
     def _run(self, actor: Actor, action: str, fn: Callable[[Session], T], **where) -> T:
         try:

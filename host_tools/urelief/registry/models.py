@@ -252,6 +252,10 @@ class Device(Base):
     key_id: Mapped[int] = mapped_column(Integer, default=1)  # device key generation (rotation)
     key_sealed: Mapped[bytes] = mapped_column(LargeBinary)  # version|nonce|AES-GCM(ct+tag)
     sealed_with: Mapped[str] = mapped_column(String(16))  # server key fingerprint (hex)
+    # Key rotation (docs/protocol.md §8): after a re-key under a new key id the old key (sealed
+    # the same way) stays valid until the device's first packet under the new one.
+    prev_key_id: Mapped[int | None] = mapped_column(Integer)
+    prev_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     board: Mapped[str] = mapped_column(String(64), default="")
     firmware_version: Mapped[str] = mapped_column(String(32), default="")
     status: Mapped[DeviceStatus] = mapped_column(

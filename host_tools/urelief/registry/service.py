@@ -317,7 +317,10 @@ class Registry(SignIn):
                         key_id: int = 1, board: str = "", firmware_version: str = "",
                         replace: bool = False) -> dict:
         """Store a device and its key (sealed under the server key). `replace` re-keys an
-        existing device (re-provisioning) and resets its replay window."""
+        existing device (re-provisioning): under a new key id the old key stays valid until
+        the device's first packet under the new one, and the replay window is kept (the new
+        counter file starts above it, docs/protocol.md §7-8); under the same key id the old
+        key is gone at once and the window starts again."""
         def fn(s: Session) -> dict:
             if self.server_key is None:
                 raise ServerKeyError("no server key configured: cannot store device keys")
@@ -342,18 +345,25 @@ class Registry(SignIn):
             else:
                 dev = Device(id=dev_id)
                 s.add(dev)
+            keep_old = dev.key_sealed is not None and dev.key_id != key_id  # a new key id
+            dev.prev_key_id = dev.key_id if keep_old else None
+            dev.prev_key_sealed = dev.key_sealed if keep_old else None
+            if not keep_old:  # new device, or the same key id: the old key is gone at once
+                dev.last_counter, dev.replay_bitmap = 0, 0
             dev.school_id, dev.subscriber_id, dev.key_id = sid, subscriber_id, key_id
             dev.key_sealed = self.server_key.seal(dev_id, device_key)
             dev.sealed_with = self.server_key.fingerprint
             dev.board, dev.firmware_version = board, firmware_version
-            dev.status, dev.last_counter, dev.replay_bitmap = DeviceStatus.PROVISIONED, 0, 0
+            dev.status = DeviceStatus.PROVISIONED
             s.flush()
             audit.record(s, actor, "device.rekey" if replace else "device.register",
                          object_type="device", object_id=dev_id, school_id=sid,
                          detail={"key_id": key_id, "subscriber_id": subscriber_id,
                                  "board": board})
             return device_out(dev)
-        return self._run(actor, "device.register", fn, object_type="device", object_id=device_id)
+        out = self._run(actor, "device.register", fn, object_type="device", object_id=device_id)
+        self._device_changed(out["id"])
+        return out
 
     def list_devices(self, actor: Actor, *, school_id: int | None = None,
                      status: str | None = None, offset: int = 0, limit: int = 100) -> dict:
@@ -408,7 +418,9 @@ class Registry(SignIn):
                          school_id=dev.school_id, detail={"fields": changed, **{
                              k: patch[k] for k in ("status", "subscriber_id") if k in patch}})
             return device_out(dev)
-        return self._run(actor, "device.update", fn, object_type="device", object_id=device_id)
+        out = self._run(actor, "device.update", fn, object_type="device", object_id=device_id)
+        self._device_changed(out["id"])
+        return out
 
     def device_key(self, device_id: int) -> bytes:
         """The device's key in clear, for packet verification (ingest). Not audited per call."""

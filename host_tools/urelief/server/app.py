@@ -56,6 +56,7 @@ def build(cfg: ServerConfig, gateway: SmsGateway | None = None) -> Server:
     db = Database(cfg.db_url)
     registry = Registry(db, ServerKey.load_or_create())
     cache = DeviceCache(db, registry.server_key)
+    registry.device_listeners.append(cache.forget)  # registry changes hold at once
     hub = LiveHub()
     gateway = gateway or make_gateway(cfg.sms_gateway)
     ingest = Ingest(cfg, db, cache, hub)

@@ -11,6 +11,7 @@ retry into a "duplicate" of something never stored).
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ from urelief.server import logs
 
 UNKNOWN_TTL_S = 10.0  # forged ids: at most one registry lookup per id per this long
 RELOAD_AFTER_S = 10.0  # a device whose tag fails is re-read (re-keyed?) at most this often
+# A cached device is re-read (by a background thread: a read can wait behind the writer's
+# SQLite lock, the event loop must not) once it is this old, so a change made by another
+# process (`urelief registry retire-device`, provisioning) holds within it plus one packet;
+# changes through this server's own registry API are seen at once (DeviceCache.forget).
+FRESH_S = 5.0
+NEW_KEY_LOOKUP_S = 1.0  # a packet under a key id we do not hold: one re-read per id per this
 DOWNLINK_BLOCK = 256  # downlink counters reserved per database write
 UDP_ROUTE_S = 120.0  # a UDP source address is trusted for downlinks this long (NAT mappings)
 
@@ -42,6 +49,10 @@ class DeviceState:
     dl_next: int  # next downlink counter to use
     dl_reserved: int  # highest counter durably reserved (downlink_counter column)
     loaded_at: float
+    prev_key_id: int | None = None  # the key before a rotation, until the device uses the new
+    prev_secret: bytes | None = None
+    last_key_id: int | None = None  # the key id of its latest accepted packet
+    dropped_key_id: int | None = None  # a previous key retired here (a re-read keeps it gone)
     udp_addr: tuple | None = None
     udp_at: float = 0.0
     msisdn: str | None = None
@@ -55,6 +66,13 @@ class DeviceState:
         self.dl_next += 1
         return c
 
+    def sealing_key(self) -> tuple[int, bytes]:
+        """(key id, secret) for a downlink: the key the device last spoke under — its old one
+        while it has not switched, since that is the one it holds."""
+        if self.prev_key_id is not None and self.last_key_id == self.prev_key_id:
+            return self.prev_key_id, self.prev_secret or self.secret
+        return self.key_id, self.secret
+
     def udp_route(self) -> tuple | None:
         if self.udp_addr and time.monotonic() - self.udp_at < UDP_ROUTE_S:
             return self.udp_addr
@@ -67,16 +85,78 @@ class DeviceCache:
         self.server_key = server_key
         self._by_num: dict[int, DeviceState] = {}
         self._unknown: dict[int, float] = {}
+        self._key_lookups: dict[tuple[int, int], float] = {}
         self._lock = threading.Lock()
+        self._stale: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._refreshing: set[int] = set()
+        self._refresher: threading.Thread | None = None
 
     # -- KeyStore --------------------------------------------------------------------------
     def key_for(self, device_num_: int, key_id: int) -> bytes | None:
         dev = self.get(device_num_)
-        if dev is not None and dev.key_id != key_id:
-            dev = self.get(device_num_, reload=True)  # re-keyed since we cached it?
-        if dev is None or dev.key_id != key_id or dev.status == DeviceStatus.RETIRED:
+        if dev is not None and key_id not in (dev.key_id, dev.prev_key_id):
+            now = time.monotonic()  # re-keyed since we cached it? (bounded per key id)
+            if self._key_lookups.get((device_num_, key_id), 0.0) <= now:
+                with self._lock:
+                    if len(self._key_lookups) > 100_000:
+                        self._key_lookups = {k: v for k, v in self._key_lookups.items() if v > now}
+                    self._key_lookups[(device_num_, key_id)] = now + NEW_KEY_LOOKUP_S
+                dev = self.get(device_num_, force=True)
+        if dev is None or dev.status == DeviceStatus.RETIRED:
             return None
-        return dev.secret
+        if key_id == dev.key_id:
+            return dev.secret
+        return dev.prev_secret if key_id == dev.prev_key_id else None
+
+    def forget(self, device_num_: int) -> None:
+        """The registry changed this device: re-read it now (blocking: the registry API's
+        worker thread calls this after its commit), so the next packet sees the change."""
+        with self._lock:
+            self._unknown.pop(device_num_, None)
+        if device_num_ in self._by_num:
+            self.get(device_num_, force=True)
+
+    def _refresh_soon(self, num: int) -> None:
+        with self._lock:
+            if num in self._refreshing:
+                return
+            self._refreshing.add(num)
+            if self._refresher is None or not self._refresher.is_alive():
+                self._refresher = threading.Thread(target=self._refresh_loop, daemon=True,
+                                                   name="device-refresh")
+                self._refresher.start()
+        self._stale.put(num)
+
+    def _refresh_loop(self) -> None:
+        while True:
+            num = self._stale.get()
+            try:
+                self.get(num, force=True)
+            except Exception as e:  # a database hiccup: the next packet asks again
+                logs.event("device_refresh_failed", level=30, device=num, error=repr(e))
+            finally:
+                with self._lock:
+                    self._refreshing.discard(num)
+
+    def drop_previous_key(self, dev: DeviceState) -> None:
+        """The device spoke under its new key: the old one stops working now, and in the
+        registry soon after (a thread writes it; if that is lost, the next packet does it)."""
+        old = dev.prev_key_id
+        if old is None:
+            return
+        dev.prev_key_id = dev.prev_secret = None
+        dev.dropped_key_id = old
+
+        def write() -> None:
+            try:
+                with self.db.session() as s:
+                    s.execute(update(Device).where(Device.id == dev.id, Device.prev_key_id == old)
+                              .values(prev_key_id=None, prev_key_sealed=None))
+                logs.event("device_key_rotated", device=dev.id, key_id=dev.key_id, old_key_id=old)
+            except Exception as e:
+                logs.event("device_key_rotation_unsaved", level=30, device=dev.id, error=repr(e))
+
+        threading.Thread(target=write, daemon=True, name="key-rotated").start()
 
     # -- ReplayWindow (checks the pending state; commit marks it) ---------------------------
     def check(self, device_num_: int, counter: int) -> Reason | None:
@@ -88,13 +168,19 @@ class DeviceCache:
         dev.pending = dev.pending.mark(counter)
 
     # -- loading ---------------------------------------------------------------------------
-    def get(self, num: int, reload: bool = False) -> DeviceState | None:
+    def get(self, num: int, reload: bool = False, force: bool = False) -> DeviceState | None:
+        """The device's state; re-read from the registry when it is older than FRESH_S (or
+        was forgotten), on `reload` if older than RELOAD_AFTER_S, or on `force`."""
         dev = self._by_num.get(num)
         now = time.monotonic()
-        if dev is not None and not reload:
-            return dev
-        if dev is not None and now - dev.loaded_at < RELOAD_AFTER_S:
-            return dev
+        age = now - dev.loaded_at if dev is not None else 0.0
+        if dev is not None and not force:
+            if reload and age >= RELOAD_AFTER_S:
+                pass  # re-read now (a failed tag: re-keyed?)
+            else:
+                if age >= FRESH_S:
+                    self._refresh_soon(num)
+                return dev
         if dev is None and self._unknown.get(num, 0.0) > now:
             return None
         loaded = self._load(num, now)
@@ -108,6 +194,8 @@ class DeviceCache:
             if dev is not None and dev.secret == loaded.secret and dev.key_id == loaded.key_id:
                 dev.loaded_at, dev.status = now, loaded.status  # same key: keep live state
                 dev.school_id, dev.subscriber_id = loaded.school_id, loaded.subscriber_id
+                if loaded.prev_key_id != dev.dropped_key_id:  # not one we saw the device leave
+                    dev.prev_key_id, dev.prev_secret = loaded.prev_key_id, loaded.prev_secret
                 return dev
             self._by_num[num] = loaded
             return loaded
@@ -121,6 +209,8 @@ class DeviceCache:
                 return None
             try:
                 secret = self.server_key.open(row.id, row.key_sealed)
+                prev = (self.server_key.open(row.id, row.prev_key_sealed)
+                        if row.prev_key_id is not None and row.prev_key_sealed else None)
             except ServerKeyError as e:
                 logs.event("device_key_unreadable", level=40, device=row.id, error=str(e))
                 return None
@@ -129,7 +219,8 @@ class DeviceCache:
             return DeviceState(
                 id=row.id, key_id=row.key_id, secret=secret, status=row.status,
                 school_id=row.school_id, subscriber_id=row.subscriber_id, committed=window,
-                pending=window, dl_next=reserved + 1, dl_reserved=reserved, loaded_at=now)
+                pending=window, dl_next=reserved + 1, dl_reserved=reserved, loaded_at=now,
+                prev_key_id=row.prev_key_id if prev is not None else None, prev_secret=prev)
 
     def known(self) -> list[DeviceState]:
         return list(self._by_num.values())

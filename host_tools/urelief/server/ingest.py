@@ -354,6 +354,9 @@ class Ingest:
         else:
             raw = bytes(payload)
         self.cache.commit(res.device_id, res.counter)  # pending window
+        dev.last_key_id = res.key_id
+        if dev.prev_key_id is not None and res.key_id == dev.key_id:
+            self.cache.drop_previous_key(dev)  # the device has switched keys (protocol.md §8)
         self._note_route(dev, channel, route)
         snap = DevSnap(dev.id, dev.subscriber_id, dev.school_id, dev.dl_next, dev.dl_reserved)
         w = dev.pending
@@ -438,8 +441,9 @@ class Ingest:
         if c is None:
             self._spawn(self._ack(dev, counter, reply, t0))
             return
+        key_id, secret = dev.sealing_key()
         pkt = p.encode_downlink(p.Ack(acked_counter=counter, level=dev.ack_level),
-                                device_id=dev.id, key_id=dev.key_id, secret=dev.secret, counter=c)
+                                device_id=dev.id, key_id=key_id, secret=secret, counter=c)
         r = reply(pkt)
         if asyncio.iscoroutine(r):
             self._spawn(r)
@@ -459,8 +463,8 @@ class Ingest:
         if c is None:
             await asyncio.to_thread(self.cache.reserve_downlinks, dev)
             c = dev.take_downlink_counter()
-        return p.encode_downlink(msg, device_id=dev.id, key_id=dev.key_id, secret=dev.secret,
-                                 counter=c)
+        key_id, secret = dev.sealing_key()
+        return p.encode_downlink(msg, device_id=dev.id, key_id=key_id, secret=secret, counter=c)
 
     def _spawn(self, coro) -> None:
         t = asyncio.ensure_future(coro)

@@ -56,3 +56,31 @@ def test_cli_end_to_end(run, empty_db_url, tmp_path):
     assert "roster.import" in audit and "cli:" in audit
     r = run("verify-audit")
     assert r.exit_code == 0 and "chain intact" in r.output
+
+
+def test_cli_retires_a_device_and_withdraws_a_consent(run, empty_db_url, tmp_path, monkeypatch):
+    import os
+
+    from urelief.registry.keys import ServerKey
+    from urelief.registry.service import cli_actor
+
+    monkeypatch.setenv("URELIEF_SERVER_KEY", "22" * 32)
+    assert run("init-db").exit_code == 0
+    assert run("add-school", "S-100", "Hanbit").exit_code == 0
+    good = tmp_path / "good.csv"
+    good.write_text(ROSTER_A, encoding="utf-8")
+    assert run("import-roster", "S-100", str(good), "--country", "82").exit_code == 0
+    reg = Registry(Database(empty_db_url), ServerKey(bytes.fromhex("22" * 32)))
+    pupil = reg.list_subscribers(cli_actor())["items"][0]
+    reg.register_device(cli_actor(), 0xAB12, os.urandom(32), subscriber_id=pupil["id"])
+    r = run("retire-device", "0x0000ab12")
+    assert r.exit_code == 0 and "0x0000ab12 retired" in r.output
+    assert reg.get_device(cli_actor(), 0xAB12)["status"] == "retired"
+    assert any(c["scope"] == "location" and c["active"]
+               for c in reg.list_consents(cli_actor(), pupil["id"])["items"])
+    r = run("withdraw-consent", str(pupil["id"]), "location")
+    assert r.exit_code == 0 and "1 location consent(s) withdrawn" in r.output
+    assert not any(c["scope"] == "location" and c["active"]
+                   for c in reg.list_consents(cli_actor(), pupil["id"])["items"])
+    assert run("retire-device", "0x9999").exit_code != 0  # no such device: a clear error
+    reg.db.dispose()

@@ -18,6 +18,7 @@ from urelief.registry.db import Database, default_url
 from urelief.registry.errors import Invalid, RegistryError
 from urelief.registry.keys import ServerKey, ServerKeyError
 from urelief.registry.models import Role
+from urelief.registry.roster import CONSENT_SCOPES
 from urelief.registry.service import Registry, cli_actor
 
 _db_option = click.option("--db", "db_url", envvar="URELIEF_DB_URL", default=None,
@@ -202,6 +203,38 @@ def _brief(what: str, i: dict) -> list[str]:
                 i["firmware_version"], i["last_seen_at"] or "never"]
     return [str(i["id"]), i["at"], i["username"] or "-", i["action"], i["outcome"],
             f"{i['object_type']}:{i['object_id']}"]
+
+
+@registry.command("retire-device")
+@_db_option
+@click.argument("device_id")
+def retire_device(db_url: str | None, device_id: str) -> None:
+    """Retire DEVICE_ID (decimal or 0x-hex): the police server refuses its packets from now
+    on (a running server holds it within seconds)."""
+    reg = _open(db_url)
+    try:
+        dev = reg.update_device(cli_actor(), device_id, {"status": "retired"})
+    except RegistryError as e:
+        _fail(e)
+    click.echo(f"device {dev['hex_id']} retired")
+
+
+@registry.command("withdraw-consent")
+@_db_option
+@click.argument("subscriber_id", type=int)
+@click.argument("scope", type=click.Choice(sorted(CONSENT_SCOPES)))
+def withdraw_consent(db_url: str | None, subscriber_id: int, scope: str) -> None:
+    """Withdraw every active consent of SCOPE for the pupil SUBSCRIBER_ID (audited)."""
+    reg = _open(db_url)
+    actor = cli_actor()
+    try:
+        active = [c for c in reg.list_consents(actor, subscriber_id)["items"]
+                  if c["scope"] == scope and c["active"]]
+        for c in active:
+            reg.withdraw_consent(actor, c["id"])
+    except RegistryError as e:
+        _fail(e)
+    click.echo(f"pupil {subscriber_id}: {len(active)} {scope} consent(s) withdrawn")
 
 
 @registry.command("verify-audit")

@@ -33,7 +33,10 @@ out = {{}}
 
 def run(mpy, body: str, flash: bool = False):
     code = ("from mpy_cutflash import *\n" if flash else "") + PRELUDE + textwrap.dedent(body)
-    return mpy.using(HERE).json(code + "\nprint(json.dumps(out))\n")
+    # The power-cut harness keeps two whole flash images and the write log in RAM beside the
+    # firmware under test: a test's memory, not the device's, so it gets room for them.
+    heap = {"heap_kb": 256} if flash else {}
+    return mpy.using(HERE).json(code + "\nprint(json.dumps(out))\n", **heap)
 
 
 def decode(pkt: bytes) -> p.Accepted:

@@ -10,6 +10,7 @@ from urelief.provisioning.cli import provision_group
 from urelief.registry.cli import registry
 from urelief.server.cli import server_cmd
 from urelief.sim.cli import sim
+from urelief.sms.cli import sms_group
 
 
 @click.group()
@@ -18,5 +19,6 @@ def main() -> None:
     """U-Relief host tools: simulator, provisioning, registry, police server."""
 
 
-for _cmd in (sim, provision_group, registry, server_cmd, protocol_group, boards, demo_cmd):
+for _cmd in (sim, provision_group, registry, server_cmd, protocol_group, sms_group, boards,
+             demo_cmd):
     main.add_command(_cmd)

@@ -7,13 +7,15 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from urelief import protocol as p
 from urelief.registry import credentials, migrate
 from urelief.registry.db import Database
 from urelief.registry.keys import ServerKey
-from urelief.registry.models import Role
+from urelief.registry.models import Consent, Role
 from urelief.registry.service import Registry, cli_actor
 from urelief.server.process import ServerProcess
 
@@ -63,6 +65,9 @@ def _seed(db_url: str) -> Seed:
     sub2 = reg.create_subscriber(admin, {
         "school_id": other["id"], "pupil_ref": "Q-7", "full_name": "Lee Seojun",
         "class_name": "1-1", "birth_year": 2012, "guardians": []})
+    with db.session() as ses:  # the consent form allows guardian SMS (as a roster import records)
+        ses.add(Consent(subscriber_id=sub["id"], given_by="Kim Jiwoo", scope="guardian_sms",
+                        given_at=datetime(2026, 3, 2, tzinfo=UTC)))
     reg.register_device(admin, DEVICE, SECRET, subscriber_id=sub["id"], board="virtual")
     reg.register_device(admin, DEVICE2, SECRET2, subscriber_id=sub["id"], board="virtual")
     reg.register_device(admin, OTHER_SCHOOL_DEVICE, SECRET3, subscriber_id=sub2["id"])
@@ -76,13 +81,21 @@ def _seed(db_url: str) -> Seed:
     return s
 
 
+def sms_inbound(server, body: dict):
+    """POST /sms/inbound as the SMS gateway does (with its token)."""
+    return httpx.post(server.http + "/sms/inbound", json=body, headers=GW, timeout=10)
+
+
 class ServerProc(ServerProcess):
     """`urelief server` in a subprocess with the test key and no map tiles; `kill()` is a
-    kill -9."""
+    kill -9. The test is its SMS gateway (the `outbox` one, webhooks with GATEWAY_TOKEN) unless
+    `extra_env` names another."""
 
     def __init__(self, workdir: Path, db_url: str, extra_env: dict | None = None):
-        super().__init__(workdir, db_url, {"URELIEF_SERVER_KEY": SERVER_KEY, "URELIEF_GATEWAY_TOKEN": GATEWAY_TOKEN,
-                                          **(extra_env or {})},
+        super().__init__(workdir, db_url, {"URELIEF_SERVER_KEY": SERVER_KEY,
+                                           "URELIEF_SMS_GATEWAY": "outbox",
+                                           "URELIEF_GATEWAY_TOKEN": GATEWAY_TOKEN,
+                                           **(extra_env or {})},
                          args=("--tile-url", ""))
 
 

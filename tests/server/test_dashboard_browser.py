@@ -5,9 +5,10 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from browserkit import ARTIFACTS, chromium, marks
-from srvkit import DEVICE, PASSWORD, SECRET, Device, report
+from srvkit import DEVICE, GW, PASSWORD, SECRET, Device, report
 from urelief import protocol as p
 
 pytestmark = marks
@@ -48,8 +49,18 @@ def test_dispatcher_sees_a_live_sos_and_works_it(server, browser):
     page.wait_for_selector("#card:has-text('+821055500001')")
     page.wait_for_selector("path.incident-track")
     assert "asthma" in page.inner_text("#card")
-    # The guardians' SMS and their delivery status, updated live.
-    page.wait_for_selector("#d-notes li:has-text('+821055500002'):has-text('sent')")
+    # The guardians' SMS and their delivery status, updated live: queued with the (test's)
+    # gateway, then its delivery report arrives.
+    page.wait_for_selector("#d-notes li:has-text('+821055500002'):has-text('queued')")
+    boss = httpx.Client(base_url=server.http, timeout=10, headers={
+        "Authorization": f"Bearer {server.seed.tokens['boss']}", **GW})
+    iid = boss.get("/api/incidents").json()["items"][0]["id"]
+    note = next(n for n in boss.get(f"/api/incidents/{iid}").json()["notifications"]
+                if n["to"] == "+821055500002")
+    assert boss.post("/sms/status", json={"ref": note["gateway_ref"], "status": "delivered"}
+                     ).status_code == 200
+    boss.close()
+    page.wait_for_selector("#d-notes li:has-text('+821055500002'):has-text('delivered')")
     page.screenshot(path=str(ARTIFACTS / "dashboard-new-sos.png"))
 
     page.click("button[data-action=acknowledge]")

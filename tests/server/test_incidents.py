@@ -20,7 +20,9 @@ def dev(server):
 def open_incident(dev, api, drill=False) -> dict:
     assert dev.exchange(dev.seal(p.Sos(report=report(drill=drill)))).ok
     items = api().get("/api/incidents").json()["items"]
-    return next(i for i in items if i["device_id"] == dev.id and i["open_counter"] == dev.counter)
+    hit = [i for i in items if i["device_id"] == dev.id and i["open_counter"] == dev.counter]
+    assert hit, (dev.counter, [(i["id"], i["device_id"], i["open_counter"], i["status"]) for i in items])
+    return hit[0]
 
 
 def test_lifecycle_with_downlinks_questions_and_answers(server, dev, api):
@@ -63,25 +65,41 @@ def test_lifecycle_with_downlinks_questions_and_answers(server, dev, api):
     assert inc["id"] in [i["id"] for i in c.get("/api/incidents?state=closed").json()["items"]]
 
 
+def notes_when(api, iid, pred, timeout_s=10.0) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        notes = api().get(f"/api/incidents/{iid}").json()["notifications"]
+        if pred(notes) or time.monotonic() > deadline:
+            return notes
+        time.sleep(0.05)
+
+
 def test_guardians_get_an_sms_with_delivery_status(server, dev, api):
     inc = open_incident(dev, api)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        notes = api().get(f"/api/incidents/{inc['id']}").json()["notifications"]
-        if len(notes) == 2 and all(n["status"] == "sent" for n in notes):
-            break
-        time.sleep(0.1)
+    notes = notes_when(api, inc["id"], lambda ns: len(ns) == 2
+                       and all(n["status"] == "queued" and n["gateway_ref"] for n in ns))
     assert sorted(n["to"] for n in notes) == ["+821055500001", "+821055500002"]
-    assert all(n["status"] == "sent" and n["gateway_ref"] for n in notes)
+    # The outbox gateway holds them until the external gateway says what became of them.
+    assert all(n["status"] == "queued" and n["gateway_ref"] for n in notes)
+    assert {n["stage"] for n in notes} == {"opened"} and all(n["attempts"] == 1 for n in notes)
     sms = {m["ref"]: m for m in api("boss").get("/api/sms/outbox").json()["items"]}
     assert "Kim Minji pressed SOS" in sms[notes[0]["gateway_ref"]]["text"]
-    r = api().post("/sms/status", json={"ref": notes[0]["gateway_ref"], "status": "delivered"})
+    ref = notes[0]["gateway_ref"]
+    assert api().post("/sms/status", json={"ref": ref, "status": "sent"}).status_code == 200
+    assert api().get(f"/api/incidents/{inc['id']}").json()["notifications"][0]["status"] == "sent"
+    r = api().post("/sms/status", json={"ref": ref, "status": "delivered"})
     assert r.status_code == 200
     notes = api().get(f"/api/incidents/{inc['id']}").json()["notifications"]
     assert notes[0]["status"] == "delivered"
     assert api().post("/sms/status", json={"ref": "nope", "status": "sent"}).status_code == 404
+    # Dispatch and the false alarm each tell both guardians too.
+    api().post(f"/api/incidents/{inc['id']}/dispatch")
     api().post(f"/api/incidents/{inc['id']}/false_alarm")
     assert api().get(f"/api/incidents/{inc['id']}").json()["status"] == "false_alarm"
+    notes = notes_when(api, inc["id"], lambda ns: len(ns) == 6)
+    assert [n["stage"] for n in notes] == ["opened"] * 2 + ["dispatched"] * 2 + ["false_alarm"] * 2
+    sms = {m["ref"]: m for m in api("boss").get("/api/sms/outbox").json()["items"]}
+    assert "false alarm; Kim Minji is safe" in sms[notes[-1]["gateway_ref"]]["text"]
 
 
 def test_drill_is_never_dispatched_and_closes_as_drill(server, dev, api):
@@ -91,6 +109,8 @@ def test_drill_is_never_dispatched_and_closes_as_drill(server, dev, api):
     r = c.post(f"/api/incidents/{inc['id']}/dispatch")
     assert r.status_code == 409 and "drill" in r.json()["detail"]
     assert c.post(f"/api/incidents/{inc['id']}/resolve").json()["status"] == "drill"
+    time.sleep(0.3)  # the sender would have queued them by now
+    assert c.get(f"/api/incidents/{inc['id']}").json()["notifications"] == []  # no guardian SMS
 
 
 def test_duress_cancel_keeps_the_alert_live_and_flags_it(server, dev, api):

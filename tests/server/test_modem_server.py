@@ -6,14 +6,17 @@ texted through the same modem; an AML SMS from a phone opens an AML incident."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 import httpx
 from modem_rig import Handset, ModemOnPty
+from smscheck import reassemble
 from srvkit import DEVICE, SECRET, Device, ServerProc, report, seed
 from urelief import protocol as p
 from urelief.sim.modem.network import SmsNetwork
+from urelief.sms import pdu as pdus
 
 POLICE = "+82112"  # the server modem's own number
 TERMINAL = "+821077700007"  # the child's terminal
@@ -81,4 +84,68 @@ def test_server_on_a_usb_modem(tmp_path):
     finally:
         server.stop()
         rig.close()
+    assert rig.errors == []
+
+
+LONG_KO = ("[U-Relief] {child} 학생이 방금 단말기로 긴급 구조 요청을 보냈습니다. 경찰 상황실이 "
+           "신고를 접수했고 가장 가까운 순찰차가 학생의 위치로 이동하고 있습니다. 학생에게 "
+           "전화하거나 문자를 보내지 마세요. 단말기가 울리면 학생이 위험해질 수 있습니다. "
+           "경찰이 학생을 만나면 다시 알려 드리겠습니다. 문의는 112로 하시고 사건 번호 "
+           "{incident}번을 말씀해 주세요. 학교에도 같은 내용이 전달되었습니다.")
+
+
+def test_korean_guardian_text_goes_out_concatenated(tmp_path):
+    """The Korean service with a centre's own (long) template: each guardian's text leaves the
+    modem as a concatenated UCS-2 SMS that smspdudecoder reassembles to the exact text."""
+    net = SmsNetwork(delivery_ms=20)
+    rig = ModemOnPty(net, msisdn=POLICE)
+    phones = {n: Handset() for n in (TERMINAL, *PARENTS)}
+    for number, phone in phones.items():
+        net.attach(number, phone, rig.clock)
+    rig.wait(lambda: rig.modem.ready and rig.modem.registered)
+    db_url = f"sqlite:///{tmp_path / 'urelief.db'}"
+    s = seed(db_url)
+    templates = tmp_path / "templates.json"
+    templates.write_text(json.dumps({"ko": {"opened": LONG_KO}}, ensure_ascii=False))
+    server = ServerProc(tmp_path, db_url, {"URELIEF_SMS_GATEWAY": f"modem:{rig.port}",
+                                           "URELIEF_SMS_LANGUAGE": "ko",
+                                           "URELIEF_SMS_TEMPLATES": str(templates)})
+    try:
+        server.start()
+        api = httpx.Client(base_url=server.http, timeout=10,
+                           headers={"Authorization": f"Bearer {s.tokens['disp']}"})
+        dev = Device(DEVICE, SECRET, server, counter=700)
+        assert net.deliver(POLICE, dev.seal(p.Sos(report=report())), sender=TERMINAL)
+        ack = until(lambda: phones[TERMINAL].inbox)[0]
+        assert isinstance(ack.body, bytes) and ack.udh == b""  # the ack: one binary SMS
+        inc = next(i for i in api.get("/api/incidents").json()["items"]
+                   if i["device_id"] == DEVICE)
+        want = LONG_KO.format(child="Kim Minji", incident=inc["id"])
+        assert len(want) >= 200
+        n_parts = -(-len(want) // 67)
+        for number in PARENTS:
+            got = until(lambda n=number: len(phones[n].inbox) >= n_parts and phones[n].inbox)
+            assert len(got) == n_parts and all(m.udh for m in got)
+
+        def delivered_to_modem():
+            notes = api.get(f"/api/incidents/{inc['id']}").json()["notifications"]
+            return len(notes) == 2 and all(n["status"] == "sent" for n in notes) and notes
+        notes = until(delivered_to_modem)
+        assert all(len(n["gateway_ref"].split(",")) == n_parts for n in notes)  # a TP-MR each
+        api.close()
+    finally:
+        server.stop()
+        rig.close()
+    # What the server wrote to the modem, read by an independent decoder, one message per
+    # guardian: the exact text, from parts joined by their concatenation headers.
+    rx = "".join(text for _, way, text in rig.modem.log if way == "rx")
+    submits = re.findall(r"([0-9A-F]{40,})\x1a", rx)
+    by_ref: dict[str, list[str]] = {}
+    for h in submits:
+        sub = pdus.decode_submit(bytes.fromhex(h))
+        if sub.udh:
+            by_ref.setdefault(f"{sub.number}/{pdus.concat_info(sub.udh)[0]}", []).append(h)
+    assert len(by_ref) == 2
+    for series in by_ref.values():
+        assert reassemble(series) == want
     assert rig.errors == []

@@ -391,6 +391,26 @@ class Notification(Base):
     error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    stage: Mapped[str | None] = mapped_column(String(16))  # opened | dispatched | resolved | …
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the sender tries (again); None: nothing to do (sent, delivered, or given up).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # no attempt after this
+
+
+class SmsPart(Base):
+    """One gateway reference of a notification's attempt: one SMS of a concatenated message
+    (a modem's TP-MR), or the whole message (a gateway that splits it itself, e.g. Kannel)."""
+
+    __tablename__ = "sms_parts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    gateway_ref: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # sent | delivered | failed
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class AuditEntry(Base):

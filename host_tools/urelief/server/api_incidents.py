@@ -144,6 +144,7 @@ async def incident_action(request: Request, incident_id: int, action: str,
         raise
     metrics.INCIDENT_ACTIONS.labels(action).inc()
     out["downlink"] = await _device_side(server, out, action, payload or {})
+    await server.notifier.incident_action(out["id"], action)  # guardians' SMS, queued
     server.hub.publish("incident", {"id": out["id"], "school_id": out["school_id"],
                                     "action": action, "status": out["status"]})
     return out
@@ -205,7 +206,7 @@ async def live(request: Request, who: CurrentOperator) -> StreamingResponse:
 
 @router.get("/sms/outbox", tags=["sms"])
 def sms_outbox(request: Request, who: CurrentOperator) -> dict:
-    """The log gateway's recent messages (admins and auditors; empty for a real gateway)."""
+    """The log/outbox gateway's recent messages (admins and auditors; empty for a real one)."""
     policy.check_audit_read(who)
     sent = getattr(_server(request).gateway, "sent", [])
     return {"gateway": _server(request).gateway.name, "items": list(sent)}

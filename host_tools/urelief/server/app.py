@@ -151,11 +151,17 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
             server.udp_transport = server.notifier.udp = endpoint
             server.udp_addr = endpoint.addr
         await server.gateway.start(loop, functools.partial(_gateway_inbound, server))
+        server.notifier.start(loop)
         logs.event("server_started", udp=server.udp_addr, db=server.db.dialect,
                    http=getattr(app.state, "http_addr", None), gateway=server.gateway.name)
+        if cfg.guardian_sms and server.gateway.name == "log":
+            logs.event("guardian_sms_without_gateway", level=30, gateway="log",
+                       detail="guardian SMS are on but no SMS gateway is configured: nothing "
+                              "will reach a guardian (set --sms-gateway)")
         try:
             yield
         finally:
+            await server.notifier.stop()
             if server.udp_transport is not None:
                 server.udp_transport.close()
             await asyncio.to_thread(server.ingest.stop)
@@ -186,7 +192,8 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
         ok = ok_db and writer["alive"]
         return JSONResponse({"ok": ok, "db": ok_db, "udp": server.udp_addr,
                              "commits": writer["commits"], "rows": writer["rows"],
-                             "writer": writer, "rejections": server.ingest.rejections},
+                             "writer": writer, "rejections": server.ingest.rejections,
+                             "sms_gateway": server.gateway.health()},
                             200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"])

@@ -18,7 +18,11 @@ from urelief.server.config import ServerConfig, parse_hostport
               help="UDP ingest HOST:PORT ('off' to disable; port 0 = any free port)")
 @click.option("--http", default="127.0.0.1:8420", show_default=True,
               help="HTTP (API, dashboard, webhooks) HOST:PORT")
-@click.option("--sms-gateway", default=None, help="log | modem:/dev/ttyUSB0[@BAUD] (any pyserial URL)")
+@click.option("--sms-gateway", default=None,
+              help="log (none) | outbox | modem:/dev/ttyUSB0[@BAUD] | kannel:URL (docs/server.md)")
+@click.option("--sms-language", default=None, help="guardian texts: en | ko (default en)")
+@click.option("--sms-templates", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="JSON file of guardian text templates (docs/server.md)")
 @click.option("--tile-url", default=None, help="map tile URL template; '' = no tiles (offline)")
 @click.option("--guardian-sms/--no-guardian-sms", default=None,
               help="text guardians when an SOS opens an incident (default on)")
@@ -29,8 +33,8 @@ from urelief.server.config import ServerConfig, parse_hostport
               help="reverse proxy address or CIDR whose X-Forwarded-For is believed "
                    "(repeatable; URELIEF_TRUSTED_PROXIES, comma-separated; default none)")
 @click.option("--log-level", default="INFO", show_default=True)
-def server_cmd(db_url, udp, http, sms_gateway, tile_url, guardian_sms, open_webhooks,
-               trusted_proxies, log_level) -> None:
+def server_cmd(db_url, udp, http, sms_gateway, sms_language, sms_templates, tile_url,
+               guardian_sms, open_webhooks, trusted_proxies, log_level) -> None:
     """Verified UDP/SMS ingest, registry and incident API, live dashboard, /metrics."""
     import uvicorn
 
@@ -42,7 +46,8 @@ def server_cmd(db_url, udp, http, sms_gateway, tile_url, guardian_sms, open_webh
     # rather than CPython's 5 ms, so a waiting thread does not add 5 ms to an ack.
     sys.setswitchinterval(0.001)
     cfg = ServerConfig.from_env(
-        db_url=db_url, sms_gateway=sms_gateway, tile_url=tile_url, guardian_sms=guardian_sms,
+        db_url=db_url, sms_gateway=sms_gateway, sms_language=sms_language,
+        sms_templates=sms_templates, tile_url=tile_url, guardian_sms=guardian_sms,
         udp=None if udp == "off" else parse_hostport(udp), open_webhooks=open_webhooks,
         trusted_proxies=tuple(trusted_proxies) or None)
     host, port = parse_hostport(http)

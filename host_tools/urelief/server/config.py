@@ -48,8 +48,15 @@ class ServerConfig:
     # per emergency call; more is a fault or a flood, and each one writes an incident event.
     aml_rate_per_s: float = 1.0
     aml_burst: int = 20
-    guardian_sms: bool = True  # text the guardians when an SOS opens an incident
-    guardian_sms_on_drill: bool = False
+    guardian_sms: bool = True  # text the guardians on open, dispatch, resolve / false alarm
+    sms_language: str = "en"  # guardian texts: "ko" for the Korean service (guardian_text.py)
+    sms_templates: str = ""  # a centre's JSON file of templates replacing built-in ones
+    sms_timezone: str = ""  # for {time}; default by language (ko: Asia/Seoul, else UTC)
+    # A guardian SMS that fails is tried again after 15 s, 30 s, 60 s … (at most every 10 min)
+    # until the gateway takes it, and given up an hour after the event that caused it.
+    sms_retry_base_s: float = 15.0
+    sms_retry_max_s: float = 600.0
+    guardian_sms_expire_s: float = 3600.0
     # Map tiles for the dashboard; empty = no tiles (offline): the map still shows the track.
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "&copy; OpenStreetMap contributors"
@@ -75,7 +82,7 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()
     # Offline cell → position file (OpenCelliD CSV): places cell-only alerts on the map.
     cell_locations: str = ""
-    sms_gateway: str = "log"  # log | modem:/dev/ttyUSB0[@115200]; in-process: create_app(gateway=…)
+    sms_gateway: str = "log"  # log | outbox | modem:PORT[@BAUD] | kannel:URL (server/gateways.py)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -88,6 +95,9 @@ class ServerConfig:
             cell_locations=env.get("URELIEF_CELL_LOCATIONS", ""),
             guardian_sms=env.get("URELIEF_GUARDIAN_SMS", "1") not in ("0", "false", "no"),
             sms_gateway=env.get("URELIEF_SMS_GATEWAY", cls.sms_gateway),
+            sms_language=env.get("URELIEF_SMS_LANGUAGE", cls.sms_language),
+            sms_templates=env.get("URELIEF_SMS_TEMPLATES", ""),
+            sms_timezone=env.get("URELIEF_SMS_TIMEZONE", ""),
             aml_hmac_key=env["URELIEF_AML_HMAC_KEY"].encode() if env.get("URELIEF_AML_HMAC_KEY") else None,
             gateway_token=env.get("URELIEF_GATEWAY_TOKEN") or None,
             open_webhooks=_flag(env.get("URELIEF_OPEN_WEBHOOKS", "")),
@@ -101,7 +111,9 @@ class ServerConfig:
                            ("aml_rate_per_s", float), ("aml_burst", int),
                            ("max_body_bytes", int),
                            ("knock_link_ttl_s", float), ("knock_link_max_s", float),
-                           ("knock_links_per_number", int), ("knock_link_refill_s", float)):
+                           ("knock_links_per_number", int), ("knock_link_refill_s", float),
+                           ("sms_retry_base_s", float), ("sms_retry_max_s", float),
+                           ("guardian_sms_expire_s", float)):
             if f"URELIEF_{name.upper()}" in env:
                 setattr(cfg, name, conv(env[f"URELIEF_{name.upper()}"]))
         for k, v in overrides.items():

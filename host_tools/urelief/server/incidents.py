@@ -365,4 +365,5 @@ def event_out(e: IncidentEvent) -> dict:
 def notification_out(n: Notification) -> dict:
     return {"id": n.id, "to": n.to_number, "purpose": n.purpose, "status": n.status.value,
             "guardian_id": n.guardian_id, "error": n.error, "gateway_ref": n.gateway_ref,
+            "stage": n.stage, "attempts": n.attempts, "next_attempt_at": _iso(n.next_attempt_at),
             "created_at": _iso(n.created_at), "updated_at": _iso(n.updated_at)}

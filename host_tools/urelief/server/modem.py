@@ -13,6 +13,7 @@ once; anything else goes to the running command, or to the log when none runs.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import queue
 import threading
 import time
@@ -46,6 +47,7 @@ class AtModemGateway(SmsGateway):
         self._inbound = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
+        self._concat_ref = itertools.count(1)
 
     async def start(self, loop: asyncio.AbstractEventLoop, inbound) -> None:
         self._loop, self._inbound = loop, inbound
@@ -126,12 +128,21 @@ class AtModemGateway(SmsGateway):
         raise AtError("no +CMGS in the answer")
 
     async def _send(self, to: str, body: bytes | str) -> SmsResult:
-        pdu, n = pdus.encode_submit(to, body)
+        """One SMS for a packet; a text in as many concatenated parts as it needs (8-bit
+        reference, one per message). Each part's TP-MR is a ref its +CDS report names."""
         try:
-            mr = await asyncio.to_thread(self.submit, pdu, n)
-        except AtError as e:
+            parts = pdus.encode_submits(to, body, ref=next(self._concat_ref) & 0xFF)
+        except pdus.PduError as e:
             return SmsResult(False, error=str(e))
-        return SmsResult(True, ref=f"mr{mr}")
+        refs: list[str] = []
+        for pdu, n in parts:
+            try:
+                mr = await asyncio.to_thread(self.submit, pdu, n)
+            except AtError as e:
+                where = f"part {len(refs) + 1}/{len(parts)}: " if len(parts) > 1 else ""
+                return SmsResult(False, refs, where + str(e))
+            refs.append(f"mr{mr}")
+        return SmsResult(True, refs)
 
     # -- reader ----------------------------------------------------------------------------
     def _reader(self) -> None:

@@ -86,6 +86,7 @@ class PoliceServer:
     def start(self) -> PoliceServer:
         self.proc = ServerProcess(self.workdir, self.db_url,
                                   {"URELIEF_SERVER_KEY": self.key_hex,
+                                   "URELIEF_SMS_GATEWAY": "outbox",  # SmsGateway below
                                    "URELIEF_GATEWAY_TOKEN": self.gateway_token},
                                   args=("--tile-url", "")).start()
         self.http, self.udp = self.proc.http, self.proc.udp
@@ -118,7 +119,7 @@ class PoliceServer:
 class SmsGateway:
     """The police's SMS gateway outside the server, as a deployment wires one: what devices
     send to GATEWAY_NUMBER goes to the server's webhook (POST /sms/inbound); what the server
-    sends (its log gateway's outbox, GET /api/sms/outbox) is delivered into the SMS network.
+    sends (its `outbox` gateway, GET /api/sms/outbox) is delivered into the SMS network.
     While a message is with the server the device clock runs in real time (as for UDP)."""
 
     def __init__(self, net: SmsNetwork, server: PoliceServer, clock):

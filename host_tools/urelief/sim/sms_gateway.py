@@ -29,4 +29,4 @@ class SimNetworkGateway(SmsGateway):
     async def _send(self, to: str, body: bytes | str) -> SmsResult:
         if not self.network.deliver(to, body, sender=self.number):
             return SmsResult(False, error=f"no such number on the network: {to}")
-        return SmsResult(True, f"sim-{next(self._refs)}")
+        return SmsResult(True, [f"sim-{next(self._refs)}"])

@@ -29,6 +29,8 @@ DCS_GSM7, DCS_8BIT, DCS_UCS2 = 0x00, 0x04, 0x08
 VP_24H = 0xA7  # relative validity period: 167 -> 24 hours (§9.2.3.12.1)
 UD_OCTETS = 140  # TP-User-Data, UDH included
 UD_SEPTETS = 160
+IEI_CONCAT_8, IEI_CONCAT_16 = 0x00, 0x08  # concatenated SMS, 8- or 16-bit reference (§9.2.3.24)
+MAX_PARTS = 255
 
 
 class PduError(ValueError):
@@ -167,6 +169,68 @@ def read_user_data(fo: int, dcs: int, udl: int, ud: bytes) -> tuple[str | bytes,
             raise PduError("UCS-2 user data of odd length")
         return data.decode("utf-16-be", "replace"), udh
     return data, udh
+
+
+# -- concatenated SMS (23.040 §9.2.3.24.1, .8) ---------------------------------------------------
+
+def concat_udh(ref: int, total: int, seq: int, ref16: bool = False) -> bytes:
+    """The UDH (length octet first) of part `seq` (1-based) of `total`."""
+    if ref16:
+        return bytes([6, IEI_CONCAT_16, 4, (ref >> 8) & 0xFF, ref & 0xFF, total, seq])
+    return bytes([5, IEI_CONCAT_8, 3, ref & 0xFF, total, seq])
+
+
+def concat_info(udh: bytes) -> tuple[int, int, int] | None:
+    """(reference, total, seq) from a UDH's concatenation element, or None."""
+    i, end = 1, len(udh)
+    while i + 2 <= end:
+        iei, n = udh[i], udh[i + 1]
+        v = udh[i + 2:i + 2 + n]
+        if iei == IEI_CONCAT_8 and n == 3 and len(v) == 3:
+            return v[0], v[1], v[2]
+        if iei == IEI_CONCAT_16 and n == 4 and len(v) == 4:
+            return (v[0] << 8) | v[1], v[2], v[3]
+        i += 2 + n
+    return None
+
+
+def split_text(text: str, ref16: bool = False) -> list[str]:
+    """`text` in as few parts as fit one SMS each: one part of up to 160 septets / 70 UCS-2
+    units, else parts of 153/152 septets or 67/66 units (8-/16-bit reference header taken off).
+    An escape pair or a UTF-16 surrogate pair is never cut."""
+    gsm = text_septets(text) is not None
+    cost = (lambda ch: 2 if ch in _EXT_REV else 1) if gsm else (
+        lambda ch: 2 if ord(ch) > 0xFFFF else 1)
+    room = UD_SEPTETS if gsm else UD_OCTETS // 2
+    if sum(map(cost, text)) <= room:
+        return [text]
+    header = 7 if ref16 else 6  # octets with the length octet
+    room = (UD_OCTETS - header) * 8 // 7 if gsm else (UD_OCTETS - header) // 2
+    parts, cur, used = [], [], 0
+    for ch in text:
+        c = cost(ch)
+        if used + c > room:
+            parts.append("".join(cur))
+            cur, used = [], 0
+        cur.append(ch)
+        used += c
+    parts.append("".join(cur))
+    if len(parts) > MAX_PARTS:
+        raise PduError(f"text needs {len(parts)} SMS > {MAX_PARTS}")
+    return parts
+
+
+def encode_submits(to: str, body: str | bytes, ref: int = 0, ref16: bool = False,
+                   **kw) -> list[tuple[bytes, int]]:
+    """SMS-SUBMITs for any text: one, or a concatenated series under reference `ref`; bytes
+    (a packet) always one 8-bit SMS. -> [(pdu, TPDU length)]"""
+    if isinstance(body, bytes):
+        return [encode_submit(to, body, **kw)]
+    parts = split_text(body, ref16)
+    if len(parts) == 1:
+        return [encode_submit(to, body, **kw)]
+    return [encode_submit(to, part, udh=concat_udh(ref, len(parts), k, ref16), **kw)
+            for k, part in enumerate(parts, 1)]
 
 
 # -- terminal side ------------------------------------------------------------------------------

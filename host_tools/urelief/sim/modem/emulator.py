@@ -625,9 +625,9 @@ class ModemEmulator:
         """False while something else holds the radio (SIM7080: GNSS)."""
         return True
 
-    def store_sms(self, sender: str, body: str | bytes) -> int:
+    def store_sms(self, sender: str, body: str | bytes, udh: bytes = b"") -> int:
         """An SMS already on the SIM (arrived while the board was off). -> its index."""
-        pdu = pdus.encode_deliver(sender, body, self.utc_now() if self.clock else None)
+        pdu = pdus.encode_deliver(sender, body, self.utc_now() if self.clock else None, udh=udh)
         idx = next(i for i in range(50) if i not in self.storage)
         self.storage[idx] = (0, pdu)
         return idx
@@ -639,11 +639,11 @@ class ModemEmulator:
             return
         self.activity()
         if self.cnmi_mt == 2:
-            pdu = pdus.encode_deliver(sms.sender, sms.body, self.utc_now())
+            pdu = pdus.encode_deliver(sms.sender, sms.body, self.utc_now(), udh=sms.udh)
             tpdu = len(pdu) - pdu[0] - 1
             self.send(f"\r\n+CMT: ,{tpdu}\r\n{pdu.hex().upper()}\r\n".encode())
             return
-        idx = self.store_sms(sms.sender, sms.body)
+        idx = self.store_sms(sms.sender, sms.body, sms.udh)
         if self.cnmi_mt == 1:
             self.send_urc(f'+CMTI: "SM",{idx}')
 

@@ -326,8 +326,10 @@ async function loadDetail(id) {
       s.cancels > 0 && el("span", { class: "badge cancel" }, `child cancelled (${s.cancels})`),
       s.undelivered > 0 && el("span", { class: "badge undelivered" },
                               `${s.undelivered} downlink(s) not delivered: device unreachable`));
-  put("d-notes", d.notifications.length ? d.notifications.map((n) => el("li", {}, `${n.to}: `,
-      el("strong", { class: `sms-${n.status}` }, n.status), n.error ? ` — ${n.error}` : ""))
+  put("d-notes", d.notifications.length ? d.notifications.map((n) => el("li", {},
+      `${n.to}${n.stage ? ` (${n.stage})` : ""}: `, el("strong", { class: `sms-${n.status}` }, n.status),
+      n.attempts > 1 ? ` after ${n.attempts} attempts` : "",
+      n.next_attempt_at ? `, retry at ${time(n.next_attempt_at)}` : "", n.error ? ` — ${n.error}` : ""))
     : el("li", { class: "muted" }, "none"));
   const questions = {};
   for (const e of d.events) if (e.kind === "question") questions[e.payload.question_id] = e.payload;

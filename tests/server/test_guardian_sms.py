@@ -28,6 +28,11 @@ def open_incident(dev, api, drill=False) -> dict:
     return next(i for i in items if i["device_id"] == dev.id and i["open_counter"] == dev.counter)
 
 
+def close(dev, api, iid) -> None:
+    api().post(f"/api/incidents/{iid}/resolve")
+    assert isinstance(dev.recv().message, p.StandDown)  # read: not the next exchange's ack
+
+
 def incident_when(api, iid, pred, timeout_s=10.0) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -57,7 +62,7 @@ def test_no_gateway_never_says_sent_retries_then_expires(server, dev, api):
     time.sleep(0.6)
     again = api().get(f"/api/incidents/{inc['id']}").json()["notifications"]
     assert [n["attempts"] for n in again] == attempts  # expired ones stay given up
-    api().post(f"/api/incidents/{inc['id']}/resolve")
+    close(dev, api, inc['id'])
 
 
 def test_consent_and_preference_decide_who_is_texted(server, dev, api):
@@ -67,7 +72,7 @@ def test_consent_and_preference_decide_who_is_texted(server, dev, api):
     inc = open_incident(dev, api)
     got = incident_when(api, inc["id"], lambda d: len(d["notifications"]) >= 1)
     assert [n["to"] for n in got["notifications"]] == ["+821055500001"]
-    api().post(f"/api/incidents/{inc['id']}/resolve")
+    close(dev, api, inc['id'])
     with eng.begin() as c:  # consent withdrawn: no SMS at all, and the dispatcher sees why
         c.execute(text("UPDATE consents SET withdrawn_at = CURRENT_TIMESTAMP "
                        "WHERE scope = 'guardian_sms'"))
@@ -79,7 +84,7 @@ def test_consent_and_preference_decide_who_is_texted(server, dev, api):
         why = [e["payload"] for e in got["events"] if e["kind"] == "notification"]
         assert why == [{"to": "+821055500001", "guardian": "Kim Jiwoo", "stage": "opened",
                         "status": "not_sent", "reason": "no guardian_sms consent"}]
-        api().post(f"/api/incidents/{inc['id']}/resolve")
+        close(dev, api, inc['id'])
     finally:
         with eng.begin() as c:
             c.execute(text("UPDATE consents SET withdrawn_at = NULL"))
@@ -90,8 +95,8 @@ def test_consent_and_preference_decide_who_is_texted(server, dev, api):
 def test_a_drill_texts_nobody(server, dev, api):
     inc = open_incident(dev, api, drill=True)
     assert inc["is_drill"]
-    api().post(f"/api/incidents/{inc['id']}/resolve")
+    close(dev, api, inc['id'])
     sos = open_incident(dev, api)  # a real SOS after it: its SMS are queued, the drill's never
     incident_when(api, sos["id"], lambda d: len(d["notifications"]) == 2)
     assert api().get(f"/api/incidents/{inc['id']}").json()["notifications"] == []
-    api().post(f"/api/incidents/{sos['id']}/resolve")
+    close(dev, api, sos['id'])

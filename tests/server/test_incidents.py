@@ -94,7 +94,9 @@ def test_guardians_get_an_sms_with_delivery_status(server, dev, api):
     assert api().post("/sms/status", json={"ref": "nope", "status": "sent"}).status_code == 404
     # Dispatch and the false alarm each tell both guardians too.
     api().post(f"/api/incidents/{inc['id']}/dispatch")
-    api().post(f"/api/incidents/{inc['id']}/false_alarm")
+    assert dev.recv().message.level == p.AckLevel.DISPATCHED  # (read, or the next exchange
+    api().post(f"/api/incidents/{inc['id']}/false_alarm")     # would take it for its ack)
+    assert isinstance(dev.recv().message, p.StandDown)
     assert api().get(f"/api/incidents/{inc['id']}").json()["status"] == "false_alarm"
     notes = notes_when(api, inc["id"], lambda ns: len(ns) == 6)
     assert [n["stage"] for n in notes] == ["opened"] * 2 + ["dispatched"] * 2 + ["false_alarm"] * 2
@@ -109,6 +111,7 @@ def test_drill_is_never_dispatched_and_closes_as_drill(server, dev, api):
     r = c.post(f"/api/incidents/{inc['id']}/dispatch")
     assert r.status_code == 409 and "drill" in r.json()["detail"]
     assert c.post(f"/api/incidents/{inc['id']}/resolve").json()["status"] == "drill"
+    assert isinstance(dev.recv().message, p.StandDown)
     time.sleep(0.3)  # the sender would have queued them by now
     assert c.get(f"/api/incidents/{inc['id']}").json()["notifications"] == []  # no guardian SMS
 

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # the fleet, the benchmarks, and the simulator's command group (which runs the fleet).
     # The simulator's SMS gateway is a police-server gateway on the simulator's SMS network.
     ("system tools", ("urelief.demo", "urelief.bench", "urelief.sim.rig", "urelief.sim.fleet",
-                      "urelief.sim.cli", "urelief.sim.sms_gateway")),
+                      "urelief.sim.soak", "urelief.sim.cli", "urelief.sim.sms_gateway")),
     ("provisioning", ("urelief.provisioning",)),  # the registry, and virtual boards from sim
     ("police server", ("urelief.server",)),
     ("registry", ("urelief.registry",)),

@@ -68,6 +68,85 @@ MODEM_IDLE = Figure("SIM7080G LTE-M idle (PSM active timer T3324 running)", 11, 
 A7670_CONNECTED = Figure("A7670 LTE Cat-1 connected, one small datagram", 100, "assumed",
                          "Cat-1 draws more than LTE-M; 100 mA average assumed, measure")
 
+# -- more states, for the simulator's energy meter (sim/energy.py) ------------------------------
+ESP32_IDLE = Figure("ESP32 awake, CPU waiting (asyncio idle; no automatic light sleep)", 27,
+                    "datasheet", "ESP32 Series Datasheet, 'Power consumption by power modes': "
+                    "Modem-sleep at 160 MHz 27-44 mA; the low end with the CPU waiting")
+ESP32_LIGHT_SLEEP = Figure("ESP32 light sleep", 0.8, "datasheet",
+                           "ESP32 Series Datasheet, 'Power consumption by power modes': "
+                           "Light-sleep 0.8 mA")
+ESP32S3_LIGHT_SLEEP = Figure("ESP32-S3 light sleep", 0.24, "datasheet",
+                             "ESP32-S3 Series Datasheet, 'Current consumption in low-power "
+                             "modes': Light-sleep 240 uA")
+SIM70XX_OFF = Figure("SIM7080G powered down (AT+CPOWD), VBAT still on", 7, "assumed",
+                     "SIMCom LPWA modules list a power-off leakage of a few uA; 7 uA assumed, "
+                     "below the PSM figure")
+MODEM_ATTACH = Figure("LTE-M registering / searching (receiver on, scanning)", 60, "assumed",
+                      "the connected figure above: the receiver runs the whole search")
+MODEM_GNSS = Figure("SIM7080G GNSS engine on (LTE paused)", 30, "assumed",
+                    "SIMCom GNSS application notes give tens of mA while tracking; 30 mA "
+                    "assumed, measure")
+A7670_OFF = Figure("A7670 powered down (AT+CPOF), VBAT still on", 20, "assumed",
+                   "no published figure; a Cat-1 module's power-off leakage, 20 uA assumed")
+A7670_IDLE = Figure("A7670 registered, idle, UART awake (no DTR sleep)", 20, "assumed",
+                    "no published A7670 figure; Cat-1 idle without sleep mode 15-25 mA")
+MAXM10_ACQUIRE = Figure("u-blox MAX-M10S acquiring", 12, "assumed",
+                        "u-blox M10 product summary: ~40 mW in acquisition at 3.3 V; measure")
+MAXM10_TRACK = Figure("u-blox MAX-M10S tracking (continuous)", 8, "assumed",
+                      "u-blox M10 product summary: ~25 mW continuous tracking at 3.3 V")
+MOTOR = Figure("ERM coin vibration motor running", 70, "assumed",
+               "10 mm ERM coin motors (e.g. Precision Microdrives 310-101) rate 60-85 mA at 3 V")
+RRC_TAIL_S = 10.0  # s the LTE receiver stays connected after a datagram or SMS: the network's
+                   # RRC inactivity timer (operators set 5-20 s; assumed)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The current of each part in each power state, for a board (sim/energy.py integrates
+    them over the device time spent in each). Keys: mcu active / idle / light / deep; modem
+    off / boot / attach / idle / connected / psm / gnss; gnss (a UART receiver) acquire / track /
+    backup; motor on; static: what draws always (regulator, divider, protection, charger)."""
+    mcu: dict[str, Figure]
+    modem: dict[str, Figure]
+    gnss: dict[str, Figure]
+    motor: Figure
+    static: tuple[Figure, ...]
+
+
+_ESP32 = {"active": ESP32_AWAKE, "idle": ESP32_IDLE, "light": ESP32_LIGHT_SLEEP,
+          "deep": ESP32_DEEP_SLEEP}
+_ESP32S3 = {"active": ESP32_AWAKE, "idle": ESP32_IDLE, "light": ESP32S3_LIGHT_SLEEP,
+            "deep": ESP32S3_DEEP_SLEEP}
+_SIM7080 = {"off": SIM70XX_OFF, "boot": MODEM_IDLE, "attach": MODEM_ATTACH, "idle": MODEM_IDLE,
+            "connected": MODEM_CONNECTED, "psm": SIM70XX_PSM, "gnss": MODEM_GNSS}
+_A7670 = {"off": A7670_OFF, "boot": A7670_IDLE, "attach": A7670_CONNECTED, "idle": A7670_IDLE,
+          "connected": A7670_CONNECTED, "psm": A7670_SLEEP, "gnss": MODEM_GNSS}
+_MAXM10 = {"acquire": MAXM10_ACQUIRE, "track": MAXM10_TRACK, "backup": MAXM10_BACKUP}
+_REFERENCE_STATIC = (RT9080_IQ, DW01A_IQ, DIVIDER_1M, TP4056_BAT)
+LILYGO_7080_FLOOR = Figure("LilyGO T-SIM7080G board floor besides the chip and the modem", 1183,
+                           "derived", "the vendor's 1.2 mA asleep (above) less the ESP32-S3's "
+                           "8 uA deep sleep and the SIM7080G's 9 uA, which the meter counts "
+                           "itself")
+
+# The figures above given in uA (sleep currents; power.py's convention), the rest in mA.
+MICROAMPS = frozenset({ESP32_DEEP_SLEEP, ESP32S3_DEEP_SLEEP, SIM70XX_PSM, SIM70XX_OFF, A7670_OFF,
+                       RT9080_IQ, DW01A_IQ, DIVIDER_1M, TP4056_BAT, MAXM10_BACKUP,
+                       LILYGO_7080_BOARD, LILYGO_7080_FLOOR, LILYGO_A7670_BOARD, A7670_SLEEP})
+
+
+def ma(fig: Figure) -> float:
+    """A figure's current in mA."""
+    return fig.value / 1000 if fig in MICROAMPS else fig.value
+
+
+PARTS = {
+    "devkitc-sim7080g-ublox": Parts(_ESP32, _SIM7080, _MAXM10, MOTOR, _REFERENCE_STATIC),
+    "devkitc-wrover-sim7080g-ublox": Parts(_ESP32, _SIM7080, _MAXM10, MOTOR, _REFERENCE_STATIC),
+    "sim": Parts(_ESP32S3, _SIM7080, _MAXM10, MOTOR, _REFERENCE_STATIC),
+    "lilygo-t-sim7080g-s3": Parts(_ESP32S3, _SIM7080, {}, MOTOR, (LILYGO_7080_FLOOR,)),
+    "lilygo-t-a7670": Parts(_ESP32, _A7670, {}, MOTOR, (LILYGO_A7670_BOARD,)),
+}
+
 
 @dataclass(frozen=True)
 class Burst:

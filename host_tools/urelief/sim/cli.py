@@ -11,6 +11,7 @@ import click
 from urelief.sim import vm
 from urelief.sim.fleet import fleet_cmd
 from urelief.sim.replay_nmea import replay_nmea
+from urelief.sim.soak import soak_cmd
 
 
 @click.group()
@@ -20,6 +21,7 @@ def sim() -> None:
 
 sim.add_command(fleet_cmd)
 sim.add_command(replay_nmea)
+sim.add_command(soak_cmd)
 
 
 @sim.command("device")

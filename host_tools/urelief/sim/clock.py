@@ -62,6 +62,9 @@ class Clock:
         self._lock = threading.Lock()
         self._posts: deque[Callable[[], None]] = deque()
         self._holds = 0
+        # observe(t_us) before time moves on and after each timer: an energy meter integrates
+        # the parts' states between these moments (sim/energy.py)
+        self.observers: list[Callable[[float], None]] = []
 
     # -- reading ---------------------------------------------------------------------------
     def now_us(self) -> float:
@@ -125,15 +128,24 @@ class Clock:
 
     def advance_to(self, t_us: float, on_error: Callable[[BaseException], None]) -> None:
         """Run every timer due up to t_us in time order; virtual time ends at t_us."""
+        obs = self.observers
+        for o in obs:
+            o(self.now_us())
         while True:
             timer = self._pop_due(t_us)
             if timer is None:
                 break
             if self.virtual and timer.t_us > self._now_us:
+                for o in obs:
+                    o(timer.t_us)
                 self._now_us = timer.t_us
             try:
                 timer.fn()
             except Exception as e:
                 on_error(e)
+            for o in obs:
+                o(self.now_us())
         if self.virtual and t_us > self._now_us:
+            for o in obs:
+                o(t_us)
             self._now_us = t_us

@@ -94,6 +94,7 @@ class VirtualDevice:
         self.rom: RomLoader | None = None  # the ROM's serial loader while in download mode
         self.chip_run: ChipRun | None = None  # the VM process while the CPU runs
         self.boots = 0
+        self._cpu_done_s = 0.0  # CPU time of the VM processes of earlier boots
 
     # -- the public hardware -----------------------------------------------------------------
     def pin(self, gpio: int) -> HostPin:
@@ -111,6 +112,13 @@ class VirtualDevice:
     @property
     def heap_peak(self) -> dict[str, int]:
         return self.chip.heap_peak
+
+    @property
+    def cpu_s(self) -> float:
+        """Host CPU time the chip's VM processes have run since start(), s (urelief.sim.chipspeed
+        turns it into the chip's)."""
+        run = self.chip_run
+        return self._cpu_done_s + (run.cpu_s() if run is not None else 0.0)
 
     @property
     def output(self) -> str:
@@ -313,6 +321,7 @@ class VirtualDevice:
         run, self.chip_run = self.chip_run, None
         self.loop.board_stopped()
         if run is not None:
+            self._cpu_done_s += run.cpu_s()
             run.kill()
         self.chip.stopped()
         self.state = "off"

@@ -207,9 +207,13 @@ class Rig:
             if self.gnss_ttff_ms is None:
                 self.modem.t.gnss_ttff_ms = self.modem.t.gnss_hot_ms = float("inf")  # no sky
         elif self.gnss_ttff_ms is not None:
+            en = pins.get("gnss_enable")  # the receiver's supply switch, if the board has one
             self.gnss = GnssReceiver(self.dev, Trajectory(lambda t: SEOUL, sats=9, hdop=0.9),
                                      uart_id=pins["gnss_uart"]["id"], baud=pins["gnss_uart"]["baud"],
-                                     ttff_ms=self.gnss_ttff_ms).attach()
+                                     ttff_ms=self.gnss_ttff_ms,
+                                     power_pin=en["gpio"] if en else None,
+                                     power_active=0 if en and en.get("active") == "low" else 1
+                                     ).attach()
         if "battery_adc" in pins:
             adc = pins["battery_adc"]
             self.battery = BatteryModel(self.dev, adc["gpio"], adc["divider"],

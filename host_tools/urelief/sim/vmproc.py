@@ -136,6 +136,13 @@ class ChipRun:
     def exit_code(self) -> int:
         return self.proc.wait()
 
+    def cpu_s(self) -> float:
+        """Host CPU seconds the VM has run so far (unscaled; 0 once it has exited)."""
+        try:
+            return cpuclock.process_cpu_s(self.proc.pid)
+        except OSError:
+            return 0.0
+
     def kill(self) -> None:
         """The chip stops: the process dies wherever it is (nothing unflushed survives)."""
         self.proc.kill()

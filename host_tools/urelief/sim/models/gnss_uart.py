@@ -109,18 +109,19 @@ class GnssReceiver:
 
     source: a log path (its epochs are played one a second, then the receiver goes quiet) or a
     Trajectory. Before the first fix (cold `ttff_ms`, or hot after a recent fix) it sends the
-    no-fix sentences. `power_pin`: follow that firmware output (active high) as the receiver's
-    enable; without it the receiver is powered from `attach()` on."""
+    no-fix sentences. `power_pin`: follow that firmware output (at `power_active`, 1 = high) as
+    the receiver's enable; without it the receiver is powered from `attach()` on."""
 
     def __init__(self, dev, source: str | Path | Trajectory, uart_id: int = 2, baud: int = 9600,
                  ttff_ms: float = COLD_TTFF_MS, hot_ttff_ms: float = HOT_TTFF_MS,
-                 power_pin: int | None = None, offset_ms: float = 100):
+                 power_pin: int | None = None, offset_ms: float = 100, power_active: int = 1):
         self.dev, self.uart_id, self.baud = dev, uart_id, baud
         self.ttff_ms, self.hot_ttff_ms, self.offset_ms = ttff_ms, hot_ttff_ms, offset_ms
         self.trajectory = source if isinstance(source, Trajectory) else None
         self._log: Iterator[list[bytes]] | None = (
             None if self.trajectory else iter(log_epochs(source)))
         self.power_pin = power_pin
+        self.power_active = power_active
         self.on = False
         self.fixed = False
         self.first_fix_ms: float | None = None  # device time of the first fix since power-on
@@ -138,8 +139,8 @@ class GnssReceiver:
             self.dev.clock.post(lambda: self.power(True))
         else:
             pin = self.dev.pin(self.power_pin)
-            pin.on_change(lambda level, _t: self.power(bool(level)))
-            if pin.level:
+            pin.on_change(lambda level, _t: self.power(level == self.power_active))
+            if pin.mode != 0 and pin.level == self.power_active:
                 self.dev.clock.post(lambda: self.power(True))
         return self
 

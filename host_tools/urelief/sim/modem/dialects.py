@@ -50,6 +50,7 @@ class _Radio(ModemEmulator):
             self.link = UdpLink(self.clock, self._udp_in)
         real = self.lookup(*addr)
         self.activity()
+        self.radio_at = self.clock.now_ms()
         self._later(self.t.uplink_ms, lambda: self.link.send(real, data))
         return True
 
@@ -58,6 +59,7 @@ class _Radio(ModemEmulator):
             return  # the network drops it: nowhere to deliver (off, no socket, or in PSM)
         self.activity()
         def arrive():
+            self.radio_at = self.clock.now_ms()
             self.rx_queue.append(data)
             self.data_ready()
         self._later(self.t.uplink_ms, arrive)

@@ -122,6 +122,7 @@ class ModemEmulator:
         self.shutting = False  # between a PWRKEY off press and the module really off
         self._epoch = 0  # bumps on every power change: stale timers check it and do nothing
         self.storage: dict[int, tuple[int, bytes]] = {}  # SIM SMS store, index -> (stat, pdu)
+        self.radio_at: float | None = None  # device ms of the last datagram or SMS on the air
         self._reset_state()
 
     # ------------------------------------------------------------------ wiring
@@ -618,6 +619,7 @@ class ModemEmulator:
         self.mr = (self.mr + 1) % 256
         mr = self.mr
         sms = Sms(self.msisdn, sub.number, sub.body, sub.udh)
+        self.radio_at = self.clock.now_ms()
         self._later(self.t.sms_submit_ms, lambda: self.sms_net.submit(sms))
         self.reply(f"+CMGS: {mr}", delay_ms=self.t.sms_submit_ms)
 
@@ -638,6 +640,7 @@ class ModemEmulator:
             self.clock.call_later(5000, lambda: self.sms_delivered(sms))  # SMSC retries later
             return
         self.activity()
+        self.radio_at = self.clock.now_ms()
         if self.cnmi_mt == 2:
             pdu = pdus.encode_deliver(sms.sender, sms.body, self.utc_now(), udh=sms.udh)
             tpdu = len(pdu) - pdu[0] - 1

@@ -1,9 +1,10 @@
 """How much slower the chip runs the firmware than this host's MicroPython VM, so awake time
 can be charged at the chip's speed, not the host's.
 
-The virtual board runs the real firmware at host speed: the CPU time its VM process spends
-(Linux schedstat: time on a CPU, not wall time, so host load does not change it) is what the
-chip would spend divided by `factor(soc)`. Calibration:
+The virtual board's device time follows its VM's CPU time (sim/cpuclock.py: not wall time, so
+host load does not change it), scaled by `VirtualDevice(cpu_scale=...)`: 1 runs the firmware
+at host speed (the tests), `factor(soc)` at the chip's (`urelief sim soak`, the latency bench),
+and the energy meter charges a host-speed run the difference (sim/energy.py). Calibration:
 - between SoCs, from one published MicroPython benchmark run on both chips with the same
   code (S. Russell, scruss.com, "Parallel MicroPython Benchmarking" results, 2025): ESP32-S3
   at 240 MHz 8.9 s, ESP32 at 160 MHz 15.4 s (MicroPython 1.24-1.25, the clocks the stock images

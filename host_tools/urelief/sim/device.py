@@ -70,7 +70,10 @@ class VirtualDevice:
         firmware: str | Path | None = None,
         run_ahead: bool | None = None,
         unique_id: bytes | None = None,
+        cpu_scale: float = 1.0,
     ):
+        """cpu_scale: device us per host CPU us while the firmware runs (virtual clock);
+        urelief.sim.chipspeed.factor(soc) runs it at the chip's speed."""
         if clock not in ("virtual", "real"):
             raise ValueError("clock must be 'virtual' or 'real'")
         self.board_file = Path(board) if str(board).endswith(".json") else BOARDS / f"{board}.json"
@@ -94,6 +97,7 @@ class VirtualDevice:
         self.rom: RomLoader | None = None  # the ROM's serial loader while in download mode
         self.chip_run: ChipRun | None = None  # the VM process while the CPU runs
         self.boots = 0
+        self.cpu_scale = cpu_scale
         self._cpu_done_s = 0.0  # CPU time of the VM processes of earlier boots
 
     # -- the public hardware -----------------------------------------------------------------
@@ -297,7 +301,7 @@ class VirtualDevice:
             return
         self.chip_run = ChipRun(flash=self.flash, heap_kb=self.heap_kb,
                                 tty=self.console.device_tty(), mode=mode,
-                                virtual=self.clock.virtual)
+                                virtual=self.clock.virtual, cpu_scale=self.cpu_scale)
         self.loop.board_started(self.chip_run.rfd)
         self.state = "running"
         self.boots += 1

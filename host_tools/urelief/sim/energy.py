@@ -5,9 +5,11 @@ Parts and their states, read from the virtual board and the hardware models when
 time is about to move (the clock's observers) and after every model timer, so a state holds
 exactly from one change to the next:
 - mcu: awake (the VM process runs) / deep (deep sleep) / off. Awake time is split by CPU time:
-  the VM's host CPU seconds (schedstat, not wall time) times the chip factor
+  the VM's host CPU seconds (its CPU-time clock, not wall time) times the chip factor
   (`urelief.sim.chipspeed`) are "active" at the chip's speed; the rest of the awake time is
-  "idle" (asyncio waiting). The chip's slower CPU lengthens the awake time by the difference.
+  "idle" (asyncio waiting). A board run at the chip's speed (VirtualDevice(cpu_scale=factor):
+  the host loop's CPU clock) has that in its device time already; one run at host speed is
+  charged the difference as extra awake time.
 - modem: off / boot (powered, before AT-ready) / attach (searching, registering) / idle
   (registered) / connected (RRC_TAIL_S after each datagram or SMS on the air) / psm / gnss;
 - gnss (a UART receiver): acquire / track while powered, backup (V_BCKP) while not;
@@ -159,7 +161,7 @@ class EnergyMeter:
                 continue
             if part == "mcu" and state == "awake":
                 active = cpu_host_ms * self.chip_factor
-                idle = max(0.0, ms - cpu_host_ms)
+                idle = max(0.0, self._awake_chip_ms(ms, cpu_host_ms) - active)
                 out.append(Consumer("mcu", "active", active, self.parts.mcu["active"]))
                 out.append(Consumer("mcu", "idle", idle, self.parts.mcu["idle"]))
                 continue
@@ -177,10 +179,14 @@ class EnergyMeter:
     def _mah(c: Consumer) -> float:
         return c.mah
 
+    def _awake_chip_ms(self, awake_ms: float, cpu_host_ms: float) -> float:
+        # the board ran its CPU time at dev.cpu_scale; the chip needs chip_factor
+        return awake_ms + cpu_host_ms * (self.chip_factor - self.dev.cpu_scale)
+
     def awake_ms(self) -> float:
         """Device ms the chip is awake, at the chip's speed."""
         cpu_host_ms = max(0.0, self.dev.cpu_s - self._cpu0) * 1000
-        return self.ms.get(("mcu", "awake"), 0.0) + cpu_host_ms * (self.chip_factor - 1)
+        return self._awake_chip_ms(self.ms.get(("mcu", "awake"), 0.0), cpu_host_ms)
 
     def report(self, capacity_mah: float = 1500) -> dict:
         days = self.elapsed_ms / 86_400_000

@@ -177,6 +177,7 @@ class Rig:
     board: str | Path = "sim"
     pmu_fitted: bool = True
     modem_gnss_ttff_ms: float | None = None  # the modem's own GNSS cold start; None: its default
+    cpu_scale: float = 1.0  # device time per host CPU time (chipspeed.factor: the chip's speed)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
@@ -185,7 +186,7 @@ class Rig:
             self.server.provision(self.cfg, board=Path(self.board).stem)
         tree = identity.deploy_tree(self.cfg, self.workdir / "fw", BUILD_FIRMWARE)
         self.dev = VirtualDevice(board=self.board, flash=self.workdir / "flash.img", firmware=tree,
-                                 heap_kb=self.heap_kb)
+                                 heap_kb=self.heap_kb, cpu_scale=self.cpu_scale)
         pins = self.dev.board["pins"]
         self.net = SmsNetwork()
         self.gateway = SmsGateway(self.net, self.server, self.dev.clock)

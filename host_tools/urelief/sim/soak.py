@@ -14,7 +14,9 @@ from pathlib import Path
 import click
 
 from urelief import power
-from urelief.paths import ROOT
+from urelief.paths import BOARDS, ROOT
+from urelief.sim import chipspeed
+from urelief.sim.device import board_heap_kb
 from urelief.sim.energy import EnergyMeter
 from urelief.sim.rig import PoliceServer, Rig
 
@@ -37,12 +39,15 @@ def soak(board: str, days: float, alerts: int = 0, capacity_mah: float = 1500,
     server = PoliceServer(work / "police").seed().start()
     rig = None
     try:
-        rig = Rig(work / "dev", server, board=board)
+        factor = chip_factor if chip_factor is not None else chipspeed.factor(
+            json.loads((BOARDS / f"{board}.json").read_text()).get("soc", "esp32"))
+        rig = Rig(work / "dev", server, board=board, cpu_scale=factor,
+                  heap_kb=board_heap_kb(json.loads((BOARDS / f"{board}.json").read_text())))
         cell = _cell_of(rig)
         pins = rig.dev.board["pins"]
         meter = EnergyMeter(rig.dev, power.PARTS[rig.dev.board["name"]], modem=rig.modem,
                             gnss=rig.gnss, motor_gpio=pins["vibration"]["gpio"], cell=cell,
-                            chip_factor=chip_factor)
+                            chip_factor=factor)
         rig.start()
         meter.start()
         total_ms = days * 86_400_000
@@ -107,10 +112,10 @@ def _alert(rig: Rig, server: PoliceServer) -> dict:
 
 def _checkins(rig: Rig) -> dict:
     """Check-ins the firmware stored, and those the server acknowledged (its signed ACK)."""
-    import re
+    from urelief.sim import events
     out = rig.dev.output
-    stored = [int(c) for c in re.findall(r"check-in #(\d+) stored", out)]
-    acked = {int(c) for c in re.findall(r"ack #(\d+) level", out)}
+    stored = [e.int("counter") for e in events.events(out, "stored", kind="check_in")]
+    acked = {e.int("counter") for e in events.events(out, "ack")}
     return {"stored": len(stored), "acked": sum(c in acked for c in stored)}
 
 

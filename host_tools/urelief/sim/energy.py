@@ -118,7 +118,7 @@ class EnergyMeter:
     def _modem_state(m) -> str:
         if not m.on and not m.shutting:
             return "off"
-        if getattr(m, "in_psm", False):
+        if getattr(m, "asleep", False):  # PSM (LTE-M) or DTR sleep (Cat-1)
             return "psm"
         if not m.ready:
             return "boot"

@@ -3,16 +3,16 @@
 and when to give up; `sms_parts` holds one row per SMS of a concatenated message (or per gateway
 reference), so a delivery report for any part finds its notification.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -33,13 +33,20 @@ def until(predicate, timeout_s: float = 10.0):
     return got
 
 
-def test_server_on_a_usb_modem(tmp_path):
+def sms_world():
+    """The SMS network with the police modem on a pty (registered) and a handset for the
+    terminal and each parent."""
     net = SmsNetwork(delivery_ms=20)
     rig = ModemOnPty(net, msisdn=POLICE)
     phones = {n: Handset() for n in (TERMINAL, *PARENTS)}
     for number, phone in phones.items():
         net.attach(number, phone, rig.clock)
     rig.wait(lambda: rig.modem.ready and rig.modem.registered)
+    return net, rig, phones
+
+
+def test_server_on_a_usb_modem(tmp_path):
+    net, rig, phones = sms_world()
     db_url = f"sqlite:///{tmp_path / 'urelief.db'}"
     s = seed(db_url)
     server = ServerProc(tmp_path, db_url, {"URELIEF_SMS_GATEWAY": f"modem:{rig.port}"})
@@ -97,12 +104,7 @@ LONG_KO = ("[U-Relief] {child} 학생이 방금 단말기로 긴급 구조 요�
 def test_korean_guardian_text_goes_out_concatenated(tmp_path):
     """The Korean service with a centre's own (long) template: each guardian's text leaves the
     modem as a concatenated UCS-2 SMS that smspdudecoder reassembles to the exact text."""
-    net = SmsNetwork(delivery_ms=20)
-    rig = ModemOnPty(net, msisdn=POLICE)
-    phones = {n: Handset() for n in (TERMINAL, *PARENTS)}
-    for number, phone in phones.items():
-        net.attach(number, phone, rig.clock)
-    rig.wait(lambda: rig.modem.ready and rig.modem.registered)
+    net, rig, phones = sms_world()
     db_url = f"sqlite:///{tmp_path / 'urelief.db'}"
     s = seed(db_url)
     templates = tmp_path / "templates.json"

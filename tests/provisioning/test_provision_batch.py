@@ -123,7 +123,7 @@ def test_one_port_boards_in_turn_a_finished_board_is_not_taken_again(bench, poli
     t = threading.Thread(target=operator, daemon=True)
     t.start()
     r = provision_cli("batch", "--roster", str(roster), "--school", "D1", "--port", first.port,
-                      "--wait", "30")
+                      "--wait", "30", "--centre", "+82-2-3150-2112")
     t.join()
     assert r.exit_code == 0, r.output
     assert swapped.is_set()
@@ -132,3 +132,6 @@ def test_one_port_boards_in_turn_a_finished_board_is_not_taken_again(bench, poli
     assert rows["P-001"]["board_uid"] == first.uid.hex()
     assert rows["P-002"]["board_uid"] == second.uid.hex()
     assert len(police.devices()) == 2
+    # every board of the class knows the centre's voice line, in E.164
+    device = json.loads(read_back(second.port, ["device.json"], tmp_path / "back")["device.json"])
+    assert device["centre"] == "+82231502112"

@@ -14,7 +14,8 @@ from urelief.sim import events
 def test_one_device_end_to_end(bench, police, provision_cli, tmp_path, built_firmware):
     ids = police.import_roster(ROSTER)
     board = bench.board("acm0").plug()
-    r = provision_cli("device", "--port", board.port, "--pupil", "Kim Minji/4-2", "--cancel", "4/6")
+    r = provision_cli("device", "--port", board.port, "--pupil", "Kim Minji/4-2", "--cancel", "4/6",
+                      "--centre", "+82 2-3150-2112")
     assert r.exit_code == 0, r.output
     assert "ok: device 0x" in r.output
 
@@ -42,6 +43,7 @@ def test_one_device_end_to_end(bench, police, provision_cli, tmp_path, built_fir
     assert device["server"] == {"host": "sos.urelief.test", "port": 7420}
     assert device["sms_number"] == "+82112"
     assert device["cancel"] == {"presses": 4, "duress_presses": 6}
+    assert device["centre"] == "+82231502112"  # E.164, as a silent call dials it
     boot = events.since(board.dev.output, "boot", reset="power_on").split("raw REPL", 1)[0]
     assert not events.events(boot, "cannot_send")
 
@@ -160,6 +162,14 @@ def test_bad_settings_are_refused_before_any_board_is_touched(police, provision_
     r = provision_cli("device", "--port", "/nonexistent", "--subscriber", "1", "--cancel", "4/4")
     assert r.exit_code == 1
     assert "device settings: cancel: 3..9 presses, the duress count different" in r.output
+
+
+def test_a_centre_number_that_is_not_e164_is_refused_before_any_board(police, provision_cli):
+    for bad in ("02-3150-2112", "+0231502112", "+112", "+82 2 3150 2112 99999", "+82abc"):
+        r = provision_cli("device", "--port", "/nonexistent", "--subscriber", "1",
+                          "--centre", bad)
+        assert r.exit_code == 2, (bad, r.output)
+        assert "--centre" in r.output and "not an E.164 number" in r.output, r.output
 
 
 def test_esptool_writes_micropython_then_the_board_is_provisioned(

@@ -42,6 +42,8 @@ def _common(f):
                      help="registry database URL (default: $URELIEF_DB_URL, else var/urelief.db)"),
         click.option("--server", default=None, help="police UDP ingest HOST:PORT the device sends to"),
         click.option("--sms", "sms_number", default=None, help="police SMS gateway number (E.164)"),
+        click.option("--centre", "centre", default=None, metavar="NUMBER",
+                     help="the police centre's voice line (E.164) a silent call dials"),
         click.option("--cancel", "cancel", default=None, metavar="N/M",
                      help="the child's secret cancel: N presses cancel, M presses look the same "
                           "but keep the alert live (duress); default: no cancel on the device"),
@@ -88,6 +90,7 @@ def _open_registry(db_url: str | None):
 
 def _provisioner(kw: dict, echo):
     from urelief.provisioning.flow import Options, Provisioner, ProvisionError
+    from urelief.provisioning.identity import e164
     from urelief.provisioning.log import ProvisionLog
 
     sms = kw["sms_number"]
@@ -102,7 +105,14 @@ def _provisioner(kw: dict, echo):
         if not (n.isdigit() and m.isdigit()):
             raise click.BadParameter("N/M, e.g. 4/6", param_hint="--cancel")
         cancel = {"presses": int(n), "duress_presses": int(m)}
+    centre = None
+    if kw["centre"]:
+        try:
+            centre = e164(kw["centre"])
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--centre") from None
     opts = Options(board=kw["board"], server=_server(kw["server"]), sms_number=sms, cancel=cancel,
+                   centre=centre,
                    replace=kw["replace"], labels_dir=kw["labels_dir"], firmware=kw["firmware"],
                    flash_image=kw["flash_image"], selftest_timeout_s=kw["selftest_timeout_s"])
     registry = _open_registry(kw["db_url"])

@@ -77,6 +77,7 @@ class Options:
     flash_image: Path | None = None
     selftest_timeout_s: float = 60
     cancel: dict | None = None  # {"presses", "duress_presses"}: the child's secret cancel
+    centre: str | None = None  # the police centre's voice line (E.164), for a silent call
 
     @property
     def board_file(self) -> Path:
@@ -201,7 +202,7 @@ class Provisioner:
                                             "device must know where to send")
         try:  # the device's settings as identity.py checks them
             identity.DeviceConfig(1, bytes(32), server=opts.server, sms_number=opts.sms_number,
-                                   cancel=opts.cancel).device_json()
+                                   cancel=opts.cancel, centre=opts.centre).device_json()
         except (ValueError, KeyError, TypeError) as e:
             raise ProvisionError("options", f"device settings: {e}") from None
         if not Path(opts.firmware).is_dir() or not (Path(opts.firmware) / "main.py").is_file():
@@ -307,7 +308,7 @@ class Provisioner:
         seen = (self._device(device_id) or {}).get("last_counter", 0) if rekey else 0
         cfg = identity.new_device(server=opts.server, sms_number=opts.sms_number,
                                    device_id=device_id, key_id=key_id, cancel=opts.cancel,
-                                   counter_start=seen + 1)
+                                   centre=opts.centre, counter_start=seen + 1)
         self.log.set(sid, **self._pupil_fields(pupil), device_id=device_id, key_id=key_id,
                      board_uid=info.uid, board=self.board_json["name"], status="started",
                      error=None, selftest=None, check_code=None, firmware=self.fw_version,

@@ -14,6 +14,7 @@ counter not yet reserved and its complement, big-endian u32 each.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import struct
@@ -24,6 +25,19 @@ from urelief.paths import BUILD_FIRMWARE
 
 MAX_U32 = 0xFFFFFFFF
 SECRET_LEN = 32
+# ITU-T E.164: "+", a country code that never starts with 0, at most 15 digits in all. A
+# centre line is a full number (7 digits at least), never a short code.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def e164(number: str) -> str:
+    """The number in E.164 form (spaces, dashes, dots and brackets dropped); ValueError if it
+    is not one."""
+    n = re.sub(r"[\s\-.()]", "", number or "")
+    if not _E164.fullmatch(n):
+        raise ValueError(f"{number!r} is not an E.164 number (+<country code><number>, "
+                         "7..15 digits)")
+    return n
 
 
 @dataclass
@@ -44,6 +58,9 @@ class DeviceConfig:
     checkin_s: int | None = None  # heartbeat period (None: the firmware's daily default)
     # Modem PSM between uses (SIM7080G, BG95): {"tau_s": T3412, "active_s": T3324}; None: off.
     psm: dict | None = None
+    # The police centre's voice line, E.164: a silent call (LISTEN_IN) dials it, and only a
+    # call from it is answered. None: the device takes part in no call.
+    centre: str | None = None
 
     def device_json(self) -> dict:
         out: dict = {"device_id": self.device_id, "key_id": self.key_id,
@@ -52,6 +69,8 @@ class DeviceConfig:
             out["server"] = {"host": self.server[0], "port": self.server[1]}
         if self.sms_number:
             out["sms_number"] = self.sms_number
+        if self.centre:
+            out["centre"] = e164(self.centre)
         if self.drill:
             out["drill"] = True
         if self.checkin_s is not None:

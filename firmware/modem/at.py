@@ -217,7 +217,7 @@ class At:
         self._w.write(data.encode() if isinstance(data, str) else data)
         await self._w.drain()
 
-    traffic_ms = 0  # ticks of the last byte either way (PSM: how long the module has been idle)
+    traffic_ms: object = 0  # ticks of the last byte either way (PSM: how long the module has been idle)
 
     async def wake_press(self, ms):
         """One PWRKEY press of ms: wakes a module in PSM (BG95 Hardware Design 3.4.2; SIMCom

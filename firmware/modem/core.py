@@ -238,8 +238,8 @@ class Modem:
     # but the module remains registered ... no need to re-attach or re-establish PDN"), and is
     # woken for a command. psm_status_cmd: the dialect's switch for PSM entry/exit URCs.
     psm = None
-    psm_status_cmd = None
-    psm_wake_ms = None  # the PWRKEY press that wakes it, ms; None: PSM not used on this dialect
+    psm_status_cmd: str | None = None
+    psm_wake_ms: int | None = None  # the PWRKEY press that wakes it, ms; None: PSM not used on this dialect
     asleep = False  # the module said it entered PSM (URC) and has not said it left
 
     async def _psm_init(self):

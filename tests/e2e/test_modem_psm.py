@@ -12,7 +12,6 @@ from urelief.provisioning import identity
 from urelief.sim import events
 from urelief.sim.rig import GATEWAY_NUMBER, SERVER_NAME, pattern_name
 
-
 SEND = {"sim7080": "AT+CASEND", "bg95": "AT+QISEND"}
 
 

@@ -10,6 +10,7 @@ from modem_boards import board_for
 from urelief.sim import events
 from urelief.sim.rig import pattern_name
 
+
 def sos_acked(out: str) -> bool:
     sos = events.first(out, "stored", kind="sos")
     return sos is not None and events.first(out, "ack", counter=sos["counter"]) is not None

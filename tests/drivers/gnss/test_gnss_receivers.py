@@ -72,7 +72,7 @@ def test_first_epoch_with_a_time_after_no_sky_is_kept(mpy, empty, timed):
     assert len(got) == 5, got  # 3 without sky, then 2 with a time
     assert all(e[0] == 1 and e[1] is None for e in got[:3])
     has_date = "RMC" in timed
-    for e, t in zip(got[3:], ("12:00:00", "12:00:01")):
+    for e, t in zip(got[3:], ("12:00:00", "12:00:01"), strict=False):
         _at(e, f"2024-12-31T{t}.000Z" if has_date else None, 3 if "GGA" in timed else 2)
 
 

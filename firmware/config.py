@@ -12,7 +12,7 @@ FW_VERSION = (0, 3, 0)  # reported in every CHECK_IN and SELF_TEST (major, minor
 
 DEFAULT_DEVICE = {
     "gesture": {"hold_ms": 3000, "presses": 0, "window_ms": 2000},  # hold 3 s to raise SOS
-    # Written at provisioning (host_tools/urelief/provision.py):
+    # Written at provisioning (host_tools/urelief/provisioning/identity.py, DeviceConfig):
     #   device_id (u32), key_id (0..15), secret (64 hex digits: the 32-byte device secret),
     #   server {"host", "port"} (UDP), sms_number (the police gateway, E.164), drill (bool)
 }

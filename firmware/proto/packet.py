@@ -27,13 +27,15 @@ TAP_REPLY = const(0x04)
 CHECK_IN = const(0x05)
 LOW_BATTERY = const(0x06)
 SELF_TEST = const(0x07)
+CALL_STATE = const(0x08)  # 1.1 silent call
 # downlink types
 ACK = const(0x81)
 QUESTION = const(0x82)
 TRACKING = const(0x83)
 STAND_DOWN = const(0x84)
 CONFIG = const(0x85)
-_DOWN_SIZE = {ACK: 5, QUESTION: 5, TRACKING: 7, STAND_DOWN: 5, CONFIG: 1}  # min body bytes
+LISTEN_IN = const(0x86)  # 1.1 silent call
+_DOWN_SIZE = {ACK: 5, QUESTION: 5, TRACKING: 7, STAND_DOWN: 5, CONFIG: 1, LISTEN_IN: 7}  # min body
 MAX_CONFIG_ITEMS = const(16)
 
 # report flag bits (byte 0 of the report); bits 7..6 = time source
@@ -219,6 +221,12 @@ class Codec:
         struct.pack_into(">HHBBB", self.buf, _TAIL, tested, failed, fw[0], fw[1], fw[2])
         return self._seal(_TAIL + 7, counter)
 
+    def call_state(self, counter, report, state, reason):
+        """state: 1 dialling 2 connected 3 ended 4 failed; reason: docs/protocol.md section 3"""
+        self._report(CALL_STATE, counter, report)
+        struct.pack_into(">BB", self.buf, _TAIL, state, reason)
+        return self._seal(_TAIL + 2, counter)
+
     def open(self, packet, guard=None):
         """Verify and decrypt a downlink; returns a Downlink or raises ProtoError(reason).
         With a ReplayGuard, duplicates and stale counters are refused and the counter is
@@ -263,8 +271,9 @@ class Downlink:
         self.question_id = self.kind = self.choices = self.timeout_s = None  # QUESTION
         self.fast_interval_s = self.fast_for_s = self.slow_interval_s = None  # TRACKING
         self.low_battery_pct = None
-        self.reason = self.sos_counter = None  # STAND_DOWN
+        self.reason = self.sos_counter = None  # STAND_DOWN (and LISTEN_IN's sos_counter)
         self.items = None  # CONFIG: [(key, value), ...]
+        self.mode = self.max_s = None  # LISTEN_IN: 1 dial 2 answer; hang up after max_s
 
 
 def _decode(mtype, counter, b, end):
@@ -279,6 +288,8 @@ def _decode(mtype, counter, b, end):
             struct.unpack_from(">HHHB", b, o)
     elif mtype == STAND_DOWN:
         d.reason, d.sos_counter = struct.unpack_from(">BI", b, o)
+    elif mtype == LISTEN_IN:
+        d.sos_counter, d.mode, d.max_s = struct.unpack_from(">IBH", b, o)
     else:  # CONFIG: count, then (key u8, value u32) items
         k = b[o]
         if k > MAX_CONFIG_ITEMS:

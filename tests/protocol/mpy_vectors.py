@@ -11,6 +11,7 @@ _TAILS = {
     "sos": ("trigger",), "position": ("reason",), "cancel": ("duress", "sos_counter"),
     "tap_reply": ("question_id", "presses"), "check_in": ("fw", "battery_mv", "pending"),
     "low_battery": ("battery_mv",), "self_test": ("tested", "failed", "fw"),
+    "call_state": ("state", "reason"),
 }
 _DOWN = {
     0x81: ("ack", ("acked_counter", "level")),
@@ -18,6 +19,7 @@ _DOWN = {
     0x83: ("tracking", ("fast_interval_s", "fast_for_s", "slow_interval_s", "low_battery_pct")),
     0x84: ("stand_down", ("reason", "sos_counter")),
     0x85: ("config", ("items",)),
+    0x86: ("listen_in", ("sos_counter", "mode", "max_s")),
 }
 
 

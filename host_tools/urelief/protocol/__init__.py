@@ -42,11 +42,16 @@ from urelief.protocol.messages import (
     TAG_LEN,
     Ack,
     AckLevel,
+    CallReason,
+    CallState,
+    CallStatus,
     Cancel,
     CheckIn,
     Config,
     ConfigKey,
     Downlink,
+    ListenIn,
+    ListenMode,
     LowBattery,
     MsgType,
     Position,
@@ -99,8 +104,9 @@ def decode_sms(payload: bytes | str, keystore: KeyStore, replay: ReplayWindow, *
 
 
 __all__ = [
-    "MAX_PACKET", "TAG_LEN", "Accepted", "Ack", "AckLevel", "Cancel", "CheckIn", "Config",
-    "ConfigKey", "Downlink", "EncodeError", "KeyStore", "LowBattery", "MemoryKeyStore",
+    "MAX_PACKET", "TAG_LEN", "Accepted", "Ack", "AckLevel", "CallReason", "CallState",
+    "CallStatus", "Cancel", "CheckIn", "Config",
+    "ConfigKey", "Downlink", "EncodeError", "KeyStore", "ListenIn", "ListenMode", "LowBattery", "MemoryKeyStore",
     "MemoryReplayWindow", "MsgType", "Position", "PositionReason", "Question", "QuestionKind",
     "Rat", "Reason", "Rejected", "ReplayWindow", "Report", "SelfTest", "SmsFormatError", "Sos",
     "StandDown", "StandDownReason", "TapReply", "TimeSource", "Tracking", "Trigger", "Uplink",

@@ -15,9 +15,14 @@ from urelief.protocol.messages import (
     VERSION,
     Ack,
     AckLevel,
+    CallReason,
+    CallState,
+    CallStatus,
     Cancel,
     CheckIn,
     Config,
+    ListenIn,
+    ListenMode,
     LowBattery,
     MsgType,
     Position,
@@ -191,6 +196,7 @@ _R = REPORT.size
 _B, _BI, _BB, _H = _u("B"), _u("BI"), _u("BB"), _u("H")
 _CHECK_IN, _SELF_TEST = _u("BBBHB"), _u("HHBBB")
 _ACK, _QUESTION, _TRACKING, _ITEM = _u("IB"), _u("BBBH"), _u("HHHB"), _u("BI")
+_LISTEN_IN = _u("IBH")
 
 
 def _with_report(tail: struct.Struct, pack, unpack) -> Layout:
@@ -257,6 +263,12 @@ LAYOUTS: dict[MsgType, Layout] = {
     MsgType.STAND_DOWN: _plain(_BI, lambda m: (m.reason, m.sos_counter),
                                lambda t: StandDown(_enum(StandDownReason, t[0]), t[1])),
     MsgType.CONFIG: Layout(1, _encode_config, _decode_config),
+    MsgType.CALL_STATE: _with_report(
+        _BB, lambda m: (m.state, m.reason),
+        lambda r, t: CallState(r, _enum(CallStatus, t[0]), _enum(CallReason, t[1]))),
+    MsgType.LISTEN_IN: _plain(
+        _LISTEN_IN, lambda m: (m.sos_counter, m.mode, _clamp(m.max_s, 0, 0xFFFF)),
+        lambda t: ListenIn(t[0], _enum(ListenMode, t[1]), t[2])),
 }
 
 

@@ -28,12 +28,14 @@ class MsgType(IntEnum):
     CHECK_IN = 0x05
     LOW_BATTERY = 0x06
     SELF_TEST = 0x07
+    CALL_STATE = 0x08  # 1.1 silent call
     # downlink (police -> device)
     ACK = 0x81
     QUESTION = 0x82
     TRACKING = 0x83
     STAND_DOWN = 0x84
     CONFIG = 0x85
+    LISTEN_IN = 0x86  # 1.1 silent call
 
     @property
     def downlink(self) -> bool:
@@ -99,6 +101,34 @@ class StandDownReason(IntEnum):
     FALSE_ALARM = 2
     DRILL_OVER = 3
     CANCELLED = 4
+
+
+class CallStatus(IntEnum):
+    DIALLING = 1  # the device dials the centre, or is answering its call
+    CONNECTED = 2  # the centre hears the microphone
+    ENDED = 3  # after CONNECTED
+    FAILED = 4  # never connected, or refused by the device
+
+
+class CallReason(IntEnum):
+    """Why a call ended or failed (0 with DIALLING / CONNECTED)."""
+
+    NONE = 0
+    CENTRE_HUNG_UP = 1  # the far end released the call
+    BUSY = 2
+    NO_ANSWER = 3  # not set up: no answer, no carrier, the centre's call never came
+    TIME_LIMIT = 4  # the device hung up at the LISTEN_IN's max duration
+    STOOD_DOWN = 5  # the alert ended (stand down, cancel): the device hung up
+    NO_VOICE = 6  # refused: this modem has no voice path
+    NO_CENTRE = 7  # refused: no centre number provisioned
+    NOT_ACKNOWLEDGED = 8  # refused: no alert of this SOS counter acknowledged on the device
+    MODEM_ERROR = 9  # the modem refused the dial or answer command
+    BUSY_WITH_CALL = 10  # refused: a call is already in progress
+
+
+class ListenMode(IntEnum):
+    DIAL = 1  # the device calls the centre
+    ANSWER = 2  # the device answers the centre's call (from the centre's number only), no ring
 
 
 class ConfigKey(IntEnum):
@@ -189,6 +219,13 @@ class SelfTest:
 
 
 @dataclass(frozen=True)
+class CallState:
+    report: Report
+    state: CallStatus = CallStatus.DIALLING
+    reason: CallReason = CallReason.NONE
+
+
+@dataclass(frozen=True)
 class Ack:
     acked_counter: int
     level: AckLevel = AckLevel.RECEIVED
@@ -221,14 +258,22 @@ class Config:
     items: tuple[tuple[int, int], ...] = field(default_factory=tuple)  # (ConfigKey, u32 value)
 
 
-Uplink = Sos | Position | Cancel | TapReply | CheckIn | LowBattery | SelfTest
-Downlink = Ack | Question | Tracking | StandDown | Config
+@dataclass(frozen=True)
+class ListenIn:
+    sos_counter: int  # the acknowledged alert the call belongs to
+    mode: ListenMode = ListenMode.DIAL
+    max_s: int = 600  # the device hangs up after this long connected
+
+
+Uplink = Sos | Position | Cancel | TapReply | CheckIn | LowBattery | SelfTest | CallState
+Downlink = Ack | Question | Tracking | StandDown | Config | ListenIn
 
 TYPE_OF: dict[type, MsgType] = {
     Sos: MsgType.SOS, Position: MsgType.POSITION, Cancel: MsgType.CANCEL,
     TapReply: MsgType.TAP_REPLY, CheckIn: MsgType.CHECK_IN, LowBattery: MsgType.LOW_BATTERY,
     SelfTest: MsgType.SELF_TEST, Ack: MsgType.ACK, Question: MsgType.QUESTION,
     Tracking: MsgType.TRACKING, StandDown: MsgType.STAND_DOWN, Config: MsgType.CONFIG,
+    CallState: MsgType.CALL_STATE, ListenIn: MsgType.LISTEN_IN,
 }
 
 

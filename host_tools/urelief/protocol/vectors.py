@@ -92,6 +92,15 @@ UPLINKS = [
      {"type": "check_in", **_r(mcc="310", mnc="410", rat=3, tac=0xFFFF, cell_id=0x0FFF_FFFF,
                                **STILL), "fw": [255, 255, 255], "battery_mv": 65535,
       "pending": 255}, None, DEV2, KEY2, SECRET2),
+    # 1.1 silent call
+    ("call_state_dialling", 21, {"type": "call_state", **_r(**STILL), "state": 1, "reason": 0},
+     None),
+    ("call_state_connected", 22, {"type": "call_state", **_r(**STILL), "state": 2, "reason": 0},
+     None),
+    ("call_state_ended_centre_hung_up", 23,
+     {"type": "call_state", **_r(**STILL), "state": 3, "reason": 1}, None),
+    ("call_state_failed_no_voice", 24,
+     {"type": "call_state", **_r(**NO_FIX, time_source=2), "state": 4, "reason": 6}, None),
 ]
 
 DOWNLINKS = [
@@ -109,6 +118,10 @@ DOWNLINKS = [
     ("config_empty", 9, {"type": "config", "items": []}, None),
     ("config_sixteen_items_counter_max", 0xFFFF_FFFF,
      {"type": "config", "items": [[k, 0xFFFF_FFFF - k] for k in range(1, 17)]}, None),
+    ("listen_in_dial", 11, {"type": "listen_in", "sos_counter": 7, "mode": 1, "max_s": 600},
+     None),
+    ("listen_in_answer_counter_max", 12,
+     {"type": "listen_in", "sos_counter": 0xFFFF_FFFF, "mode": 2, "max_s": 65535}, None),
     ("ack_key_15_device_max", 10, {"type": "ack", "acked_counter": 0xFFFF_FFFF, "level": 3}, None,
      DEV2, KEY2, SECRET2),
 ]

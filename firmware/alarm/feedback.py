@@ -5,7 +5,7 @@ SENT means the police have *this* alert: nothing is felt, and no level counts, u
 one of the alert's own SOS counters (an ACK of a later position only says the server has that
 position: the SOS may have been lost on the way, an SMS dropped or a coverage gap).
 A cancel looks the same to anyone watching whether true or under duress; under duress the
-alarm stays live (tracking continues silently) but no more confirmations are felt."""
+alarm stays live (tracking continues silently) and is `covert`: nothing more is felt for it."""
 from micropython import const
 from periph.haptics import CANCEL_ACK, DISPATCHED, SEEN, SENT
 
@@ -38,6 +38,11 @@ class Alarm:
     def active(self):
         """Reporting: raised and not stood down (a duress cancel stays active)."""
         return RAISED <= self.state <= DISPATCHED_
+
+    @property
+    def covert(self):
+        """Cancelled under duress and still live: nothing of this alert may be felt or seen."""
+        return self.duress and self.active
 
     @property
     def name(self):

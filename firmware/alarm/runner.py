@@ -153,6 +153,15 @@ class Runner:
         self.log(event("stored", "kind=cancel counter=%s sos=%s" % (opt(c), opt(sos))))  # same under duress
         return c
 
+    def _feel(self, pattern):
+        """Play a pattern for the child, unless a duress cancel made the alert covert: then
+        nothing is felt or lit (the one who forced the cancel may be watching)."""
+        if self.alarm.covert:
+            self.log(event("withheld", "pattern=" + pattern))
+            return
+        self.haptics.play(pattern)
+        self.log(event("felt", "pattern=" + pattern))
+
     def _counting(self, on):
         """COUNT gestures: on while a question is open or an alert can be cancelled."""
         if self.counting:
@@ -174,10 +183,13 @@ class Runner:
 
     def question(self, d):
         """A verified QUESTION: feel it, count the presses that answer it, time it out."""
+        if self.alarm.covert:  # after a duress cancel: never felt, never answered
+            self.log(event("question_withheld", "id=%d" % d.question_id))
+            return
         if not self.ask.start(d.question_id, d.kind, d.choices, d.timeout_s, time.ticks_ms()):
             return
         self._counting(True)
-        self.haptics.play(QUESTION)
+        self._feel(QUESTION)
         self.log(event("question", "id=%d kind=%d choices=%d timeout_s=%d" % (
             d.question_id, d.kind, d.choices, d.timeout_s)))
         asyncio.create_task(self._question_timeout(d.question_id))
@@ -288,8 +300,7 @@ class Runner:
                 felt = SENT  # the answer reached the police
                 self._answer = None
             if felt:
-                self.haptics.play(felt)
-                self.log(event("felt", "pattern=" + felt))
+                self._feel(felt)
         elif d.type == STAND_DOWN:
             if self.alarm.stand_down(d.reason, d.sos_counter):
                 self.policy.stand_down()
@@ -318,7 +329,7 @@ class Runner:
             mv = (b.cell_mv if b is not None else None) or 0
             if b is not None and b.low and not low:
                 c = self._store(lambda c: self.codec.low_battery(c, r, mv))
-                self.haptics.play(LOW_BATTERY)
+                self._feel(LOW_BATTERY)
                 self.log(event("stored", "kind=low_battery counter=%s battery_mv=%d" % (opt(c), mv)))
             low = b is not None and b.low
             if wait_ms <= 0 and self.checkin_s:

@@ -197,6 +197,11 @@ def open_aml(s: Session, loc: Any) -> tuple[Incident, bool]:
     return inc, opened
 
 
+# Why a duress cancel stops questions (API field `questions_withheld`, dashboard, 409 text).
+DURESS_NO_QUESTIONS = ("the child cancelled under duress; the terminal now gives no feedback at "
+                       "all, since a vibration could be noticed by whoever forced the cancel")
+
+
 # -- operator actions ---------------------------------------------------------------------------
 
 def get_visible(s: Session, actor: Actor, incident_id: int) -> Incident:
@@ -225,6 +230,8 @@ def act(s: Session, actor: Actor, incident_id: int, action: str, body: dict) -> 
         raise Conflict(f"cannot {action} an incident that is {inc.status.value}")
     if action == "dispatch" and inc.is_drill:
         raise Conflict("a drill is never dispatched")
+    if action == "question" and inc.duress:
+        raise Conflict(f"questions are not offered: {DURESS_NO_QUESTIONS}")
     now = utcnow()
     payload: dict[str, Any] = {}
     if body.get("note"):
@@ -303,6 +310,8 @@ def incident_out(inc: Incident) -> dict:
         "device_id": inc.device_id, "subscriber_id": inc.subscriber_id,
         "school_id": inc.school_id, "caller_msisdn": inc.caller_msisdn, "trigger": inc.trigger,
         "is_drill": inc.is_drill, "duress": inc.duress, "open_counter": inc.open_counter,
+        "questions_offered": inc.device_id is not None and not inc.duress,
+        "questions_withheld": DURESS_NO_QUESTIONS if inc.duress else None,
         "opened_at": _iso(inc.opened_at), "acknowledged_at": _iso(inc.acknowledged_at),
         "dispatched_at": _iso(inc.dispatched_at), "closed_at": _iso(inc.closed_at),
         "last_lat": inc.last_lat, "last_lon": inc.last_lon,

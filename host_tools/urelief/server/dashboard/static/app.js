@@ -313,7 +313,7 @@ async function loadDetail(id) {
   const dev = open && d.device_id != null;
   const can = {
     acknowledge: d.status === "open", dispatch: open && d.status !== "dispatched" && !d.is_drill,
-    question: dev, locate: dev, tracking: dev, stand_down: dev, resolve: open, false_alarm: open };
+    question: dev && d.questions_offered !== false, locate: dev, tracking: dev, stand_down: dev, resolve: open, false_alarm: open };
   const mayAct = ["dispatcher", "admin"].includes(state.me.role);
   for (const b of $("actions").querySelectorAll("button")) b.disabled = !mayAct || !can[b.dataset.action];
   renderCard(d);
@@ -324,6 +324,7 @@ async function loadDetail(id) {
   put("d-flags",
       sosCount(d) > 1 && el("span", { class: "badge repeat" }, `SOS pressed ${sosCount(d)} times`),
       s.cancels > 0 && el("span", { class: "badge cancel" }, `child cancelled (${s.cancels})`),
+      d.questions_withheld && el("span", { class: "badge duress" }, `No questions: ${d.questions_withheld}`),
       s.undelivered > 0 && el("span", { class: "badge undelivered" },
                               `${s.undelivered} downlink(s) not delivered: device unreachable`));
   put("d-notes", d.notifications.length ? d.notifications.map((n) => el("li", {},

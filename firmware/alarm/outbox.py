@@ -9,10 +9,11 @@ import os
 from micropython import const
 
 _SOS = const(0x01)  # packet type byte (offset 1) of an SOS
-# What goes last when the outbox is full, by packet type: routine heartbeats first, then
+# What goes last when the outbox is full, by packet type: routine heartbeats and receipts
+# (a later receipt carries the same news) first, then
 # positions (a newer one follows), then low battery, then the child's own words (cancel,
 # duress cancel, tap reply); an SOS only ever gives way to a newer SOS.
-_KEEP = {0x05: 0, 0x07: 0, 0x02: 1, 0x06: 2, 0x03: 3, 0x04: 3, _SOS: 4}
+_KEEP = {0x05: 0, 0x07: 0, 0x09: 0, 0x02: 1, 0x06: 2, 0x03: 3, 0x04: 3, _SOS: 4}
 _MAX = const(16)  # packets kept; an SOS is 51 bytes, the file system block 4 KB each
 
 

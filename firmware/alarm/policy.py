@@ -24,7 +24,9 @@ LINK_UP = const(1)  # UDP socket open
 LINK_CONNECTING = const(0)  # registration or activation in progress
 LINK_DOWN = const(-1)  # the network refused data (no PDP context, socket refused)
 
-_SMS_TYPES = (0x01, 0x02, 0x03, 0x04, 0x06)  # SOS, POSITION, CANCEL, TAP_REPLY, LOW_BATTERY
+# SOS, POSITION, CANCEL, TAP_REPLY, LOW_BATTERY, RECEIPT (a downlink that came by SMS is
+# confirmed by SMS when there is no data)
+_SMS_TYPES = (0x01, 0x02, 0x03, 0x04, 0x06, 0x09)
 _CFG_SMS_AFTER_S = const(6)  # CONFIG downlink keys (docs/protocol.md section 4)
 _CFG_LOW_BATTERY = const(8)
 _SMS_AFTER_MAX_S = const(3600)  # a CONFIG can delay the SMS fallback, never switch it off

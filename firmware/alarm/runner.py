@@ -291,9 +291,12 @@ class Runner:
             if e.reason != "duplicate":  # the second copy (UDP and SMS) is expected
                 self.log(event("fault", "what=downlink reason=" + e.reason.replace(" ", "_")))
             return
+        receipt = d.type != ACK  # every downlink but a plain ACK is confirmed (protocol.md 4)
         if d.type == ACK:
             self.outbox.ack(d.acked_counter)
+            level = self.alarm.level
             felt = self.alarm.on_ack(d.acked_counter, d.level)
+            receipt = self.alarm.level > level  # an operator's level: confirm it
             self.log(event("ack", "counter=%d level=%d alarm=%s" % (
                 d.acked_counter, d.level, self.alarm.name)))
             if felt is None and d.acked_counter == self._answer:
@@ -313,6 +316,16 @@ class Runner:
             self.policy.configure(d.items)
         elif d.type == QUESTION_MSG:
             self.question(d)
+        if receipt:
+            self._receipt()
+
+    def _receipt(self):
+        """RECEIPT: the downlinks accepted so far (the replay guard), so the server stops
+        repeating them."""
+        g = self.guard
+        r = self._report(time.ticks_ms())
+        c = self._store(lambda c: self.codec.receipt(c, r, g.highest, g.bitmap))
+        self.log(event("stored", "kind=receipt counter=%s highest=%d" % (opt(c), g.highest)))
 
     async def _health_loop(self):
         """The heartbeat the police see a terminal alive by: a CHECK_IN (battery, firmware,

@@ -28,6 +28,7 @@ CHECK_IN = const(0x05)
 LOW_BATTERY = const(0x06)
 SELF_TEST = const(0x07)
 CALL_STATE = const(0x08)  # 1.1 silent call
+RECEIPT = const(0x09)  # 1.2 delivery receipts
 # downlink types
 ACK = const(0x81)
 QUESTION = const(0x82)
@@ -226,6 +227,13 @@ class Codec:
         self._report(CALL_STATE, counter, report)
         struct.pack_into(">BB", self.buf, _TAIL, state, reason)
         return self._seal(_TAIL + 2, counter)
+
+    def receipt(self, counter, report, highest, bitmap):
+        """The downlinks this device has accepted: its ReplayGuard's highest and 63-bit bitmap"""
+        self._report(RECEIPT, counter, report)
+        struct.pack_into(">III", self.buf, _TAIL, highest, (bitmap >> 32) & 0x7FFFFFFF,
+                         bitmap & 0xFFFFFFFF)
+        return self._seal(_TAIL + 12, counter)
 
     def open(self, packet, guard=None):
         """Verify and decrypt a downlink; returns a Downlink or raises ProtoError(reason).

@@ -11,7 +11,7 @@ _TAILS = {
     "sos": ("trigger",), "position": ("reason",), "cancel": ("duress", "sos_counter"),
     "tap_reply": ("question_id", "presses"), "check_in": ("fw", "battery_mv", "pending"),
     "low_battery": ("battery_mv",), "self_test": ("tested", "failed", "fw"),
-    "call_state": ("state", "reason"),
+    "call_state": ("state", "reason"), "receipt": ("highest", "bitmap"),
 }
 _DOWN = {
     0x81: ("ack", ("acked_counter", "level")),

@@ -31,6 +31,7 @@ from urelief.protocol.messages import (
     QuestionKind,
     Rat,
     Reason,
+    Receipt,
     Report,
     SelfTest,
     Sos,
@@ -197,6 +198,8 @@ _B, _BI, _BB, _H = _u("B"), _u("BI"), _u("BB"), _u("H")
 _CHECK_IN, _SELF_TEST = _u("BBBHB"), _u("HHBBB")
 _ACK, _QUESTION, _TRACKING, _ITEM = _u("IB"), _u("BBBH"), _u("HHHB"), _u("BI")
 _LISTEN_IN = _u("IBH")
+_RECEIPT = _u("IQ")
+_WINDOW_BITS = (1 << 63) - 1  # a receipt's bitmap: 63 counters below the highest
 
 
 def _with_report(tail: struct.Struct, pack, unpack) -> Layout:
@@ -266,6 +269,9 @@ LAYOUTS: dict[MsgType, Layout] = {
     MsgType.CALL_STATE: _with_report(
         _BB, lambda m: (m.state, m.reason),
         lambda r, t: CallState(r, _enum(CallStatus, t[0]), _enum(CallReason, t[1]))),
+    MsgType.RECEIPT: _with_report(
+        _RECEIPT, lambda m: (_clamp(m.highest, 0, 0xFFFF_FFFF), m.bitmap & _WINDOW_BITS),
+        lambda r, t: Receipt(r, t[0], t[1] & _WINDOW_BITS)),
     MsgType.LISTEN_IN: _plain(
         _LISTEN_IN, lambda m: (m.sos_counter, m.mode, _clamp(m.max_s, 0, 0xFFFF)),
         lambda t: ListenIn(t[0], _enum(ListenMode, t[1]), t[2])),

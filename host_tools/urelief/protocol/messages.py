@@ -29,6 +29,7 @@ class MsgType(IntEnum):
     LOW_BATTERY = 0x06
     SELF_TEST = 0x07
     CALL_STATE = 0x08  # 1.1 silent call
+    RECEIPT = 0x09  # 1.2 delivery receipts
     # downlink (police -> device)
     ACK = 0x81
     QUESTION = 0x82
@@ -226,6 +227,20 @@ class CallState:
 
 
 @dataclass(frozen=True)
+class Receipt:
+    """The downlinks the device has accepted (and acted on): its replay guard's window."""
+
+    report: Report
+    highest: int = 0  # the highest downlink counter accepted (0: none yet)
+    bitmap: int = 0  # bit i-1 set: counter highest-i accepted, i = 1..63
+
+    def has(self, counter: int) -> bool:
+        """Did the device accept downlink `counter`? (False below the window: not known.)"""
+        d = self.highest - counter
+        return counter > 0 and (d == 0 or 0 < d <= 63 and bool(self.bitmap >> (d - 1) & 1))
+
+
+@dataclass(frozen=True)
 class Ack:
     acked_counter: int
     level: AckLevel = AckLevel.RECEIVED
@@ -265,7 +280,8 @@ class ListenIn:
     max_s: int = 600  # the device hangs up after this long connected
 
 
-Uplink = Sos | Position | Cancel | TapReply | CheckIn | LowBattery | SelfTest | CallState
+Uplink = (Sos | Position | Cancel | TapReply | CheckIn | LowBattery | SelfTest | CallState
+          | Receipt)
 Downlink = Ack | Question | Tracking | StandDown | Config | ListenIn
 
 TYPE_OF: dict[type, MsgType] = {
@@ -273,7 +289,7 @@ TYPE_OF: dict[type, MsgType] = {
     TapReply: MsgType.TAP_REPLY, CheckIn: MsgType.CHECK_IN, LowBattery: MsgType.LOW_BATTERY,
     SelfTest: MsgType.SELF_TEST, Ack: MsgType.ACK, Question: MsgType.QUESTION,
     Tracking: MsgType.TRACKING, StandDown: MsgType.STAND_DOWN, Config: MsgType.CONFIG,
-    CallState: MsgType.CALL_STATE, ListenIn: MsgType.LISTEN_IN,
+    CallState: MsgType.CALL_STATE, ListenIn: MsgType.LISTEN_IN, Receipt: MsgType.RECEIPT,
 }
 
 

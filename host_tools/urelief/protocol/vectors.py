@@ -101,6 +101,13 @@ UPLINKS = [
      {"type": "call_state", **_r(**STILL), "state": 3, "reason": 1}, None),
     ("call_state_failed_no_voice", 24,
      {"type": "call_state", **_r(**NO_FIX, time_source=2), "state": 4, "reason": 6}, None),
+    # 1.2 delivery receipts
+    ("receipt_one", 25, {"type": "receipt", **_r(**STILL), "highest": 3, "bitmap": 0}, None),
+    ("receipt_window", 26, {"type": "receipt", **_r(**STILL), "highest": 300,
+                            "bitmap": 0b1011}, None),  # 300, 299, 298, 296 accepted
+    ("receipt_full_window_counter_max", 27,
+     {"type": "receipt", **_r(**NO_FIX, time_source=1), "highest": 0xFFFF_FFFF,
+      "bitmap": (1 << 63) - 1}, None),
 ]
 
 DOWNLINKS = [

@@ -220,7 +220,7 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
             for i, it in enumerate(items)]
 
 
-_ROUTINE = frozenset({"check_in", "self_test"})  # never touch incidents (positions etc. may)
+_ROUTINE = frozenset({"check_in", "self_test", "receipt"})  # never touch incidents (positions etc. may)
 
 
 class Ingest:
@@ -244,8 +244,7 @@ class Ingest:
         # Labelled metric children, looked up once (labels() costs more than inc()).
         self._received = {c: metrics.PACKETS_RECEIVED.labels(c) for c in ("udp", "sms")}
         self._accepted = {(c, k): metrics.PACKETS_ACCEPTED.labels(c, k) for c in ("udp", "sms")
-                          for k in ("sos", "position", "cancel", "tap_reply", "check_in",
-                                    "low_battery", "self_test")}
+                          for k in (t.name.lower() for t in p.MsgType if not t.downlink)}
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop

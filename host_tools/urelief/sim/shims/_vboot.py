@@ -15,14 +15,39 @@ _env = _os.getenv
 
 class _FlashBlocks:
     """A NOR flash partition: 4 KiB erase blocks in a host file. Writes reach the file at once,
-    so what littlefs has committed survives the process dying as flash survives a power cut."""
+    so what littlefs has committed survives the process dying as flash survives a power cut.
+
+    Program and erase take the chip's time (Winbond W25Q32JV datasheet, typical: page program
+    tPP 0.4 ms per 256-byte page, 4 KiB sector erase tSE 45 ms; reads at DIO 40 MHz, 10 MB/s).
+    The CPU stalls meanwhile, as an ESP32 does while its flash cache is off for a write. An
+    erase clears the sector when it starts; a program lands when it ends: a power cut during
+    either leaves what a cut chip would (the sector gone, the page not yet written). Timing is
+    on once the board's clock is wired; URELIEF_FLASH_TIMING=max takes the datasheet's maxima
+    (tPP 3 ms, tSE 400 ms), =0 turns it off."""
+
+    PAGE = 256
+    PROGRAM_US = 400  # per page
+    ERASE_US = 45000  # per 4 KiB sector
+    READ_US_PER_KB = 100
 
     def __init__(self, path, nblocks, bs=4096):
         self.f = open(path, 'r+b')
         self.n = nblocks
         self.bs = bs
+        self.stall = None  # set at power-on: stall(us) waits that long in device time
+        self.owed_us = 0  # busy time below the clock's 1 ms step, carried to the next operation
+        self.erased = b'\xff' * bs  # made once, in the shims' reserve: an erase allocates nothing
+
+    def _busy(self, us):
+        if self.stall is not None:
+            self.owed_us += us
+            if self.owed_us >= 1000:
+                ms = self.owed_us // 1000
+                self.owed_us -= ms * 1000
+                self.stall(ms)
 
     def readblocks(self, block, buf, off=0):
+        self._busy(len(buf) * self.READ_US_PER_KB // 1024)
         self.f.seek(block * self.bs + off)
         self.f.readinto(buf)
 
@@ -31,6 +56,7 @@ class _FlashBlocks:
             for i in range(len(buf) // self.bs):
                 self.ioctl(6, block + i)
             off = 0
+        self._busy(((len(buf) + self.PAGE - 1) // self.PAGE) * self.PROGRAM_US)
         self.f.seek(block * self.bs + off)
         self.f.write(buf)
 
@@ -41,7 +67,8 @@ class _FlashBlocks:
             return self.bs
         if op == 6:  # erase: NOR flash erases to 0xFF
             self.f.seek(arg * self.bs)
-            self.f.write(b'\xff' * self.bs)
+            self.f.write(self.erased)
+            self._busy(self.ERASE_US)
             return 0
         return 0
 
@@ -132,6 +159,11 @@ def _power_on():
     chan.on_idle = sample_heap
 
     bd = _FlashBlocks(_env('URELIEF_FLASH'), int(_env('URELIEF_FLASH_BLOCKS')))
+    timing = _env('URELIEF_FLASH_TIMING')
+    if timing != '0':
+        bd.stall = _vtime.sleep_ms
+    if timing == 'max':
+        bd.PROGRAM_US, bd.ERASE_US = 3000, 400000
     _vfs.umount('/')
     try:
         _vfs.mount(_vfs.VfsLfs2(bd), '/')

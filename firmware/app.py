@@ -63,7 +63,8 @@ def start_alarm(board, device, haptics, battery, gnss, modem, button):
                     Outbox(config.OUTBOX_DIR), haptics, gnss, battery,
                     drill=device.get("drill", False), counting=button.counting,
                     cancel=device.get("cancel"), checkin_s=device.get("checkin_s", 86400),
-                    fw=config.FW_VERSION, plan=modem_gnss_plan(board, modem))
+                    fw=config.FW_VERSION, plan=modem_gnss_plan(board, modem),
+                    centre=device.get("centre"))
     srv = device.get("server") or {}
     transport = Transport(modem, srv.get("host"), srv.get("port"), device.get("sms_number"),
                           runner.downlink, runner.kick.set)

@@ -8,7 +8,16 @@ from console import event, flag, opt
 from micropython import const
 from periph.haptics import LOW_BATTERY, QUESTION, SENT
 from proto import ProtoError
-from proto.packet import ACK, CONFIG, STAND_DOWN, TIME_GNSS, TIME_NETWORK, TRACKING, from_text
+from proto.packet import (
+    ACK,
+    CONFIG,
+    LISTEN_IN,
+    STAND_DOWN,
+    TIME_GNSS,
+    TIME_NETWORK,
+    TRACKING,
+    from_text,
+)
 from proto.packet import QUESTION as QUESTION_MSG
 
 from alarm import report
@@ -28,7 +37,7 @@ _BATTERY_CHECK_MS = const(300000)  # the gauge is looked at this often between c
 class Runner:
     def __init__(self, codec, counter, guard, outbox, haptics, gnss=None, battery=None,
                  policy=None, drill=False, log=print, counting=None, cancel=None,
-                 checkin_s=86400, fw=(0, 0, 0), plan=None):
+                 checkin_s=86400, fw=(0, 0, 0), plan=None, centre=None):
         self.codec = codec
         self.counter = counter
         self.guard = guard
@@ -57,6 +66,8 @@ class Runner:
         self._battery_pct = None
         self.plan = plan  # gnss.plan.Plan on a board whose GNSS is the modem's, else None
         self.radio = None  # alarm.radio.ModemGnss: the modem's GNSS taking turns with uplinks
+        self.centre = centre  # the centre's voice line (E.164) a silent call dials
+        self.listen = None  # alarm.listen.Listen, made by the first LISTEN_IN
         if gnss is not None:
             gnss.on_fix = self._on_fix
 
@@ -145,6 +156,7 @@ class Runner:
         if felt is None:
             return None
         self._counting(False)
+        self._hang_up()  # both kinds alike: a duress cancel looks like a true one
         r = self._report(time.ticks_ms())
         c = self._store(lambda c: self.codec.cancel(c, r, duress, sos))
         self.haptics.play(felt)
@@ -203,6 +215,27 @@ class Runner:
                 self.reply(self.ask.expire(qid, time.ticks_ms()))
                 return
             await asyncio.sleep_ms(left)
+
+    def call_state(self, state, reason):
+        """A CALL_STATE uplink (alarm/listen.py): stored and sent like any report."""
+        r = self._report(time.ticks_ms())
+        c = self._store(lambda c: self.codec.call_state(c, r, state, reason))
+        if c is not None:
+            self.log(event("stored", "kind=call_state counter=%d state=%d reason=%d" % (
+                c, state, reason)))
+        return c
+
+    def listen_in(self, d):
+        """A verified LISTEN_IN: the silent call, never felt."""
+        if self.listen is None:
+            from alarm.listen import Listen
+            m = self.transport.m if self.transport is not None else None
+            self.listen = Listen(self, m, self.centre, self.log)
+        self.listen.request(d)
+
+    def _hang_up(self):
+        if self.listen is not None:
+            self.listen.stop()
 
     def position(self, reason):
         r = self._report(time.ticks_ms())
@@ -307,6 +340,7 @@ class Runner:
         elif d.type == STAND_DOWN:
             if self.alarm.stand_down(d.reason, d.sos_counter):
                 self.policy.stand_down()
+                self._hang_up()
                 self._counting(self.ask.open)
                 self.log(event("stood_down", "reason=%d" % d.reason))
         elif d.type == TRACKING:
@@ -316,6 +350,8 @@ class Runner:
             self.policy.configure(d.items)
         elif d.type == QUESTION_MSG:
             self.question(d)
+        elif d.type == LISTEN_IN:
+            self.listen_in(d)
         if receipt:
             self._receipt()
 

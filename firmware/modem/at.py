@@ -361,6 +361,10 @@ class At:
         if p and not self.echo and line == p.cmd:
             self._echo_back(line)  # ATE0 does not outlive a reset: the module reset silently
             return
+        if atlines.call_end_urc(line, p.cmd if p else None):
+            self.stats["urc"] += 1  # e.g. NO CARRIER while AT+CSQ is in flight: not its answer
+            self._dispatch(line, None)
+            return
         echo = p.cmd if (p and self.echo) else None
         k = atlines.classify(line, p.expect if p else None, echo, p is not None, self.urc_prefixes)
         if p is not None and k == atlines.INTERMEDIATE:  # (command kinds need p: in_command)

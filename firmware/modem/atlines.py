@@ -15,6 +15,9 @@ UNKNOWN = const(8)  # none of the above: logged and counted by the engine
 # on Quectel (+QISEND) and older SIMCom (+CIPSEND) modules.
 _ERRORS = ("ERROR", "NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE", "COMMAND NOT SUPPORT",
            "SEND FAIL")
+# Call progress results (V.250 §6.3.1.9, 27.007 §6.2): they end a dial (ATD) or answer (ATA)
+# in flight; at any other time a call ending says so with them, unprompted, and they are URCs.
+CALL_ENDS = ("NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
 # Finals carrying a value. "+CME ERROR:" with nothing after it is not a result code.
 _ERROR_PREFIXES = ("+CME ERROR: ", "+CMS ERROR: ")
 
@@ -63,6 +66,14 @@ def error_code(line):
             v = line[len(p):].strip()
             return p[1:4], int(v) if v.isdigit() else v
     return line, None
+
+
+def call_end_urc(line, cmd):
+    """A call-progress result that is not the answer of `cmd` (the command in flight, or None):
+    the end of a call, not of an unrelated command."""
+    if line not in CALL_ENDS:
+        return False
+    return cmd is None or not (cmd.startswith("ATD") or cmd == "ATA")
 
 
 def is_boot(line):

@@ -9,7 +9,7 @@ from pathlib import Path
 from urelief.paths import BOARDS
 
 CAPS = {"sim7080": ["gnss", "sms", "udp", "psm", "gnss_with_lte"],
-        "a7670": ["gnss", "sms", "udp", "gnss_with_lte"],
+        "a7670": ["gnss", "sms", "udp", "gnss_with_lte", "voice"],
         "bg95": ["gnss", "sms", "udp", "psm", "gnss_with_lte"]}
 
 

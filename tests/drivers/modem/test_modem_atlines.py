@@ -295,3 +295,44 @@ for line in json.load(open(DATA)):
     assert len(got) == 3
     empty_lac = got[[i for i, x in enumerate(lines) if '""' in x][0]]
     assert empty_lac == [1, None, 0x605F, None]
+
+
+def test_call_ends_end_only_a_dial_or_answer(mpy_modem):
+    """NO CARRIER / BUSY arriving while an unrelated command is in flight (the centre hangs up
+    during AT+CSQ) is the call's end, dispatched as a URC: the command gets its own answer. The
+    same lines are the final result of ATD / ATA, and a URC with nothing in flight."""
+    (r,) = run(mpy_modem, r"""
+import json, asyncio
+from modem.at import At, AtError
+from mpy_at_harness import FakeUart
+async def main():
+    r = {"urcs": []}
+    u = FakeUart({
+        "AT+CSQ": b"\r\n+CSQ: 20,99\r\nNO CARRIER\r\n\r\nOK\r\n",
+        "AT+CESQ": b"\r\nBUSY\r\n\r\n+CESQ: 99,99,255,255,20,45\r\n\r\nOK\r\n",
+        "ATD+82231502112;": b"\r\nBUSY\r\n",
+        "ATA": b"\r\nNO CARRIER\r\n",
+    })
+    at = At(u, u, log=lambda *a: None)
+    at.echo = False
+    for c in ("NO CARRIER", "BUSY", "NO ANSWER"):
+        at.on(c, lambda line, extra: r["urcs"].append(line))
+    at.start()
+    r["csq"] = await at.cmd("AT+CSQ", "+CSQ:")
+    r["cesq"] = await at.cmd("AT+CESQ", "+CESQ:")
+    for cmd in ("ATD+82231502112;", "ATA"):
+        try:
+            await at.cmd(cmd, None, 1000)
+            r[cmd] = "ok"
+        except AtError as e:
+            r[cmd] = e.kind
+    u.push(b"\r\nNO ANSWER\r\n")
+    await asyncio.sleep_ms(20)
+    r["unknown"] = at.unknown[:]
+    print(json.dumps(r))
+asyncio.run(main())
+""", None)
+    assert r["csq"] == ["+CSQ: 20,99"] and r["cesq"] == ["+CESQ: 99,99,255,255,20,45"]
+    assert r["ATD+82231502112;"] == "BUSY" and r["ATA"] == "NO CARRIER"
+    assert r["urcs"] == ["NO CARRIER", "BUSY", "NO ANSWER"]
+    assert r["unknown"] == []

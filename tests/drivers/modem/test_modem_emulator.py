@@ -190,3 +190,82 @@ def test_a7670_sleeps_by_dtr_still_paged_and_wakes_on_dtr_low():
     b.run(m.t.dtr_wake_ms + 5)
     assert not m.sleeping and "+CMTI" in b.rx.decode()
     assert b.at("AT") == "\r\nOK\r\n"
+
+
+def _a7670_up() -> tuple[Board, object]:
+    b = Board()
+    m = make("a7670", sms_network=SmsNetwork()).attach(b)
+    b.press(100)
+    b.run(15_000)
+    b.at("ATE0")
+    return b, m
+
+
+def test_a7670_voice_call_placed_answered_ended_by_the_centre_with_its_audio_settings():
+    """ATD<n>; answers OK once dialled; the centre answers (VOICE CALL: BEGIN), the call runs
+    with the audio levels set before it; the centre hangs up: VOICE CALL: END, NO CARRIER."""
+    from urelief.sim.modem import Centre
+
+    b, m = _a7670_up()
+    centre = m.add_centre(Centre("+82231502112", answer_after_ms=3000, hang_up_after_ms=10_000))
+    assert b.at("AT+CLVL=?") == "\r\n+CLVL: (0-5)\r\n\r\nOK\r\n"
+    assert b.at("AT+CLVL?") == "\r\n+CLVL: 4\r\n\r\nOK\r\n"  # the module's default: audible
+    assert b.at("AT+CLVL=9") == "\r\nERROR\r\n"  # out of range (CMEE 0: bare ERROR)
+    for cmd in ("AT+CLVL=0", "AT+CRSL=0", "AT+CMUT=0"):
+        assert b.at(cmd) == "\r\nOK\r\n"
+    assert b.at("ATD+82231502112;") == "\r\nOK\r\n"
+    assert b.at("AT+CLCC") == '\r\n+CLCC: 1,0,2,0,0,"+82231502112",145\r\n\r\nOK\r\n'
+    b.rx.clear()
+    b.run(m.vt.setup_ms + 3000 + 10)
+    assert b.rx.decode() == "\r\nVOICE CALL: BEGIN\r\n"
+    (call,) = centre.calls
+    assert call.direction == "mo" and call.speaker_level == 0 and call.ringer_level == 0
+    assert call.mic_muted is False and m.audible == []
+    assert b.at("AT+CSQ") .endswith("OK\r\n")  # commands go on during the call
+    b.rx.clear()
+    b.run(10_000)
+    assert b.rx.decode() == "\r\nVOICE CALL: END: 000010\r\n\r\nNO CARRIER\r\n"
+    assert call.ended_by == "centre" and m.call is None
+
+
+def test_a7670_voice_busy_audible_default_incoming_ring_answered_and_hung_up():
+    from urelief.sim.modem import Centre
+
+    b, m = _a7670_up()
+    m.add_centre(Centre("+82231502112", behaviour="busy"))
+    assert b.at("ATD+82231502112;") == "\r\nOK\r\n"
+    b.rx.clear()
+    b.run(m.vt.setup_ms + 10)
+    assert b.rx.decode() == "\r\nBUSY\r\n"
+    # at the module's default levels a ring is heard
+    m.incoming("+82231502112")
+    b.run(10)
+    assert m.audible and "ring" in m.audible[0][1]
+    assert b.at("AT+CHUP") == "\r\nOK\r\n" and m.call is None
+    # silenced, caller id on: RING, +CLIP every ring cycle; ATA connects; AT+CHUP ends it
+    b.at("AT+CRSL=0")
+    b.at("AT+CLVL=0")
+    b.at("AT+CLIP=1")
+    heard = len(m.audible)
+    b.rx.clear()
+    m.incoming("+82231502112")
+    b.run(m.vt.ring_every_ms + 10)
+    assert b.rx.decode().count('RING\r\n\r\n+CLIP: "+82231502112",145,,,,0') == 2
+    assert b.at("ATA") == "\r\nOK\r\n"
+    b.rx.clear()
+    b.run(m.vt.answer_ms + 10)
+    assert b.rx.decode() == "\r\nVOICE CALL: BEGIN\r\n" and len(m.audible) == heard
+    b.run(2000)
+    assert b.at("AT+CHUP", m.vt.release_ms + 50) == "\r\nOK\r\n\r\nVOICE CALL: END: 000002\r\n"
+    assert m.calls[-1].ended_by == "terminal" and m.calls[-1].direction == "mt"
+    assert b.at("ATA") == "\r\nNO CARRIER\r\n"  # nothing to answer
+
+
+def test_dialects_without_voice_refuse_a_dial():
+    b = Board()
+    make("sim7080", sms_network=SmsNetwork()).attach(b)
+    b.press(1100)
+    b.run(12_000)
+    b.at("ATE0")
+    b.at("AT+CMEE=1")
+    assert b.at("ATD+82231502112;") == "\r\n+CME ERROR: 4\r\n"  # operation not supported

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from urelief.sim.modem.emulator import ModemEmulator, Timing
 from urelief.sim.modem.network import UdpLink
+from urelief.sim.modem.voice import Voice
 
 
 def _args(s: str) -> list[str]:
@@ -184,9 +185,10 @@ class Sim7080(_Radio):
         return f"+CGNSINF: 1,1,{t},{lat:.6f},{lon:.6f},{alt:.3f},0.00,0.0,1,,0.9,1.2,0.8,,12,8,3,,38,4.5,6.0"
 
 
-class A7670(_Radio):
+class A7670(Voice, _Radio):
     """SIMCom A7670 / SIM7600 (LTE Cat-1). Hardware Design: PWRKEY low >= 50 ms on (500 ms typ),
-    >= 2.5 s off; "*ATREADY" ~ 9 s after power on. GNSS runs beside LTE."""
+    >= 2.5 s off; "*ATREADY" ~ 9 s after power on. GNSS runs beside LTE; voice over VoLTE
+    (voice.py)."""
 
     name = "a7670"
     boot_urcs = ("*ATREADY: 1",)
@@ -200,6 +202,7 @@ class A7670(_Radio):
 
     def dialect_reset(self) -> None:
         super().dialect_reset()
+        self.voice_reset()
         self.rx_manual = False
         self.csclk = False  # AT+CSCLK=1: sleep when DTR is high and the UART idle
         self.sleeping = False

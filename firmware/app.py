@@ -7,7 +7,7 @@ import config
 import machine
 from console import event
 from periph.button import Button
-from periph.haptics import SENT, Haptics
+from periph.haptics import CANNOT_SEND, Haptics
 
 RESET_CAUSES = {
     machine.PWRON_RESET: "power_on",
@@ -103,7 +103,7 @@ async def main():
     async for kind, n, t_ms in button:
         print(event("gesture", "kind=%s n=%d t_ms=%d" % (kind, n, t_ms)))
         if runner is None:
-            haptics.play(SENT)  # the gesture is felt, though nothing can be sent
-            print(event("felt", "pattern=" + SENT))
+            haptics.play(CANNOT_SEND)  # never SENT: the child must know to get help another way
+            print(event("felt", "pattern=" + CANNOT_SEND))
         else:
             runner.gesture(kind, n, t_ms)

@@ -13,6 +13,9 @@ DISPATCHED = "dispatched"  # help is on its way
 QUESTION = "question"  # the dispatcher asks: answer by presses
 LOW_BATTERY = "low_battery"
 CANCEL_ACK = "cancel_ack"  # a cancel (or duress cancel: identical by design) was taken
+CANNOT_SEND = "cannot_send"  # a gesture was felt, but this terminal cannot send: get help
+SELF_CHECK_OK = "self_check_ok"  # the self-check gesture: registered, heard lately, charged
+SELF_CHECK_NOT_OK = "self_check_not_ok"  # the self-check found something wrong
 
 PATTERNS = {
     SENT: (200,),  # .
@@ -21,6 +24,9 @@ PATTERNS = {
     QUESTION: (150, 150, 150, 150, 700),  # . . _  "your turn"
     LOW_BATTERY: (100, 150, 100, 150, 100, 150, 100),  # ....  faint ticks
     CANCEL_ACK: (700, 250, 150),  # _ .
+    CANNOT_SEND: (150, 150, 150, 150, 150, 150, 900),  # . . . ___  a flutter, then a long buzz
+    SELF_CHECK_OK: (150, 250, 700),  # . _
+    SELF_CHECK_NOT_OK: (150, 250, 700, 250, 150, 250, 700),  # . _ . _
 }
 
 _GAP_MS = const(800)  # silence between two queued patterns, so they do not merge

@@ -195,7 +195,7 @@ class Rig:
         self.pmu = self.supply = self.battery = None
         if "pmu_i2c" in pins:
             self._wire_pmu(pins)
-        else:
+        elif "modem_uart" in pins:  # a board file without one: no modem fitted
             self.modem.attach(self.dev, uart_id=pins["modem_uart"]["id"],
                               pwrkey_gpio=pins["modem_pwrkey"]["gpio"])
         if "modem_dtr" in pins and hasattr(self.modem, "attach_sleep_lines"):  # A76xx sleep
@@ -284,7 +284,8 @@ def haptic_patterns(edges: list[tuple[int, float]]) -> list[tuple[float, tuple[i
 
 
 PATTERN_NAMES = {"s": "SENT", "ss": "SEEN", "sss": "DISPATCHED", "ssl": "QUESTION",
-                 "ssss": "LOW_BATTERY", "ls": "CANCEL_ACK"}  # periph/haptics.py PATTERNS
+                 "ssss": "LOW_BATTERY", "ls": "CANCEL_ACK", "sssl": "CANNOT_SEND",
+                 "sl": "SELF_CHECK_OK", "slsl": "SELF_CHECK_NOT_OK"}  # periph/haptics.py PATTERNS
 
 
 def pattern_name(durations: tuple[int, ...]) -> str:

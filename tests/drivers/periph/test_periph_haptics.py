@@ -4,7 +4,8 @@ motor never left running."""
 
 import pytest
 
-NAMES = ["sent", "seen", "dispatched", "question", "low_battery", "cancel_ack"]
+NAMES = ["sent", "seen", "dispatched", "question", "low_battery", "cancel_ack", "cannot_send",
+         "self_check_ok", "self_check_not_ok"]
 
 # A fake pin factory and a virtual sleep: the player runs instantly, every pin write is logged
 # with the virtual time it happened at.

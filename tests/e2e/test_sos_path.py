@@ -36,7 +36,8 @@ def test_hold_opens_an_incident_and_the_acks_are_felt(rig, police):
     r.hold(3500)
     dev = r.dev
     # within a few device seconds: stored, sent over UDP, acked (received), felt
-    assert r.until(lambda: said(dev.output, "ack", level=1) and r.motor, timeout_ms=5000), dev.output[-1500:]
+    assert r.until(lambda: said(dev.output, "ack", level=1) and felt(r) == ["SENT"], timeout_ms=5000), \
+        dev.output[-1500:]
     incs = incidents_of(police, r.cfg.device_id)
     assert len(incs) == 1
     inc = incs[0]

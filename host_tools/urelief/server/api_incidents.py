@@ -4,9 +4,11 @@ school's incidents) and audited; actions belong to dispatchers and admins.
     GET  /api/incidents?state=open|closed|all&offset=&limit=      {items, total, offset, limit}
     GET  /api/incidents/{id}          incident + events + subscriber card + notifications
     POST /api/incidents/{id}/{action} acknowledge | dispatch | question | locate | tracking |
-                                      stand_down | resolve | false_alarm
+                                      listen_in | stand_down | resolve | false_alarm
                                       body: {note?, text?, kind?, choices?, timeout_s?,
-                                             fast_interval_s?, fast_for_s?, slow_interval_s?}
+                                             fast_interval_s?, fast_for_s?, slow_interval_s?,
+                                             mode?, max_s?}   (listen_in: 409 with the reason
+                                             when refused, audited as refused)
     GET  /api/live                    Server-Sent Events: `incident` {id, …} on every change
 """
 
@@ -23,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from urelief import protocol as p
 from urelief.registry import audit, policy
 from urelief.registry.auth import CurrentOperator, request_token
-from urelief.registry.errors import Denied
+from urelief.registry.errors import Conflict, Denied
 from urelief.registry.models import (
     INCIDENT_CLOSED,
     Incident,
@@ -33,7 +35,7 @@ from urelief.registry.models import (
     utcnow,
 )
 from urelief.registry.serialize import device_out, subscriber_out
-from urelief.server import incidents, metrics
+from urelief.server import incidents, listen, metrics
 
 router = APIRouter(prefix="/api", tags=["incidents"])
 
@@ -48,6 +50,9 @@ class ActionIn(BaseModel):
     fast_interval_s: int | None = Field(None, ge=0, le=65535, description="tracking: 0 keeps")
     fast_for_s: int | None = Field(None, ge=0, le=65535, description="tracking: from the alert")
     slow_interval_s: int | None = Field(None, ge=0, le=65535, description="tracking: 0 keeps")
+    mode: str | None = Field(None, pattern="^(dial|answer)$",
+                             description="listen_in: the terminal dials the centre, or answers it")
+    max_s: int | None = Field(None, ge=10, le=3600, description="listen_in: hang up after, s")
 
 
 def _server(request: Request):
@@ -111,6 +116,7 @@ def _read_incident(db, who, incident_id: int, cells=None) -> dict:
             sub = s.get(Subscriber, inc.subscriber_id)
             out["subscriber"] = subscriber_out(sub, card=True)
         out["device"] = device_out(inc.device) if inc.device is not None else None
+        out["listen_in"] = listen.availability(s, inc)
         audit.record(s, who, "incident.read", object_type="incident", object_id=inc.id,
                      school_id=inc.school_id, detail={"subscriber_id": inc.subscriber_id})
     return out
@@ -141,6 +147,10 @@ async def incident_action(request: Request, incident_id: int, action: str,
         if isinstance(e, Denied):
             await run_in_threadpool(_audit_denied, server, who, f"incident.{action}",
                                     incident_id, e)
+        elif isinstance(e, Conflict) and action == "listen_in":  # who asked, and why not
+            await run_in_threadpool(server.registry._audit_alone, who, "incident.listen_in",
+                                    "refused", object_type="incident", object_id=incident_id,
+                                    detail={"reason": str(e)})
         raise
     metrics.INCIDENT_ACTIONS.labels(action).inc()
     out["downlink"] = await _device_side(server, out, action, payload or {})
@@ -170,6 +180,8 @@ async def _device_side(server, inc: dict, action: str, payload: dict[str, Any]) 
                          fast_for_s=payload["fast_for_s"],
                          slow_interval_s=payload["slow_interval_s"],
                          low_battery_pct=payload["low_battery_pct"])
+    elif action == "listen_in":
+        msg = listen.downlink(payload)
     elif action in _STAND_DOWN:
         reason = p.StandDownReason.DRILL_OVER if inc["is_drill"] else _STAND_DOWN[action]
         msg = p.StandDown(reason=reason, sos_counter=inc["open_counter"] or 0)

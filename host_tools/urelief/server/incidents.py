@@ -28,7 +28,7 @@ from urelief.registry.models import (
     Notification,
     utcnow,
 )
-from urelief.server import logs
+from urelief.server import listen, logs
 
 S = IncidentStatus
 OPEN_STATES = (S.OPEN, S.ACKNOWLEDGED, S.DISPATCHED)
@@ -41,6 +41,7 @@ ACTIONS: dict[str, tuple[tuple[IncidentStatus, ...], IncidentStatus | None]] = {
     "stand_down": (OPEN_STATES, None),
     "locate": (OPEN_STATES, None),  # a position now: a short TRACKING downlink
     "tracking": (OPEN_STATES, None),  # the dispatcher's own tracking rate
+    "listen_in": (OPEN_STATES, None),  # a silent call: listen.refusal() decides (acknowledged)
     "resolve": (OPEN_STATES, S.RESOLVED),
     "false_alarm": (OPEN_STATES, S.FALSE_ALARM),
 }
@@ -147,6 +148,9 @@ def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
                 inc.duress = True
             _event(s, inc, "duress" if f["duress"] else "cancel", it,
                    {"sos_counter": f["sos_counter"]})
+        elif it.kind == "call_state":  # the silent call's progress, by name
+            _event(s, inc, "call", it, {"state": enum_name(p.CallStatus, f["state"]),
+                                        "reason": enum_name(p.CallReason, f["reason"])})
         elif it.kind == "tap_reply":
             _event(s, inc, "answer", it, {"question_id": f["question_id"],
                                           "presses": f["presses"]})
@@ -238,6 +242,11 @@ def act(s: Session, actor: Actor, incident_id: int, action: str, body: dict) -> 
         payload["note"] = str(body["note"])[:500]
     if action == "question":
         payload.update(_question(s, inc, body))
+    elif action == "listen_in":
+        why = listen.refusal(s, inc)
+        if why:
+            raise Conflict(f"listen-in refused: {why}")
+        payload.update(listen.request(inc, body))
     elif action in ("locate", "tracking"):
         if inc.device_id is None:
             raise Conflict(f"cannot {action}: this incident has no device")
@@ -330,7 +339,7 @@ def summaries(s: Session, incs: Sequence[Incident], cells=None) -> dict[int, dic
     knows it), the last answer, undelivered downlinks. Three queries for any number."""
     ids = [i.id for i in incs]
     out: dict[int, dict] = {i: {"sos_count": 0, "cancels": 0, "undelivered": 0, "fix": None,
-                                "cell": None, "answer": None} for i in ids}
+                                "cell": None, "answer": None, "call": None} for i in ids}
     if not ids:
         return out
     e = IncidentEvent
@@ -344,7 +353,7 @@ def summaries(s: Session, incs: Sequence[Incident], cells=None) -> dict[int, dic
         if inc.source.value == "device" and inc.open_counter is not None:
             out[inc.id]["sos_count"] += 1  # the SOS that opened it
     last = select(func.max(e.id)).where(e.incident_id.in_(ids), e.kind.in_(
-        ("position", "cell", "answer"))).group_by(e.incident_id, e.kind)
+        ("position", "cell", "answer", "call"))).group_by(e.incident_id, e.kind)
     undelivered = select(e.incident_id, func.count()).where(
         e.incident_id.in_(ids), e.kind == "downlink",
         e.payload["channel"].as_string().in_(UNDELIVERED)).group_by(e.incident_id)
@@ -359,6 +368,8 @@ def summaries(s: Session, incs: Sequence[Incident], cells=None) -> dict[int, dic
             cell = dict(pl.get("cell") or {})
             where = cells.locate(cell) if cells is not None else None
             o["cell"] = {**cell, "at": _iso(ev.at), "located": where}
+        elif ev.kind == "call":
+            o["call"] = {"state": pl.get("state"), "reason": pl.get("reason"), "at": _iso(ev.at)}
         elif ev.kind == "answer":
             o["answer"] = {"question_id": pl.get("question_id"), "presses": pl.get("presses"),
                            "at": _iso(ev.at)}

@@ -313,9 +313,12 @@ async function loadDetail(id) {
   const dev = open && d.device_id != null;
   const can = {
     acknowledge: d.status === "open", dispatch: open && d.status !== "dispatched" && !d.is_drill,
-    question: dev && d.questions_offered !== false, locate: dev, tracking: dev, stand_down: dev, resolve: open, false_alarm: open };
+    question: dev && d.questions_offered !== false, locate: dev, tracking: dev, stand_down: dev, resolve: open, false_alarm: open,
+    listen_in: dev && d.listen_in?.possible === true };
   const mayAct = ["dispatcher", "admin"].includes(state.me.role);
   for (const b of $("actions").querySelectorAll("button")) b.disabled = !mayAct || !can[b.dataset.action];
+  // A silent call the terminal cannot make says why (no voice path, no consent, not acknowledged).
+  $("listen-in").title = d.listen_in?.why || "The terminal calls the centre silently: you hear the room";
   renderCard(d);
   $("d-pos").textContent = d.last_lat != null
     ? `${d.last_lat.toFixed(5)}, ${d.last_lon.toFixed(5)} ${fixText(d)} (fix at ${time(d.last_fix_at)})`
@@ -325,6 +328,9 @@ async function loadDetail(id) {
       sosCount(d) > 1 && el("span", { class: "badge repeat" }, `SOS pressed ${sosCount(d)} times`),
       s.cancels > 0 && el("span", { class: "badge cancel" }, `child cancelled (${s.cancels})`),
       d.questions_withheld && el("span", { class: "badge duress" }, `No questions: ${d.questions_withheld}`),
+      s.call && el("span", { class: `badge call ${s.call.state}` }, `Silent call ${callText(s.call)}`),
+      open && d.device_id != null && d.listen_in && !d.listen_in.possible &&
+        el("span", { class: "muted", id: "listen-in-why" }, `Listen-in: ${d.listen_in.why}`),
       s.undelivered > 0 && el("span", { class: "badge undelivered" },
                               `${s.undelivered} downlink(s) not delivered: device unreachable`));
   put("d-notes", d.notifications.length ? d.notifications.map((n) => el("li", {},
@@ -347,6 +353,11 @@ function answerText(pl, q) {
   return n === 1 ? "1 press" : `${n} presses`;
 }
 
+// A silent call's state in words: "connected", "ended — centre hung up".
+function callText(c) {
+  return `${label(c.state)}${c.reason && c.reason !== "none" ? " — " + label(c.reason) : ""}`;
+}
+
 function describe(e, questions) {
   const pl = e.payload || {};
   if (e.kind === "position") {
@@ -360,6 +371,7 @@ function describe(e, questions) {
   if (e.kind === "question") return `#${pl.question_id} “${pl.text}” (${label(pl.kind)}, ${pl.choices} choices, ${pl.timeout_s} s)`;
   if (e.kind === "answer") return `#${pl.question_id}: ${answerText(pl, questions[pl.question_id])}`;
   if (e.kind === "sos") return "the child pressed SOS again";
+  if (e.kind === "call") return `silent call ${callText(pl)}`;
   if (e.kind === "cancel") return "the child cancelled the alert";
   if (e.kind === "duress") return "cancel under duress: keep responding";
   if (e.kind === "downlink") return `${label(pl.type)} (${label(pl.action)}) ${pl.channel === "unreachable" ? "NOT DELIVERED: device unreachable" : "sent by " + pl.channel}`;

@@ -140,3 +140,53 @@ def test_without_the_silent_call_consent_the_request_is_refused(rig, police):
     assert audited_refusals(police, inc["id"])
     r.dev.run_for(5000)
     assert centre.calls == [] and not events.first(r.dev.output, "call")
+
+
+def test_a7670_answers_only_the_centre_s_call_without_a_ring_and_hangs_up_on_stand_down(
+        rig, police):
+    """Mode answer: the terminal waits for the centre's call; another caller is hung up
+    unanswered, the centre's call is answered (ATA) with the ringer at 0; a stand-down of the
+    alert hangs the call up (ended, stood down)."""
+    r = terminal(rig, police, A7670)
+    r.modem.add_centre(Centre(CENTRE, hang_up_after_ms=None))  # the centre never hangs up
+    inc = sos_seen(r, police)
+    acknowledge(r, police, inc)
+    police.act(inc["id"], "listen_in", mode="answer", max_s=300)
+    dev = r.dev
+    assert r.until(lambda: events.first(dev.output, "call", state="dialling"), timeout_ms=30_000)
+    stranger = r.modem.incoming("+821099998888")
+    assert r.until(lambda: stranger.ended_ms is not None, timeout_ms=10_000)
+    assert stranger.ended_by == "terminal" and stranger.connected_ms is None  # never answered
+    call = r.modem.incoming(CENTRE)
+    assert r.until(lambda: events.first(dev.output, "call", state="connected"), timeout_ms=20_000)
+    assert call.direction == "mt" and call.connected_ms is not None
+    assert (call.speaker_level, call.ringer_level, call.mic_muted) == (0, 0, False)
+    assert r.modem.audible == []  # neither ring was heard
+    police.act(inc["id"], "resolve")
+    assert r.until(lambda: events.first(dev.output, "call", state="ended"), timeout_ms=30_000), \
+        dev.output[-2000:]
+    assert call.ended_by == "terminal"
+    want = [("dialling", "none"), ("connected", "none"), ("ended", "stood_down")]
+    assert r.until(lambda: calls(police, inc["id"]) == want, timeout_ms=30_000), \
+        calls(police, inc["id"])
+    dev.run_for(2000)
+    assert [pattern_name(p) for _, p in r.patterns()] == ["SENT", "SEEN"]  # nothing else felt
+
+
+def test_a7670_busy_centre_is_a_failed_call_and_the_time_limit_hangs_up(rig, police):
+    r = terminal(rig, police, A7670)
+    centre = r.modem.add_centre(Centre(CENTRE, behaviour="busy"))
+    inc = sos_seen(r, police)
+    acknowledge(r, police, inc)
+    police.act(inc["id"], "listen_in")
+    assert r.until(lambda: calls(police, inc["id"])[-1:] == [("failed", "busy")],
+                   timeout_ms=60_000), calls(police, inc["id"])
+    centre.behaviour, centre.hang_up_after_ms = "answer", None
+    police.act(inc["id"], "listen_in", max_s=30)
+    dev = r.dev
+    assert r.until(lambda: events.first(dev.output, "call", state="ended"), timeout_ms=90_000), \
+        dev.output[-2000:]
+    last = centre.calls[-1]
+    assert last.ended_by == "terminal" and 29_000 <= last.ended_ms - last.connected_ms <= 33_000
+    assert r.until(lambda: calls(police, inc["id"])[-1:] == [("ended", "time_limit")],
+                   timeout_ms=30_000), calls(police, inc["id"])

@@ -141,6 +141,16 @@ def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
                                               "trigger": inc.trigger})
             else:
                 _event(s, inc, "sos", it, {"trigger": trigger})
+        elif inc is None and it.kind == "call_state":
+            # A silent call outlives the incident that asked for it (resolved mid-call: the
+            # terminal hangs up and says so): its states go to the device's latest incident.
+            inc = s.scalar(select(Incident).where(Incident.device_id == it.dev.id)
+                           .order_by(Incident.id.desc()).limit(1))
+            if inc is not None:
+                _event(s, inc, "call", it, _call(f))
+                eff.incident_id, eff.is_drill, eff.school_id = inc.id, inc.is_drill, inc.school_id
+                eff.events.append(it.kind)
+            continue  # the closed incident's track stays as it was
         elif inc is None:
             continue  # check-ins etc. outside an incident are stored packets only
         elif it.kind == "cancel":
@@ -148,9 +158,8 @@ def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
                 inc.duress = True
             _event(s, inc, "duress" if f["duress"] else "cancel", it,
                    {"sos_counter": f["sos_counter"]})
-        elif it.kind == "call_state":  # the silent call's progress, by name
-            _event(s, inc, "call", it, {"state": enum_name(p.CallStatus, f["state"]),
-                                        "reason": enum_name(p.CallReason, f["reason"])})
+        elif it.kind == "call_state":  # the silent call's progress
+            _event(s, inc, "call", it, _call(f))
         elif it.kind == "tap_reply":
             _event(s, inc, "answer", it, {"question_id": f["question_id"],
                                           "presses": f["presses"]})
@@ -169,6 +178,12 @@ def apply_packets(s: Session, items: Sequence[Any]) -> list[PacketEffect]:
         eff.incident_id, eff.is_drill, eff.school_id = inc.id, inc.is_drill, inc.school_id
         eff.events.append(it.kind)
     return effects
+
+
+def _call(f: dict) -> dict:
+    """A CALL_STATE on the incident: state and reason by name."""
+    return {"state": enum_name(p.CallStatus, f["state"]),
+            "reason": enum_name(p.CallReason, f["reason"])}
 
 
 def _event(s: Session, inc: Incident, kind: str, it: Any, payload: dict) -> None:

@@ -208,8 +208,8 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
         maybe = set(conn.execute(select(t.c.device_id).where(
             t.c.device_id.in_(maybe), t.c.status.in_([s.value for s in incidents.OPEN_STATES])
         )).scalars())
-    relevant = [i for i, it in enumerate(items)
-                if it.kind == "sos" or it.dev.id in maybe]
+    relevant = [i for i, it in enumerate(items)  # a call's state finds its incident, even closed
+                if it.kind in ("sos", "call_state") or it.dev.id in maybe]
     if relevant:
         with Session(bind=conn) as s:
             out = incidents.apply_packets(s, [items[i] for i in relevant])

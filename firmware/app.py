@@ -76,8 +76,12 @@ def start_alarm(board, device, haptics, battery, gnss, modem, button):
 async def main():
     board = config.load_board()
     device = config.load_device()
-    print(event("boot", "board=%s reset=%s fw=%d.%d.%d" % ((board["name"], reset_cause_name()) +
-                                                               config.FW_VERSION)))
+    print(event("boot", "board=%s reset=%s fw=%d.%d.%d" % (
+        (board["name"] if board else "-", reset_cause_name()) + config.FW_VERSION)))
+    for line in config.errors:
+        print(line)
+    if board is None:
+        return  # no button or motor to run: the REPL stays open for provisioning
     pins = board["pins"]
     haptics = Haptics(pins["vibration"], pins.get("led"))
     button = Button(pins["button"], device["gesture"])

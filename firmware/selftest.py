@@ -20,8 +20,12 @@ _BUZZ_MS = const(400)  # one buzz the operator feels in the hand
 def check_config():
     board = config.load_board()
     device = config.load_device()
+    if board is None:
+        raise RuntimeError("no board file %s, or it is unusable: %s" % (
+            config.BOARD_FILE, " ".join(e[9:] for e in config.errors)))
     return {"board": board.get("name"), "device_id": device.get("device_id"),
-            "key_id": device.get("key_id", 1), "missing": config.missing(device)}, board
+            "key_id": device.get("key_id", 1), "missing": config.missing(device),
+            "errors": config.errors}, board
 
 
 def check_counter():

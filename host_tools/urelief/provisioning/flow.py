@@ -148,6 +148,8 @@ def judge(report: dict, board: dict, device_id: int, key_id: int) -> list[str]:
     if cfg and not cfg.get("error"):
         if cfg.get("missing"):
             out.append(f"config: device.json lacks {', '.join(cfg['missing'])}")
+        for line in cfg.get("errors") or ():
+            out.append(f"config: {str(line)[len(events.PREFIX):]}")
         if cfg.get("device_id") != device_id or cfg.get("key_id") != key_id:
             out.append(f"config: the board says device {cfg.get('device_id')} key "
                        f"{cfg.get('key_id')}, expected {device_id} key {key_id}")

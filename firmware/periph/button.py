@@ -63,7 +63,7 @@ class Recogniser:
         self._raw_t = t
         self._down_t = t
         self._held = False  # HOLD already emitted for the current press
-        self._ignore = False  # current press does not count (held down at power-on)
+        self._ignore = False  # current press does not count
         self._run = 0  # short presses in the current run
         self._up_t = _NEVER  # last release of a counted press
         self._holdoff_until = _NEVER
@@ -74,8 +74,10 @@ class Recogniser:
             else:
                 self._short_press(t - self.wake_credit_ms, t)
         elif not warm:
+            # A press already down when power returns (a cut, a crash reset mid-hold) counts as
+            # a hold that began now: the child is still asking. A stuck button raises one SOS
+            # per boot, never more (the hold fires once per press).
             self._holdoff_until = t + self.holdoff_ms
-            self._ignore = down  # held at power-on (or stuck): not a gesture until released
 
     def update(self, level, t):
         """Feed one sample or edge: the pin's level at time t (ms, non-decreasing)."""

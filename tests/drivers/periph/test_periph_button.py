@@ -125,13 +125,14 @@ def test_long_press_breaks_a_run(mpy, human):
     assert ("presses", 3) not in out["kinds"]
 
 
-def test_held_at_power_on_is_ignored_until_released(mpy, human):
-    # Pressed when powered on (stuck or held): a 6 s hold from boot must not raise an alarm.
-    edges = [(6000.0, 1)]  # released 6 s after power-on
-    out = recognise(mpy, edges, cfg=HOLD3, begin=(0, 0, False), end=9000)
-    assert out["kinds"] == []
-    later = recognise(mpy, edges + human.press_edges(8000, 3500), cfg=HOLD3, begin=(0, 0, False))
-    assert later["kinds"] == [("hold", 1)]
+def test_held_at_power_on_is_a_hold_from_power_on(mpy, human):
+    # Still pressed when power returns (cut mid-hold, or a reset): the hold began at power-on.
+    out = recognise(mpy, [(3100.0, 1)], cfg=HOLD3, begin=(0, 0, False), end=9000)
+    assert out["kinds"] == [("hold", 1)] and out["gestures"][0][2] == 3000
+    short = recognise(mpy, [(2900.0, 1)], cfg=HOLD3, begin=(0, 0, False), end=9000)
+    assert short["kinds"] == []  # released before 3 s: no hold
+    stuck = recognise(mpy, [(60000.0, 1)], cfg=HOLD3, begin=(0, 0, False), end=90000)
+    assert stuck["kinds"] == [("hold", 1)]  # a stuck button: one SOS per boot, not more
 
 
 def test_press_during_boot_holdoff_counts_from_its_end(mpy, human):
@@ -154,12 +155,10 @@ def test_wake_press_still_held_counts_with_credit(mpy):
 
 def test_held_at_a_timer_wake_counts_from_boot(mpy):
     # Out of deep sleep for the daily check-in while the child is already pressing: no
-    # hold-off, no "held at power-on" rule; the hold counts from boot (no credit).
+    # hold-off; the hold counts from boot (no credit).
     out = recognise(mpy, [(3100.0, 1)], cfg=HOLD3, begin=(0, 0, False, True))
     assert out["kinds"] == [("hold", 1)]
     assert out["gestures"][0][2] == 3000
-    cold = recognise(mpy, [(3100.0, 1)], cfg=HOLD3, begin=(0, 0, False, False))
-    assert cold["kinds"] == []
 
 
 def test_wake_tap_is_the_first_of_three(mpy, human):

@@ -372,6 +372,7 @@ function describe(e, questions) {
   if (e.kind === "answer") return `#${pl.question_id}: ${answerText(pl, questions[pl.question_id])}`;
   if (e.kind === "sos") return "the child pressed SOS again";
   if (e.kind === "call") return `silent call ${callText(pl)}`;
+  if (e.kind === "listen_in") return `asked: the terminal ${pl.mode === "answer" ? "answers the centre's call" : "calls the centre"}, up to ${pl.max_s} s`;
   if (e.kind === "cancel") return "the child cancelled the alert";
   if (e.kind === "duress") return "cancel under duress: keep responding";
   if (e.kind === "downlink") return `${label(pl.type)} (${label(pl.action)}) ${pl.channel === "unreachable" ? "NOT DELIVERED: device unreachable" : "sent by " + pl.channel}`;

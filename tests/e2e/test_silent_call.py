@@ -140,6 +140,10 @@ def test_without_the_silent_call_consent_the_request_is_refused(rig, police):
     assert audited_refusals(police, inc["id"])
     r.dev.run_for(5000)
     assert centre.calls == [] and not events.first(r.dev.output, "call")
+    # A call with no listen-in asked for, even the centre's, is hung up unanswered and unheard.
+    ring = r.modem.incoming(CENTRE)
+    assert r.until(lambda: ring.ended_ms is not None, timeout_ms=10_000)
+    assert ring.ended_by == "terminal" and ring.connected_ms is None and r.modem.audible == []
 
 
 def test_a7670_answers_only_the_centre_s_call_without_a_ring_and_hangs_up_on_stand_down(

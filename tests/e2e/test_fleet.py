@@ -22,3 +22,17 @@ def test_every_alert_of_a_faulty_fleet_is_delivered(tmp_path, built_firmware):
 def test_the_cli_refuses_an_unknown_fault():
     r = CliRunner().invoke(main, ["sim", "fleet", "--faults", "none,gremlins"])
     assert r.exit_code == 2 and "gremlins" in r.output
+
+
+def test_a_failed_device_says_why_and_its_logs_outlive_the_run(tmp_path, built_firmware, monkeypatch):
+    from urelief.sim import fleet
+
+    monkeypatch.setattr(fleet, "ACK_WAIT_MS", 1)  # no time for the ACK: the alert must fail
+    rep = run_fleet(1, ["none"], tmp_path / "work", echo=print, seed=7, logs=tmp_path / "logs")
+    row = rep["rows"][0]
+    assert not row["delivered"] and row["reason"], row
+    assert rep["seed"] == 7 and rep["logs"] == str(tmp_path / "logs")
+    saved = tmp_path / "logs" / "dev000"
+    assert "urelief: boot" in (saved / "console.log").read_text()
+    assert "AT" in (saved / "at.log").read_text()
+    assert (tmp_path / "logs" / "server.log").stat().st_size > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -20,8 +21,16 @@ class ClockBuildError(RuntimeError):
     pass
 
 
+_building = threading.Lock()  # a fleet boots its boards from threads: one build, not N racing
+
+
 def library() -> Path:
     """The preload library, (re)built when the source is newer."""
+    with _building:
+        return _library()
+
+
+def _library() -> Path:
     if LIBRARY.exists() and LIBRARY.stat().st_mtime >= SOURCE.stat().st_mtime:
         return LIBRARY
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")

@@ -18,6 +18,7 @@ import signal
 import struct
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -244,7 +245,7 @@ class VirtualDevice:
     def _raise_errors(self) -> None:
         if self.errors:
             e = self.errors.pop(0)
-            raise DeviceError(f"a hardware model failed: {e!r}") from e
+            raise DeviceError(f"a hardware model failed: {e!r}\n{''.join(traceback.format_exception(e))[-1500:]}") from e
 
     # -- the wire (host loop thread) ---------------------------------------------------------
     def model_failed(self, e: BaseException) -> None:

@@ -11,6 +11,7 @@ incident opened, by which transport, and the press -> vibration time in device m
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import tempfile
 import threading
@@ -60,7 +61,8 @@ def run_one(rig, fault: str) -> dict:
         delivered = rig.until(lambda: events.first(events.since(dev.output, "boot"), "ack", level=1)
                               and any(lv for lv, _ in rig.motor), timeout_ms=ACK_WAIT_MS)
         on = [t for lv, t in rig.motor if lv and t >= t_press]
-        row.update(delivered=bool(delivered and on),
+        row.update(delivered=bool(delivered and on), reason=None if delivered and on else
+                   why_not(rig, t_press),
                    transport=("sms" if events.first(dev.output, "sent", channel="sms") else
                               "udp" if events.first(dev.output, "sent", channel="udp") else None),
                    press_to_vibration_ms=round(on[0] - t_press) if on else None,
@@ -72,9 +74,37 @@ def run_one(rig, fault: str) -> dict:
     return row
 
 
+def why_not(rig, t_press: float) -> str:
+    """What the device's console and motor say became of an alert that was not confirmed."""
+    out = rig.dev.output
+    if not events.first(out, "stored", kind="sos"):
+        gestures = [e.fields.get("kind") for e in events.events(out, "gesture")]
+        return f"no SOS stored (gestures seen: {gestures or 'none'}; the hold was not recognised)"
+    sent = sorted({e.fields.get("channel") for e in events.events(out, "sent")} - {None})
+    if not sent:
+        return "SOS stored but never sent (no transport took it)"
+    if not events.first(events.since(out, "boot"), "ack", level=1):
+        return f"sent over {'+'.join(sent)} but no ACK came back"
+    return f"ACK received but no vibration felt after the press at {t_press:.0f} ms"
+
+
+def save_failures(rep: dict, rigs: list, server, dest: Path) -> Path | None:
+    """The logs of every device that failed (console, AT, SMS) and the server's, under dest/."""
+    failed = [i for i, r in enumerate(rep["rows"]) if not r["delivered"]]
+    if not failed:
+        return None
+    for i in failed:
+        rigs[i].save_logs(dest / f"dev{i:03d}")
+        (dest / f"dev{i:03d}" / "row.json").write_text(json.dumps(rep["rows"][i], indent=1))
+    if server.proc is not None and server.proc.log_path.exists():
+        shutil.copy(server.proc.log_path, dest / "server.log")
+    return dest
+
+
 def run_fleet(n: int, faults: list[str], workdir: Path, echo: Callable[[str], None] = click.echo,
-              rig_kw: dict | None = None) -> dict:
-    """n devices (faults assigned round-robin) against one police server. -> the report."""
+              rig_kw: dict | None = None, seed: int = 1, logs: Path | None = None) -> dict:
+    """n devices (faults assigned round-robin) against one police server. -> the report; the
+    logs of failing devices are saved under `logs` (default workdir/failed)."""
     wall0 = time.monotonic()
     server = PoliceServer(workdir / "police").seed().start()
     rigs: list = []
@@ -84,7 +114,7 @@ def run_fleet(n: int, faults: list[str], workdir: Path, echo: Callable[[str], No
             kw = dict(rig_kw or {})
             if fault == "no-fix":
                 kw["gnss_ttff_ms"] = None
-            rigs.append((Rig(workdir / f"dev{i:03d}", server, **kw), fault))
+            rigs.append((Rig(workdir / f"dev{i:03d}", server, seed=seed * 1000 + i, **kw), fault))
         echo(f"{n} virtual terminals provisioned; police server UDP {server.udp[1]}, "
              f"dashboard {server.http}/dashboard/")
         rows: list[dict | None] = [None] * n
@@ -94,7 +124,7 @@ def run_fleet(n: int, faults: list[str], workdir: Path, echo: Callable[[str], No
             r = rows[i]
             echo(f"  device {i:3d} {r['fault']:<10} " + (
                 f"delivered over {r['transport']}, felt {r['press_to_vibration_ms']} ms after the press"
-                if r["delivered"] else f"NOT DELIVERED {r.get('error', '')[:200]}"))
+                if r["delivered"] else f"NOT DELIVERED: {(r.get('error') or r.get('reason'))[:200]}"))
 
         threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
         for t in threads:
@@ -102,6 +132,14 @@ def run_fleet(n: int, faults: list[str], workdir: Path, echo: Callable[[str], No
         for t in threads:
             t.join()
         incidents = {i["device_id"]: i for i in server.incidents()}
+        done = [r for r in rows if r is not None]
+        for r in done:
+            inc = incidents.get(r["device_id"])
+            r["incident"] = inc and {"id": inc["id"], "child": inc["child"], "status": inc["status"],
+                                     "has_position": inc["last_lat"] is not None}
+        rep = summarise(done, time.monotonic() - wall0)
+        saved = save_failures(rep, [rg for rg, _ in rigs], server, Path(logs or workdir / "failed"))
+        rep.update(seed=seed, logs=str(saved) if saved else None)
     finally:
         for rig, _ in rigs:
             try:
@@ -109,12 +147,7 @@ def run_fleet(n: int, faults: list[str], workdir: Path, echo: Callable[[str], No
             except Exception:
                 pass
         server.stop()
-    done = [r for r in rows if r is not None]
-    for r in done:
-        inc = incidents.get(r["device_id"])
-        r["incident"] = inc and {"id": inc["id"], "child": inc["child"], "status": inc["status"],
-                                 "has_position": inc["last_lat"] is not None}
-    return summarise(done, time.monotonic() - wall0)
+    return rep
 
 
 def summarise(rows: list[dict], wall_s: float) -> dict:
@@ -142,7 +175,11 @@ def summarise(rows: list[dict], wall_s: float) -> dict:
               help=f"comma-separated, assigned round-robin; of: {', '.join(FAULTS)}")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
               help="write the JSON report here")
-def fleet_cmd(devices: int, faults: str, report: Path | None) -> None:
+@click.option("--seed", default=1, show_default=True, help="the children's hands (contact bounce); "
+              "the same seed replays the same run")
+@click.option("--logs", type=click.Path(file_okay=False, path_type=Path), default=Path("fleet-logs"),
+              show_default=True, help="where failing devices' console, AT, SMS and server logs go")
+def fleet_cmd(devices: int, faults: str, report: Path | None, seed: int, logs: Path) -> None:
     """Many terminals at once, each with a fault; every alert must reach the police and back."""
     from urelief.build import build
 
@@ -153,7 +190,8 @@ def fleet_cmd(devices: int, faults: str, report: Path | None) -> None:
                                  param_hint="--faults")
     build()
     with tempfile.TemporaryDirectory(prefix="urelief-fleet-") as tmp:
-        rep = run_fleet(devices, wanted, Path(tmp))
+        click.echo(f"seed {seed}")
+        rep = run_fleet(devices, wanted, Path(tmp), seed=seed, logs=logs)
     for fault, f in rep["by_fault"].items():
         click.echo(f"{fault:<10} {f['delivered']}/{f['devices']} delivered, {f['incidents']} incidents, "
                    f"press -> vibration median {f['press_to_vibration_ms_median']} ms, "
@@ -163,5 +201,8 @@ def fleet_cmd(devices: int, faults: str, report: Path | None) -> None:
     if report:
         report.write_text(json.dumps(rep, indent=1))
         click.echo(f"report: {report}")
+    if rep["logs"]:
+        click.echo(f"failing devices' logs: {rep['logs']} (replay: urelief sim fleet -n {devices} "
+                   f"--faults {faults} --seed {seed})")
     if rep["delivered"] != rep["devices"]:
         raise SystemExit(1)

@@ -14,6 +14,8 @@ bench.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -56,6 +58,7 @@ class PoliceServer:
         self.udp: tuple[str, int] = ("", 0)
         self.token = ""
         self.subscriber_id: int | None = None
+        self.runs = 0  # server processes started so far (a restart is a new run)
         self._registry = None
 
     def seed(self) -> PoliceServer:
@@ -83,12 +86,13 @@ class PoliceServer:
         return identity.register(self._registry, cfg, subscriber_id=self.subscriber_id,
                                   board=board)
 
-    def start(self) -> PoliceServer:
+    def start(self, udp_port: int = 0, http_port: int = 0) -> PoliceServer:
         self.proc = ServerProcess(self.workdir, self.db_url,
                                   {"URELIEF_SERVER_KEY": self.key_hex,
                                    "URELIEF_SMS_GATEWAY": "outbox",  # SmsGateway below
                                    "URELIEF_GATEWAY_TOKEN": self.gateway_token},
-                                  args=("--tile-url", "")).start()
+                                  args=("--tile-url", "")).start(udp_port, http_port)
+        self.runs += 1
         self.http, self.udp = self.proc.http, self.proc.udp
         self.api = httpx.Client(base_url=self.http, timeout=10,
                                 headers={"Authorization": f"Bearer {self.token}",
@@ -109,9 +113,18 @@ class PoliceServer:
         r = self.api.post(f"/api/incidents/{iid}/{action}", json=body or None)
         return r.raise_for_status().json()
 
+    def restart(self, kill: bool = False) -> PoliceServer:
+        """An operator's restart (SIGINT), or kill -9 then start: same ports, same database."""
+        assert self.proc is not None
+        (self.proc.kill if kill else lambda: self.proc.stop(15))()
+        port = int(self.http.rsplit(":", 1)[1])
+        self.api.close()
+        return self.start(self.udp[1], port)
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop(15)
+            self.api.close()
         if self._registry is not None:
             self._registry.db.dispose()
 
@@ -120,13 +133,22 @@ class SmsGateway:
     """The police's SMS gateway outside the server, as a deployment wires one: what devices
     send to GATEWAY_NUMBER goes to the server's webhook (POST /sms/inbound); what the server
     sends (its `outbox` gateway, GET /api/sms/outbox) is delivered into the SMS network.
-    While a message is with the server the device clock runs in real time (as for UDP)."""
+    While a message is with the server the device clock runs in real time (as for UDP).
+
+    A message the network accepted is never lost here: a server that is down or answers 5xx
+    is retried (RETRY_S, backing off) until it takes the message or the gateway closes; a
+    4xx is the server's verdict on that message and is final. The outbox is read per server
+    run (`PoliceServer.runs`): a restarted server numbers its refs from 1 again."""
+
+    RETRY_S = (0.2, 0.5, 1.0, 2.0)  # wall seconds between attempts, the last one repeating
 
     def __init__(self, net: SmsNetwork, server: PoliceServer, clock):
         self.net, self.server, self.clock = net, server, clock
         self.forwarded: list[dict] = []  # webhook answers
-        self._done: set[str] = set()
+        self.retries = 0  # attempts that found the server unable to take a message
+        self._done: set[tuple[int, str]] = set()  # (server run, outbox ref) delivered
         self._lock = threading.Lock()
+        self._closed = threading.Event()
         net.on_receive = self._on_receive
 
     def _on_receive(self, sms) -> None:  # the device's clock thread: never block it
@@ -137,24 +159,56 @@ class SmsGateway:
         try:
             body = ({"data_hex": sms.body.hex()} if isinstance(sms.body, bytes)
                     else {"text": sms.body})
-            r = self.server.api.post("/sms/inbound", json={"from": sms.sender, **body})
-            self.forwarded.append(r.json())
-            self.pump()
+            self.forwarded.append(self._retrying(lambda: self._post_inbound(sms.sender, body)))
+            self._retrying(self.pump)
+        except _Closed:
+            pass
         finally:
             self.clock.post(hold.release)
+
+    def _post_inbound(self, sender: str, body: dict) -> dict:
+        r = self.server.api.post("/sms/inbound", json={"from": sender, **body})
+        if r.status_code >= 500:
+            r.raise_for_status()
+        return r.json() if r.headers.get("content-type", "").startswith("application/json") \
+            else {"status": r.status_code}
+
+    def _retrying(self, call):
+        for attempt in itertools.count():
+            if self._closed.is_set():
+                raise _Closed
+            try:
+                return call()
+            except httpx.HTTPError:  # down, restarting, 5xx: the message stays with us
+                self.retries += 1
+                self._closed.wait(self.RETRY_S[min(attempt, len(self.RETRY_S) - 1)])
 
     def pump(self) -> int:
         """Deliver what the server has sent since the last pump. -> messages delivered."""
         with self._lock:
+            run = self.server.runs
             items = self.server.api.get("/api/sms/outbox").raise_for_status().json()["items"]
             n = 0
             for it in items:
-                if it["ref"] in self._done:
-                    continue
-                self._done.add(it["ref"])
+                key = (run, it["ref"])
+                if key in self._done or not self.net.has(it["to"]):
+                    continue  # a number on another network is that network's gateway's
+                self._done.add(key)
                 body = bytes.fromhex(it["data_hex"]) if "data_hex" in it else it.get("text", "")
                 n += bool(self.net.deliver(it["to"], body, sender=GATEWAY_NUMBER))
             return n
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+class _Closed(Exception):
+    """The gateway closed while a message waited for the server."""
+
+
+def msisdn_for(device_id: int | str) -> str:
+    """The SIM's own number, one per device: +8210 and 8 digits from the device id."""
+    return "+8210" + f"{int(hashlib.sha256(str(device_id).encode()).hexdigest(), 16) % 10**8:08d}"
 
 
 # ------------------------------------------------------------------------------ device side
@@ -178,6 +232,7 @@ class Rig:
     pmu_fitted: bool = True
     modem_gnss_ttff_ms: float | None = None  # the modem's own GNSS cold start; None: its default
     cpu_scale: float = 1.0  # device time per host CPU time (chipspeed.factor: the chip's speed)
+    seed: int = 1  # the child's hand (contact bounce): a run is replayed by its seed
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
@@ -190,7 +245,8 @@ class Rig:
         pins = self.dev.board["pins"]
         self.net = SmsNetwork()
         self.gateway = SmsGateway(self.net, self.server, self.dev.clock)
-        self.modem = make(self.dev.board["modem"]["dialect"], sms_network=self.net,
+        self.msisdn = msisdn_for(self.cfg.device_id)
+        self.modem = make(self.dev.board["modem"]["dialect"], sms_network=self.net, msisdn=self.msisdn,
                           resolve={SERVER_NAME: ("127.0.0.1", self.server.udp[1])})
         self.pmu = self.supply = self.battery = None
         if "pmu_i2c" in pins:
@@ -221,7 +277,7 @@ class Rig:
                                         LiIonCell(soc=self.battery_soc), load_ma=30)
             self.battery.start(every_ms=1000)
         self.dev.pin(pins["vibration"]["gpio"]).on_change(lambda lv, t: self.motor.append((lv, t)))
-        self.child = HumanButton(self.dev, pins["button"]["gpio"])
+        self.child = HumanButton(self.dev, pins["button"]["gpio"], seed=self.seed)
 
     def _wire_pmu(self, pins: dict) -> None:
         """The AXP2101 on the PMU bus holds the cell and feeds the modem; unfitted, nothing
@@ -261,7 +317,20 @@ class Rig:
         """The motor's vibration as (start ms, on-durations) per pattern."""
         return haptic_patterns(self.motor)
 
+    def save_logs(self, dest: Path) -> Path:
+        """The device's console, its modem's AT traffic (device ms, direction, text) and the
+        SMS it sent, into dest/ (a failing device's evidence outlives the work dir)."""
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "console.log").write_text(self.dev.output)
+        (dest / "at.log").write_text("".join(f"{t:10.1f} {d} {text!r}\n"
+                                             for t, d, text in list(self.modem.log)))
+        (dest / "sms.log").write_text("".join(f"{m.sender} -> {m.to}: {m.body!r}\n"
+                                              for m in list(self.net.submitted)))
+        return dest
+
     def stop(self) -> None:
+        self.gateway.close()
         if self.battery is not None:
             self.battery.stop()
         self.dev.stop()

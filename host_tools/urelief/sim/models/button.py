@@ -39,19 +39,22 @@ class Human:
         return _clean(out)
 
     def press_edges(self, t0: float, hold_ms: float) -> list[Edge]:
-        """One press: contact made at t0, released hold_ms later; both ends bounce."""
-        make = self._bounce(t0, self.active, self.bounce_ms)
+        """One press: contact made at t0, released hold_ms later; both ends bounce. The make
+        bounce settles within the first half of the press (a 3 ms knock cannot chatter for
+        5 ms), so the break always comes after it and the pin ends open."""
+        make = self._bounce(t0, self.active, min(self.bounce_ms, hold_ms / 2))
         brk = self._bounce(t0 + hold_ms, 1 - self.active, self.bounce_ms * 0.6)
-        return make + brk
+        return _clean(make + brk)
 
     def multi_press_edges(self, t0: float, n: int, press_ms: float = 150,
                           gap_ms: float = 250) -> list[Edge]:
-        """n presses of press_ms each, gap_ms between a release and the next press."""
+        """n presses of press_ms each, gap_ms between a release and the next press (a press
+        never starts before the last one's break bounce has settled)."""
         out: list[Edge] = []
         t = t0
         for _ in range(n):
             out += self.press_edges(t, press_ms)
-            t += press_ms + gap_ms
+            t = max(t + press_ms + gap_ms, out[-1][0] + 0.1)
         return out
 
     def bump_edges(self, t0: float, ms: float = 50) -> list[Edge]:

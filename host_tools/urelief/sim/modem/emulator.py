@@ -37,6 +37,9 @@ def timer2_ms(bits: str) -> float:
     return float("inf") if step is None else (v & 31) * step * 1000.0
 
 
+SIM_SMS_SLOTS = 50  # the emulated SIM's SMS store (+CPMS total)
+
+
 @dataclass
 class Faults:
     """Switches a tester flips (any time, from the host loop thread)."""
@@ -597,7 +600,8 @@ class ModemEmulator:
 
     def at_cpms(self, op, arg):
         n = len(self.storage)
-        self.reply(f'+CPMS: "SM",{n},50,"SM",{n},50,"SM",{n},50')
+        m = SIM_SMS_SLOTS
+        self.reply(f'+CPMS: "SM",{n},{m},"SM",{n},{m},"SM",{n},{m}')
 
     def at_cmgs(self, op, arg):
         if op != "=" or self.cmgf != 0 or not arg.strip().isdigit():
@@ -630,13 +634,18 @@ class ModemEmulator:
     def store_sms(self, sender: str, body: str | bytes, udh: bytes = b"") -> int:
         """An SMS already on the SIM (arrived while the board was off). -> its index."""
         pdu = pdus.encode_deliver(sender, body, self.utc_now() if self.clock else None, udh=udh)
-        idx = next(i for i in range(50) if i not in self.storage)
+        idx = next((i for i in range(SIM_SMS_SLOTS) if i not in self.storage), None)
+        if idx is None:
+            raise ValueError(f"the SIM's {SIM_SMS_SLOTS} SMS slots are full")
         self.storage[idx] = (0, pdu)
         return idx
 
     def sms_delivered(self, sms: Sms) -> None:
-        """From the SMS centre: store or route to the TE per AT+CNMI (27.005 §3.4.1)."""
-        if not (self.on and self.sim_ready and self.reachable):
+        """From the SMS centre: store or route to the TE per AT+CNMI (27.005 §3.4.1). A SIM
+        store that is full refuses it (memory capacity exceeded, 23.040 TP-FCS D0) and the
+        SMSC keeps it and tries again later, as it does for a handset out of reach."""
+        full = self.cnmi_mt != 2 and len(self.storage) >= SIM_SMS_SLOTS
+        if full or not (self.on and self.sim_ready and self.reachable):
             self.clock.call_later(5000, lambda: self.sms_delivered(sms))  # SMSC retries later
             return
         self.activity()

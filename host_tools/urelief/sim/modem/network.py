@@ -51,7 +51,13 @@ class SmsNetwork:
     _modems: dict[str, tuple[SmsEndpoint, object]] = field(default_factory=dict)
 
     def attach(self, msisdn: str, modem: SmsEndpoint, clock) -> None:
+        held = self._modems.get(msisdn)
+        if held is not None and held[0] is not modem:
+            raise ValueError(f"{msisdn} is already another modem's number on this network")
         self._modems[msisdn] = (modem, clock)
+
+    def has(self, msisdn: str) -> bool:
+        return msisdn in self._modems
 
     def submit(self, sms: Sms) -> None:
         """A device's SMS-SUBMIT accepted by the SMSC."""

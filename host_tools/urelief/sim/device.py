@@ -72,9 +72,15 @@ class VirtualDevice:
         run_ahead: bool | None = None,
         unique_id: bytes | None = None,
         cpu_scale: float = 1.0,
+        image: str = "stock",
     ):
         """cpu_scale: device us per host CPU us while the firmware runs (virtual clock);
-        urelief.sim.chipspeed.factor(soc) runs it at the chip's speed."""
+        urelief.sim.chipspeed.factor(soc) runs it at the chip's speed. image: the MicroPython
+        image on the chip, "stock" (no ROMFS, as Espressif boards ship today) or "romfs" (built
+        with MICROPY_VFS_ROM and the romfs partition table: `vfs.rom_ioctl`, /rom)."""
+        if image not in ("stock", "romfs"):
+            raise ValueError("image must be 'stock' or 'romfs'")
+        self.image = image
         if clock not in ("virtual", "real"):
             raise ValueError("clock must be 'virtual' or 'real'")
         self.board_file = Path(board) if str(board).endswith(".json") else BOARDS / f"{board}.json"
@@ -302,7 +308,9 @@ class VirtualDevice:
             return
         self.chip_run = ChipRun(flash=self.flash, heap_kb=self.heap_kb,
                                 tty=self.console.device_tty(), mode=mode,
-                                virtual=self.clock.virtual, cpu_scale=self.cpu_scale)
+                                virtual=self.clock.virtual, cpu_scale=self.cpu_scale,
+                                romfs=self.spiflash.romfs_partition(self.soc)
+                                if self.image == "romfs" else None)
         self.loop.board_started(self.chip_run.rfd)
         self.state = "running"
         self.boots += 1

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from urelief.paths import BUILD_FIRMWARE
-from urelief.provisioning import identity
+from urelief.provisioning import identity, romfs
 from urelief.server.process import ServerProcess
 from urelief.sim import events
 from urelief.sim.device import VirtualDevice
@@ -233,6 +233,9 @@ class Rig:
     modem_gnss_ttff_ms: float | None = None  # the modem's own GNSS cold start; None: its default
     cpu_scale: float = 1.0  # device time per host CPU time (chipspeed.factor: the chip's speed)
     seed: int = 1  # the child's hand (contact bounce): a run is replayed by its seed
+    # "files": the firmware as .mpy files on littlefs (a stock image); "romfs": its modules in
+    # the ROMFS partition of an image built with ROMFS, littlefs keeping entry points and config
+    deploy: str = "files"
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
@@ -240,8 +243,15 @@ class Rig:
             self.cfg = identity.new_device(server=(SERVER_NAME, 7420), sms_number=GATEWAY_NUMBER)
             self.server.provision(self.cfg, board=Path(self.board).stem)
         tree = identity.deploy_tree(self.cfg, self.workdir / "fw", BUILD_FIRMWARE)
+        image = None
+        if self.deploy == "romfs":
+            image = romfs.split(tree, self.workdir / "fs")
+            tree = self.workdir / "fs"
         self.dev = VirtualDevice(board=self.board, flash=self.workdir / "flash.img", firmware=tree,
-                                 heap_kb=self.heap_kb, cpu_scale=self.cpu_scale)
+                                 heap_kb=self.heap_kb, cpu_scale=self.cpu_scale,
+                                 image="romfs" if image is not None else "stock")
+        if image is not None:
+            self.dev.spiflash.write_romfs(self.dev.soc, image)
         pins = self.dev.board["pins"]
         self.net = SmsNetwork()
         self.gateway = SmsGateway(self.net, self.server, self.dev.clock)

@@ -21,6 +21,10 @@ from pathlib import Path
 SECTOR = 0x1000
 APP_OFFSET = 0x10000
 VFS_OFFSET = 0x200000
+# An image built with ROMFS (MicroPython's ports/esp32/partitions-4MiB-romfs.csv): the romfs
+# partition (data, subtype 0x8f) right below vfs.
+ROMFS_OFFSET = 0x1E0000
+ROMFS_SIZE = 0x20000
 IMAGE_MAGIC = 0xE9  # first byte of an ESP application / bootloader image
 CHIP_IDS = {"esp32": 0, "esp32s3": 9}  # the image's extended header chip id (ESP-IDF)
 BOOTLOADER_OFFSET = {"esp32": 0x1000, "esp32s3": 0x0}
@@ -73,6 +77,23 @@ class SpiFlash:
             blank = b"\xff" * 65536
             for _ in range((self.size - self.vfs_size) // len(blank)):
                 f.write(blank)
+
+    def romfs_partition(self, soc: str) -> tuple[Path, int, int]:
+        """(file, offset, size) of the romfs partition of an image built with ROMFS; a chip
+        fresh from the factory line gets that image (bootloader and app) written first."""
+        if self.factory:
+            self._materialise()
+            self._write_raw(BOOTLOADER_OFFSET[soc], merged_image(soc))
+        return self.rest, ROMFS_OFFSET, ROMFS_SIZE
+
+    def write_romfs(self, soc: str, image: bytes) -> None:
+        """Put a ROMFS image in the romfs partition (as `esptool write_flash 0x1e0000` or
+        `mpremote romfs deploy` would)."""
+        if len(image) > ROMFS_SIZE:
+            raise FlashError(f"the ROMFS image ({len(image)} B) exceeds its partition ({ROMFS_SIZE} B)")
+        self.romfs_partition(soc)
+        self.erase(ROMFS_OFFSET, len(image))
+        self.program(ROMFS_OFFSET, image)
 
     def read(self, addr: int, n: int) -> bytes:
         out = bytearray()

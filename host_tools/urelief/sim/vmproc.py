@@ -9,9 +9,10 @@ import signal
 import subprocess
 from pathlib import Path
 
-from urelief.sim import cpuclock, frames, vm
+from urelief.sim import cpuclock, frames, preload, vm
 
 SHIMS = Path(__file__).with_name("shims")
+ROMFS_ADDR = 0x200000000000  # where the VM maps the romfs partition: far from heap and libraries
 FLASH_BLOCKS = 512  # 2 MiB littlefs partition of 4 KiB blocks (ESP32 4 MB flash layout)
 SHIM_RESERVE_KB = 48  # heap the Python peripheral shims may use on top of the firmware's budget
 
@@ -52,7 +53,7 @@ class ChipRun:
     """The running VM process and its wire. Host loop thread only."""
 
     def __init__(self, *, flash: Path, heap_kb: int, tty: int, mode: str, virtual: bool,
-                 cpu_scale: float = 1.0):
+                 cpu_scale: float = 1.0, romfs: tuple[Path, int, int] | None = None):
         h2d_r, h2d_w = os.pipe()
         d2h_r, d2h_w = os.pipe()
         env = vm.micropython_env([SHIMS])
@@ -60,9 +61,17 @@ class ChipRun:
                    URELIEF_FLASH_BLOCKS=str(FLASH_BLOCKS), URELIEF_MODE=mode,
                    URELIEF_SHIM_RESERVE=str(SHIM_RESERVE_KB * 1024),
                    URELIEF_CLOCK="virtual" if virtual else "real")
+        preloads = []
         if virtual:  # the chip's ticks count the CPU time it gets, not the wall clock's
-            env["LD_PRELOAD"] = str(cpuclock.library())
+            preloads.append(str(cpuclock.library()))
             env["URELIEF_CPU_SCALE"] = repr(cpu_scale)
+        if romfs is not None:  # an image with ROMFS: its partition mapped as flash is
+            path, offset, size = romfs
+            preloads.append(str(preload.library("romflash")))
+            env.update(URELIEF_ROMFS_FILE=str(path), URELIEF_ROMFS_OFFSET=str(offset),
+                       URELIEF_ROMFS_SIZE=str(size), URELIEF_ROMFS_ADDR=str(ROMFS_ADDR))
+        if preloads:
+            env["LD_PRELOAD"] = ":".join(preloads)
         self.cpu_scale = cpu_scale
 
         def child_setup():

@@ -119,6 +119,9 @@ def _power_on():
     import _vmicropython
     import _vselect
     import _vtime
+    _vvfs = None
+    if _env('URELIEF_ROMFS_MAPPED') == '1':
+        import _vvfs
     _vtime.set_rtc_offset(info['rtc_offset_us'], False)
     b = _vmachine._boot
     b['reset_cause'] = info['reset_cause']
@@ -177,6 +180,11 @@ def _power_on():
             f.write('# boot.py: runs first at every boot (made at first boot on an empty flash)\n')
     _os.chdir('/')
     _sys.path[:] = ['', '.frozen', '/lib']
+    if _vvfs is not None:  # an image with ROMFS: /rom, then /rom/lib
+        _vvfs.attach(int(_env('URELIEF_ROMFS_ADDR')), int(_env('URELIEF_ROMFS_SIZE')), bd)
+        _sys.modules['vfs'] = _vvfs
+        _vvfs.mount_rom()
+        _sys.path[:] = ['', '.frozen', '/rom', '/rom/lib', '/lib']
     # On a board the peripherals are C code; here they are Python on the same heap. Fill what
     # they left of their reserve, so the firmware gets exactly its ESP32-sized budget.
     _gc.collect()

@@ -45,5 +45,6 @@ def test_a_pause_neither_hides_a_hold_nor_moves_its_vibration(device, built_firm
     gestures = [line for line in dev.output.splitlines() if "gesture" in line]
     assert len(gestures) == 1 and "hold" in gestures[0], dev.output[-1500:]
     on = [t - t0 for level, t in motor if level == 1]
-    assert len(on) == 1
+    # this unprovisioned board feels the hold as CANNOT_SEND: four pulses, the first on time
+    assert len(on) == 4, on
     assert 2000 + HOLD_MS <= on[0] <= 2000 + HOLD_MS + 300

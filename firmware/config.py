@@ -100,6 +100,7 @@ def load_board():
     """The board file, checked per field: a pin that is not usable is dropped (its part is then
     absent), an unknown modem dialect means no modem. None when there is no usable board file or
     it lacks the button or the motor (nothing the terminal could do: the app does not start)."""
+    del errors[:]  # read again (main.py, then the app): its errors once
     try:
         board = _read_json(BOARD_FILE)
     except (OSError, ValueError):

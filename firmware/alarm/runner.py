@@ -4,6 +4,7 @@ Console lines are console.event()s (docs/console-events.md): tools read them."""
 import asyncio
 import time
 
+import supervise
 from console import event, flag, opt
 from micropython import const
 from periph.haptics import LOW_BATTERY, QUESTION, SENT
@@ -370,6 +371,7 @@ class Runner:
         wait_ms = _FIRST_CHECKIN_MS
         low = False
         while True:
+            supervise.alive("health", 2 * _BATTERY_CHECK_MS)
             step = wait_ms if wait_ms < _BATTERY_CHECK_MS else _BATTERY_CHECK_MS
             await asyncio.sleep_ms(step)
             wait_ms -= step

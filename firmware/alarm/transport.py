@@ -3,6 +3,7 @@ the police gateway's number; every downlink (datagram or SMS) goes to on_downlin
 Mechanism only: which channel to use, and when, is policy.py's call."""
 import asyncio
 
+import supervise
 from console import event
 from micropython import const
 from modem.at import AtError, AtTimeout, ModemReset
@@ -68,6 +69,7 @@ class Transport:
         self.log(event("modem_ready", "model=" + m.name))
         self.on_change()
         while True:
+            supervise.alive("transport", 600000)  # an AT exchange is bounded far below this
             if m.resets != self._resets:
                 self._resets = m.resets
                 self._set(LINK_CONNECTING)  # the modem rebooted: its socket is gone

@@ -185,12 +185,15 @@ def test_esptool_writes_micropython_then_the_board_is_provisioned(
     image = tmp_path / "ESP32_GENERIC_S3.bin"
     image.write_bytes(merged_image("esp32s3"))
 
+    rom_log: list[str] = []
+
     def operator():  # once esptool has verified what it wrote: let go of BOOT, press EN
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             log = board.dev.rom.log if board.dev.rom else []
             if any(x.startswith("md5") for x in log):
                 time.sleep(0.5)
+                rom_log.extend(log)
                 board.release_boot_and_reset()
                 return
             time.sleep(0.05)
@@ -202,6 +205,9 @@ def test_esptool_writes_micropython_then_the_board_is_provisioned(
     t.join(5)
     assert r.exit_code == 0, r.output
     assert "flashing" in r.output
+    # the whole chip erased before the image went on (MicroPython's install notes)
+    assert "chip erased" in rom_log
+    assert rom_log.index("chip erased") < next(i for i, x in enumerate(rom_log) if x.startswith("write"))
     written = board.dev.spiflash.read(0, len(image.read_bytes()))
     assert written[APP_OFFSET:] == image.read_bytes()[APP_OFFSET:]  # the application as sent
     assert len(police.devices()) == 1 and board.dev.boots >= 1

@@ -42,9 +42,33 @@ try:
         b = json.load(f).get('name')
 except Exception:
     pass
+# what the firmware needs of the image: its .mpy version, asyncio, AES, SHA-256, heap, ROMFS
+import gc
+c = {'mpy': getattr(i, '_mpy', None), 'romfs': None, 'asyncio': False, 'crypto': False}
+try:
+    import asyncio
+    c['asyncio'] = True
+except ImportError:
+    pass
+try:
+    import cryptolib, hashlib
+    cryptolib.aes(bytes(16), 1).encrypt(bytes(16))
+    hashlib.sha256(b'')
+    c['crypto'] = True
+except Exception:
+    pass
+try:
+    import vfs
+    if vfs.rom_ioctl(1) > 0:
+        c['romfs'] = len(vfs.rom_ioctl(2, 0))
+except Exception:
+    pass
+gc.collect()
+c['heap_free'] = gc.mem_free()
 print('PROBE ' + json.dumps({'impl': i.name, 'version': '.'.join([str(v) for v in i.version[:3]]),
     'machine': getattr(i, '_machine', sys.platform), 'uid': machine.unique_id().hex(),
-    'block': st[0], 'free': st[0] * st[3], 'total': st[0] * st[2], 'device': d, 'board': b}))
+    'block': st[0], 'free': st[0] * st[3], 'total': st[0] * st[2], 'device': d, 'board': b,
+    'caps': c}))
 """
 
 # Every file on the board -> sha256 (hex), read back by the board itself.
@@ -53,6 +77,8 @@ import os, json, hashlib, binascii
 def _walk(d, out):
     for e in os.ilistdir(d):
         p = d + e[0] if d == '/' else d + '/' + e[0]
+        if p == '/rom' and d == '/':
+            continue  # a mounted ROMFS: read below, and only if the image has one
         if e[1] == 0x4000:
             _walk(p, out)
             continue
@@ -66,6 +92,16 @@ def _walk(d, out):
         out[p[1:]] = binascii.hexlify(h.digest()).decode()
 _o = {}
 _walk('/', _o)
+try:  # an image with ROMFS: the firmware's modules, read back from the partition, mounted
+    import vfs  # as the board does at boot (`mpremote romfs deploy` unmounts it)
+    if vfs.rom_ioctl(1) > 0:
+        try:
+            vfs.mount(vfs.VfsRom(vfs.rom_ioctl(2, 0)), '/rom')
+        except OSError:
+            pass
+        _walk('/rom', _o)
+except (ImportError, AttributeError, OSError):
+    pass
 print('HASHES ' + json.dumps(_o))
 """
 
@@ -76,6 +112,8 @@ KEEP = set(json.loads(%r))
 def _rm(d, gone):
     for e in list(os.ilistdir(d)):
         p = d + e[0] if d == '/' else d + '/' + e[0]
+        if p == '/rom':
+            continue  # a mounted ROMFS is read-only: `mpremote romfs deploy` rewrites it
         if e[1] == 0x4000:
             _rm(p, gone)
             if not list(os.ilistdir(p)):
@@ -113,6 +151,7 @@ class BoardInfo:
     block: int
     device: dict | None  # {device_id, key_id} from /device.json, or None
     board: str | None  # name in /board.json
+    caps: dict | None = None  # what the image offers the firmware (provisioning.fit reads it)
 
     @classmethod
     def from_json(cls, d: dict) -> BoardInfo:
@@ -196,6 +235,11 @@ class UsbBoard:
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
+    def deploy_romfs(self, image: Path) -> None:
+        """Write a ROMFS image into the board's romfs partition (`mpremote romfs deploy`); the
+        board mounts it at /rom from its next boot."""
+        self.mpremote("copy", "romfs", "deploy", str(image), timeout_s=max(self.timeout_s, 120))
+
     def hashes(self) -> dict[str, str]:
         return self.exec("verify", HASHES, "HASHES")
 
@@ -261,11 +305,13 @@ class UsbBoard:
 
     # -- esptool ------------------------------------------------------------------------
     def flash_micropython(self, image: Path, soc: str, timeout_s: float = 300) -> str:
-        """Write a MicroPython image with esptool (the board's ROM bootloader, entered by the
-        USB-serial chip's DTR/RTS). -> esptool's output. Raises BoardError when it fails."""
+        """Erase the whole flash and write a MicroPython image with esptool (the board's ROM
+        bootloader, entered by the USB-serial chip's DTR/RTS), as MicroPython's install notes
+        ask: a littlefs or partition table left from another image is gone. -> esptool's
+        output. Raises BoardError when it fails."""
         offset = IMAGE_OFFSET.get(soc, IMAGE_OFFSET_DEFAULT)
         cmd = [*ESPTOOL, "--chip", "auto", "--port", self.device, "--connect-attempts", "3",
-               "write-flash", "-z", offset, str(image)]
+               "write-flash", "--erase-all", "-z", offset, str(image)]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:

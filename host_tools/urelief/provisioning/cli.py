@@ -52,6 +52,10 @@ def _common(f):
         click.option("--flash-micropython", "flash_image", default=None,
                      type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="write this MicroPython image with esptool first"),
+        click.option("--deploy", type=click.Choice(["auto", "romfs", "files"]), default="auto",
+                     show_default=True,
+                     help="the firmware as a ROMFS image (an image with ROMFS) or .mpy files; "
+                          "auto: ROMFS where the board's image has it"),
         click.option("--labels", "labels_dir", default="labels", show_default=True,
                      type=click.Path(file_okay=False, path_type=Path), help="where labels go"),
         click.option("--log", "log_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
@@ -114,7 +118,8 @@ def _provisioner(kw: dict, echo):
     opts = Options(board=kw["board"], server=_server(kw["server"]), sms_number=sms, cancel=cancel,
                    centre=centre,
                    replace=kw["replace"], labels_dir=kw["labels_dir"], firmware=kw["firmware"],
-                   flash_image=kw["flash_image"], selftest_timeout_s=kw["selftest_timeout_s"])
+                   flash_image=kw["flash_image"], selftest_timeout_s=kw["selftest_timeout_s"],
+                   deploy=kw["deploy"])
     registry = _open_registry(kw["db_url"])
     log = ProvisionLog(kw["log_path"] or _var() / "provisioning.db")
     try:

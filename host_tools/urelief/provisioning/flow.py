@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from urelief.paths import BOARDS, BUILD_FIRMWARE
-from urelief.provisioning import identity
+from urelief.provisioning import fit, identity, romfs
 from urelief.provisioning import label as labels
 from urelief.provisioning.board import BoardError, BoardInfo, UsbBoard
 from urelief.provisioning.log import DONE, ProvisionLog
@@ -78,6 +78,7 @@ class Options:
     selftest_timeout_s: float = 60
     cancel: dict | None = None  # {"presses", "duress_presses"}: the child's secret cancel
     centre: str | None = None  # the police centre's voice line (E.164), for a silent call
+    deploy: str = "auto"  # auto | romfs | files (provisioning.fit decides what "auto" means)
 
     @property
     def board_file(self) -> Path:
@@ -211,6 +212,12 @@ class Provisioner:
             raise ProvisionError("options", f"no firmware at {opts.firmware}: run `make build`")
         if not (Path(opts.firmware) / "selftest.mpy").is_file():
             raise ProvisionError("options", f"{opts.firmware} has no selftest.mpy: run `make build`")
+        if opts.deploy not in fit.DEPLOYS:
+            raise ProvisionError("options", f"--deploy must be one of {', '.join(fit.DEPLOYS)}")
+        try:
+            self.build_mpy = fit.mpy_version(Path(opts.firmware))
+        except fit.Unfit as e:
+            raise ProvisionError("options", str(e)) from None
         self.fw_version = firmware_version(Path(opts.firmware))
 
     # -- pupils ---------------------------------------------------------------------------
@@ -322,12 +329,29 @@ class Provisioner:
         with tempfile.TemporaryDirectory(prefix="urelief-prov-") as tmp:  # 0700: holds the key
             tree = identity.deploy_tree(cfg, Path(tmp) / "tree", Path(opts.firmware))
             shutil.copyfile(opts.board_file, tree / "board.json")
-            want = manifest(tree)
-            self._check_space(info, want)
+            fs, rom = Path(tmp) / "fs", Path(tmp) / "rom"
+            image = romfs.split(tree, fs, rom)
+            try:
+                plan = fit.plan({**(info.caps or {}), "version": info.version}, self.board_json, self.build_mpy, len(image),
+                                opts.deploy)
+            except fit.Unfit as e:
+                raise ProvisionError("identify", str(e)) from None
+            self.echo(f"deploying as {plan.why}")
+            self.log.event(sid, device_id, "deploy", deploy=plan.deploy, why=plan.why)
+            if plan.deploy == "files":
+                fs, image = tree, (romfs.empty() if (info.caps or {}).get("romfs") else None)
+            on_fs = manifest(fs)
+            want = dict(on_fs)
+            if plan.deploy == "romfs":
+                want.update({f"rom/{k}": v for k, v in manifest(rom).items()})
+            self._check_space(info, on_fs)
             self.on_step("copy")
             self.echo(f"copying {len(want)} files ({sum(s for _, s in want.values())} bytes)")
-            board.prepare(set(want))
-            board.copy(tree, last=["device.json"])
+            board.prepare(set(on_fs))
+            if image is not None:
+                (Path(tmp) / "firmware.romfs").write_bytes(image)
+                board.deploy_romfs(Path(tmp) / "firmware.romfs")
+            board.copy(fs, last=["device.json"])
         self.on_step("verify")
         self._verify(board, want)
         self.log.set(sid, status="copied")

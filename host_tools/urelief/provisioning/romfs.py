@@ -18,17 +18,18 @@ from mpremote.romfs import make_romfs
 ON_LITTLEFS = ("boot.py", "main.py")  # MicroPython runs these from the filesystem root
 
 
-def split(tree: Path, fs_out: Path) -> bytes:
+def split(tree: Path, fs_out: Path, rom_out: Path | None = None) -> bytes:
     """A deployed tree (firmware + device files) -> the ROMFS image of its firmware modules;
     `fs_out` gets what stays on littlefs: the entry points and every non-module file
-    (/device.json, /ctr, ...)."""
+    (/device.json, /ctr, ...); `rom_out`, if given, the tree the image holds."""
     tree, fs_out = Path(tree), Path(fs_out)
-    if fs_out.exists():
-        shutil.rmtree(fs_out)
+    for d in (fs_out, rom_out):
+        if d is not None and Path(d).exists():
+            shutil.rmtree(d)
     fs_out.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
-        rom = Path(tmp) / "rom"
-        rom.mkdir()
+        rom = Path(rom_out) if rom_out is not None else Path(tmp) / "rom"
+        rom.mkdir(parents=True)
         for path in sorted(tree.rglob("*")):
             if path.is_dir():
                 continue
@@ -39,3 +40,10 @@ def split(tree: Path, fs_out: Path) -> bytes:
             shutil.copy2(path, dest)
         with contextlib.redirect_stdout(io.StringIO()):  # it prints the tree it packs
             return make_romfs(str(rom), mpy_cross=False)
+
+
+def empty() -> bytes:
+    """A valid ROMFS image holding nothing: deployed where the firmware goes on as files, so
+    no module of an earlier ROMFS deployment stays on the board."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        return make_romfs(tmp, mpy_cross=False)

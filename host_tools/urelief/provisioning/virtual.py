@@ -83,20 +83,22 @@ class Board:
     plug() powers it on (USB power); unplug() cuts the power and removes the port."""
 
     def __init__(self, bench: Bench, name: str, modem: bool = True, battery_soc: float = 0.8,
-                 port: str | None = None):
+                 port: str | None = None, image: str = "stock", heap_kb: int = 256):
         self.bench, self.name = bench, name
         self.flash = bench.tmp / f"{name}.img"
         self.uid = os.urandom(6)
         self.port = str(bench.ports / (port or name))  # boards may share one port, in turn
         self.with_modem = modem
         self.battery_soc = battery_soc
+        self.image, self.heap_kb = image, heap_kb  # its MicroPython build: ROMFS or not, heap
         self.dev: VirtualDevice | None = None
         self.motor: list[tuple[int, float]] = []
 
     def plug(self, boot_held: bool = False) -> Board:
         """boot_held: the operator holds BOOT while plugging in (ROM download mode, for esptool)."""
         dev = VirtualDevice(board="sim", flash=self.flash, firmware=self.bench.blank,
-                            clock="virtual", run_ahead=True, heap_kb=256, unique_id=self.uid)
+                            clock="virtual", run_ahead=True, heap_kb=self.heap_kb, unique_id=self.uid,
+                            image=self.image)
         if boot_held:
             dev.pin(BOOT_STRAP_GPIO).drive(0)
         pins = dev.board["pins"]

@@ -11,6 +11,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from urelief.bench import publish
 from urelief.sim import chipspeed, events
 from urelief.sim.rig import PoliceServer, Rig
 
@@ -48,6 +49,10 @@ def main() -> None:
                 print(f"unprotected window, flash {timing}: gesture -> SOS on flash "
                       f"median {statistics.median(ms):.0f} ms, max {max(ms)} ms "
                       f"over {len(ms)} SOS ({ms})")
+                publish.figure(f"unprotected window, gesture -> SOS on flash, W25Q32JV {timing} timings",
+                               f"median {statistics.median(ms):.0f} ms, max {max(ms)} ms ({len(ms)} SOS)",
+                               versus="W25Q32JV datasheet tPP/tSE " + ("typical" if timing == "typ" else "maximum"),
+                               doc=publish.RELIABILITY)
         finally:
             police.stop()
 

@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from urelief.bench import publish
+
 N = 4
 
 
@@ -59,6 +61,9 @@ def main() -> None:
             if steps.get(step):
                 print(f"  {step:<9} {statistics.median(steps[step]):5.2f} s median")
         print(f"re-run with every pupil done: {rerun:.2f} s ({again.done_before}/{N} skipped)")
+        publish.figure(f"provisioning, {N} virtual boards on a hub",
+                       f"{statistics.mean(per):.1f} s per device, identity to label ({out.ok}/{N} ok)")
+        publish.figure("re-run with the class done", f"{rerun:.2f} s, {again.done_before}/{N} skipped")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from urelief import protocol as p
+from urelief.bench import publish
 from urelief.server.process import ServerProcess
 
 SERVER_KEY_HEX = "42" * 32
@@ -222,37 +223,68 @@ def pct(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
 
 
-def run_backend(name: str, db_url: str, workdir: Path, n_devices: int = 200,
-                n_burst: int = 20_000, rate: float = 1000.0, rate_s: float = 4.0) -> dict:
+def measure(devices, udp: tuple[str, int], pid: int, n_burst: int = 20_000,
+            rate: float = 1000.0, rate_s: float = 4.0) -> dict:
+    """The load generator against whatever listens at `udp` (process `pid`): a warm-up, a burst
+    as fast as acks come back (throughput, the process's CPU per packet), then three paced
+    runs at `rate` (ack latency)."""
+    load = Load(devices, udp).open()
+    burst(load, load.packets(500))  # warm-up: every device loaded and cached
+    pkts = load.packets(n_burst)
+    cpu0 = cpu_s(pid)
+    secs = burst(load, pkts)
+    cpu_us = (cpu_s(pid) - cpu0) / n_burst * 1e6
+    got = sum(1 for k, _ in pkts if k in load.acked)
+    runs = []  # three paced runs: one figure on a shared 2-core box is mostly its noise
+    for _ in range(3):
+        paced_pkts = load.packets(int(rate * rate_s))
+        paced(load, paced_pkts, rate)
+        runs.append([load.acked[k] for k, _ in paced_pkts if k in load.acked])
+    lat = sorted(runs, key=lambda r: pct(r, 0.99))[1]  # the median run by p99
+    offered, bad = len(paced_pkts), load.bad_acks
+    load.close()
+    return {"burst_packets": n_burst, "burst_acked": got,
+            "throughput_pkt_s": got / secs, "server_cpu_us_per_pkt": cpu_us,
+            "rate_offered_pkt_s": rate, "rate_packets": offered,
+            "rate_acked": len(lat), "ack_p50_ms": pct(lat, 0.50) * 1e3,
+            "ack_p99_ms": pct(lat, 0.99) * 1e3, "bad_acks": bad,
+            "runs_p50_p99_ms": [(pct(r, 0.5) * 1e3, pct(r, 0.99) * 1e3) for r in runs],
+            "rows_expected": 500 + n_burst + 3 * int(rate * rate_s)}
+
+
+def run_backend(name: str, db_url: str, workdir: Path, n_devices: int = 200, **kw) -> dict:
     devices = provision(db_url, n_devices)
     server = bench_server(db_url, workdir).start()
     try:
-        load = Load(devices, server.udp).open()
-        burst(load, load.packets(500))  # warm-up: every device loaded and cached
-        pkts = load.packets(n_burst)
-        cpu0 = cpu_s(server.proc.pid)
-        secs = burst(load, pkts)
-        server_cpu_us = (cpu_s(server.proc.pid) - cpu0) / n_burst * 1e6
-        got = sum(1 for k, _ in pkts if k in load.acked)
-        runs = []  # three paced runs: one figure on a shared 2-core box is mostly its noise
-        for _ in range(3):
-            paced_pkts = load.packets(int(rate * rate_s))
-            paced(load, paced_pkts, rate)
-            runs.append([load.acked[k] for k, _ in paced_pkts if k in load.acked])
-        lat = sorted(runs, key=lambda r: pct(r, 0.99))[1]  # the median run by p99
-        offered, bad = len(paced_pkts), load.bad_acks
-        load.close()
+        r = measure(devices, server.udp, server.proc.pid, **kw)
     finally:
         server.stop()
-    rows = stored_rows(db_url)
-    total_sent = 500 + n_burst + 3 * int(rate * rate_s)
-    return {"backend": name, "burst_packets": n_burst, "burst_acked": got,
-            "throughput_pkt_s": got / secs, "server_cpu_us_per_pkt": server_cpu_us,
-            "rate_offered_pkt_s": rate, "rate_packets": offered,
-            "rate_acked": len(lat), "ack_p50_ms": pct(lat, 0.50) * 1e3,
-            "ack_p99_ms": pct(lat, 0.99) * 1e3, "bad_acks": bad, "rows_stored": rows,
-            "runs_p50_p99_ms": [(pct(r, 0.5) * 1e3, pct(r, 0.99) * 1e3) for r in runs],
-            "rows_expected": total_sent}
+    return {"backend": name, **r, "rows_stored": stored_rows(db_url)}
+
+
+def run_floor(workdir: Path, n_devices: int = 200, **kw) -> dict:
+    """The same load against the floor (bench/_floor.py) in its own process."""
+    import json
+    import sqlite3
+    import sys
+
+    devices = [(0x02000000 + i, os.urandom(32)) for i in range(n_devices)]
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "devices.json").write_text(json.dumps({d: s.hex() for d, s in devices}))
+    port_file, db = workdir / "port", workdir / "floor.db"
+    proc = subprocess.Popen([sys.executable, "-m", "urelief.bench._floor",
+                             str(workdir / "devices.json"), str(db), str(port_file)])
+    try:
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        r = measure(devices, ("127.0.0.1", int(port_file.read_text())), proc.pid, **kw)
+    finally:
+        proc.kill()
+        proc.wait()
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT count(*) FROM packet").fetchone()[0]
+    return {"backend": "floor", **r, "rows_stored": rows}
 
 
 def pg_scratch(base: str):
@@ -322,20 +354,53 @@ def _print(r: dict) -> None:
           f"bad acks {r['bad_acks']}", flush=True)
 
 
+def _publish(r: dict, floor: dict | None) -> None:
+    b = r["backend"]
+    if b == "floor":
+        publish.figure("floor: ingest throughput (one thread, same codec and durability)",
+                       f"{r['throughput_pkt_s']:.0f} pkt/s, {r['server_cpu_us_per_pkt']:.0f} us CPU/pkt")
+        return
+    tput = r["throughput_pkt_s"]
+    publish.figure(f"{b}: ingest throughput, verified + durably stored",
+                   f"{tput:.0f} pkt/s, {r['server_cpu_us_per_pkt']:.0f} us CPU/pkt",
+                   goal=">= 10000 pkt/s" if b == "sqlite" else "", met=tput >= 10_000 if b == "sqlite" else None,
+                   versus="the floor, same run")
+    if floor:
+        ratio = tput / floor["throughput_pkt_s"]
+        publish.figure(f"{b}: throughput / floor", f"{ratio:.2f}",
+                       goal=">= 0.8" if b == "sqlite" else "", met=ratio >= 0.8 if b == "sqlite" else None,
+                       versus=f"floor {floor['throughput_pkt_s']:.0f} pkt/s")
+    publish.figure(f"{b}: ack latency p99 at {r['rate_offered_pkt_s']:.0f} pkt/s offered",
+                   f"{r['ack_p99_ms']:.2f} ms (p50 {r['ack_p50_ms']:.2f} ms)", goal="<= 10 ms",
+                   met=r["ack_p99_ms"] <= 10)
+    publish.figure(f"{b}: packets stored of those sent", f"{r['rows_stored']} of {r['rows_expected']}",
+                   goal="all", met=r["rows_stored"] >= r["rows_expected"])
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="urelief-bench-") as tmp:
         work = Path(tmp)
-        _print(run_backend("sqlite", f"sqlite:///{work / 'bench.db'}", work))
+        floor = run_floor(work / "floor")
+        _print(floor)
+        _publish(floor, None)
+        r = run_backend("sqlite", f"sqlite:///{work / 'bench.db'}", work)
+        _print(r)
+        print(f"   sqlite     throughput / floor: {r['throughput_pkt_s'] / floor['throughput_pkt_s']:.2f}",
+              flush=True)
+        _publish(r, floor)
         with ExitStack() as stack:
             pg = os.environ.get("URELIEF_TEST_PG_URL") or stack.enter_context(throwaway_postgres())
             if not pg:
                 print("   postgresql: skipped (not installed; or set URELIEF_TEST_PG_URL)",
                       flush=True)
+                publish.figure("postgresql", "not measured: PostgreSQL not installed")
                 return
             url, drop = pg_scratch(pg)
             try:
                 (work / "pg").mkdir()
-                _print(run_backend("postgresql", url, work / "pg"))
+                r = run_backend("postgresql", url, work / "pg")
+                _print(r)
+                _publish(r, floor)
             finally:
                 drop()
 

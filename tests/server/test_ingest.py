@@ -168,3 +168,28 @@ def test_server_is_healthy_and_counts(server):
 
     h = httpx.get(server.http + "/healthz").json()
     assert h["ok"] and h["rows"] >= 5 and h["rejections"]["bad_tag"] >= 2
+
+
+def test_the_device_row_follows_its_packets(server, db):
+    """Status, battery, firmware, replay window and the downlink counters reserved: written by
+    the batch's device update (on SQLite straight to the driver), each as its packet says."""
+    from srvkit import OTHER_SCHOOL_DEVICE, SECRET3
+    from urelief.registry.models import Device as DeviceRow
+
+    def row():
+        with db.connect() as c:
+            return c.execute(select(DeviceRow).where(DeviceRow.id == OTHER_SCHOOL_DEVICE)).one()
+
+    assert row().status == "provisioned"
+    d = Device(OTHER_SCHOOL_DEVICE, SECRET3, server)
+    assert d.exchange(d.seal(p.CheckIn(report=report(battery=64), fw=(1, 2, 3),
+                                       battery_mv=3912))).ok
+    r = row()
+    assert r.status == "active" and r.battery_pct == 64 and r.battery_mv == 3912
+    assert r.firmware_version == "1.2.3" and r.last_counter == d.counter
+    assert r.downlink_counter >= 1  # the ack's counter was reserved in the same commit
+    # a packet without a battery voltage or firmware keeps them; the window moves on
+    assert d.exchange(d.seal(p.Position(report=report(battery=63)))).ok
+    r = row()
+    assert r.battery_pct == 63 and r.battery_mv == 3912 and r.firmware_version == "1.2.3"
+    assert r.last_counter == d.counter and r.replay_bitmap & 1

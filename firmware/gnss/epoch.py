@@ -2,7 +2,9 @@
 
 An epoch ends when a time-stamped sentence (GGA RMC GLL GNS ZDA GST) carries a different UTC time,
 or, with no time to go by (no fix yet), when a talker's formatter comes a second time, or when the
-first time arrives after such sentences with an empty time (a receiver just out of "no sky").
+first time arrives after such sentences with an empty time (a receiver just out of "no sky"),
+or when a talker's formatter repeats the same time (a receiver whose clock stopped on losing lock:
+that epoch is no fix, its position an old one).
 The date is carried across epochs (GGA alone has none) and rolled over at midnight. A date before
 `not_before` is a receiver hit by the 10-bit GPS week rollover (it counts from 1999-08-22 or
 2019-04-07 again): it is moved forward by 1024 weeks until it is not.
@@ -138,6 +140,7 @@ class Epoch:
             self._seen[i] = 0
         self._count = 0
         self._time = None
+        self._stale = False  # the receiver repeats the last epoch's time: its clock stopped
         self._untimed = False  # a time-stamping sentence came with its time empty
         self._zda = False  # the time came from ZDA: a time message, trusted without a fix
         self._date = None
@@ -163,15 +166,19 @@ class Epoch:
             seen = self._seen
             i = _slot(p.talker)
             t = p.time_ms
+            stale = False
             if self._count:
                 if t is not None and self._time is not None:
                     new = _cs(t) != _cs(self._time)
+                    if not new and seen[i] & bit:  # the same formatter, the same time again
+                        new = stale = True
                 elif t is not None and self._untimed:
                     new = True  # the first time after empty ones: the sky came, a new epoch
                 else:  # no time to go by: this talker's formatter comes a second time
                     new = seen[i] & bit
                 if new:
                     done = self.flush(now_ms)
+                    self._stale = stale
             seen[i] |= bit
             if t is None and self._time is None:
                 self._untimed = True
@@ -234,7 +241,9 @@ class Epoch:
         ok = self._gga_valid if self._gga_valid is not None else self._rmc_valid
         if self._alt is None:
             self._alt = self._rmz_alt
-        if self._gsa:
+        if self._stale:
+            f.mode = MODE_NO_FIX  # a stopped clock: the position is an old one, repeated
+        elif self._gsa:
             f.mode = self._gsa
         elif self._dim and ok is not None:
             f.mode = self._dim

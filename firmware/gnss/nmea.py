@@ -48,6 +48,10 @@ _FT_E6 = const(304800)  # metres per foot, 1e-6
 def dec(buf, a, b, scale):
     """The decimal number in buf[a:b] as an int in units of 10**-scale, rounded half up;
     None when the field is empty or not a number."""
+    while a < b and buf[a] == 32:  # receivers pad fields to a width with spaces
+        a += 1
+    while b > a and buf[b - 1] == 32:
+        b -= 1
     if a >= b:
         return None
     neg = buf[a] == 45  # '-'

@@ -185,3 +185,26 @@ def test_fewer_than_four_satellites_is_no_3d_fix(mpy):
     # GSA to say otherwise) the altitude is a held one: 2D, as gpsd's processGGA decides too.
     got = _epochs(mpy, [gga("120000.00").replace(",1,08,", ",1,03,"), rmc("120000.00")])
     _at(got[0], "2024-12-31T12:00:00.000Z", 2)
+
+
+# --- a receiver whose clock stops when it loses lock
+def test_a_repeated_time_is_a_new_epoch_without_a_fix(mpy):
+    # gpsd's processGGA names the Trimble Placer 450: on losing lock it sends no GSA mode 1 but
+    # keeps sending GGA and GSA with the last fix's time and position. Each repeat is an epoch of
+    # its own (gpsd reports each) and the position in it is an old one: no fix, never a fresh one.
+    gsa = "GPGSA,A,3,01,02,03,04,,,,,,,,,1.5,0.9,1.2"
+    got = _epochs(mpy, [rmc("120000.00"), gga("120000.00"), gsa,
+                        gga("120001.00"), gsa, gga("120001.00"), gsa, gga("120001.00"), gsa])
+    assert [e[0] for e in got] == [3, 3, 1, 1], got
+    assert [e[1] for e in got] == ["2024-12-31T12:00:00.000Z"] + ["2024-12-31T12:00:01.000Z"] * 3
+    assert all(e[2] is None for e in got[2:]), got
+
+
+# --- fields padded with spaces
+def test_numbers_padded_with_spaces(mpy):
+    # NMEA 0183 fields are variable width, yet some receivers pad numbers to a fixed width with
+    # spaces (`, 545.4,`); gpsd reads them with atof/strtol, which skip leading white space.
+    got = _epochs(mpy, [rmc("120000.00", speed="  22.4", course="84.4 "),
+                        gga("120000.00", alt="  545.4").replace(",08,", ", 8,")])
+    _at(got[0], "2024-12-31T12:00:00.000Z")
+    assert got[0][4] == 545.4 and abs(got[0][5] - 22.4 * 1852 / 3600) < 1e-3 and got[0][6] == 84.4

@@ -147,6 +147,7 @@ class Epoch:
         self._lat = self._lon = None
         self._gga_valid = None  # GGA/GNS verdict; None if none came
         self._rmc_valid = None  # RMC/GLL/VTG verdict
+        self._last_ok = None  # verdict of the last GGA/GNS/RMC/GLL
         self._gsa = 0  # best GSA fix type
         self._prns = None
         self._alt = None
@@ -209,6 +210,8 @@ class Epoch:
                 self._dim = p.fix_dim
             if p.valid and p.alt_mm is not None:
                 self._rmz_alt = p.alt_mm
+        if bit and bit < 16 and p.valid is not None:  # GGA RMC GLL GNS
+            self._last_ok = p.valid
         if p.lat_e7 is not None and p.valid:
             self._lat = p.lat_e7
             self._lon = p.lon_e7
@@ -239,6 +242,9 @@ class Epoch:
         f.date = self.date
         # Mode: GSA says it outright; else GGA/GNS (3D when it has an altitude); else RMC/GLL.
         ok = self._gga_valid if self._gga_valid is not None else self._rmc_valid
+        if ok is False and self._last_ok:
+            ok = True  # GGA said no fix, a later RMC/GLL has one (its position): the receiver
+            # caught up within the epoch; gpsd, merging in order, reports that fix too
         if self._alt is None:
             self._alt = self._rmz_alt
         if self._stale:

@@ -208,3 +208,15 @@ def test_numbers_padded_with_spaces(mpy):
                         gga("120000.00", alt="  545.4").replace(",08,", ", 8,")])
     _at(got[0], "2024-12-31T12:00:00.000Z")
     assert got[0][4] == 545.4 and abs(got[0][5] - 22.4 * 1852 / 3600) < 1e-3 and got[0][6] == 84.4
+
+
+# --- speed, course and position from the RMC that follows a no-fix GGA
+def test_a_fix_in_rmc_after_a_no_fix_gga_is_kept(mpy):
+    # SiRF's cycle is GGA GSA GSV RMC: GGA can still say quality 0 when the RMC after it has the
+    # fix. gpsd merges the sentences in order, so the RMC's position, speed and course are its
+    # report; a no-fix GGA after a fix in RMC (u-blox order RMC VTG GGA) still ends as no fix.
+    no_fix = "GPGGA,120000.00,,,,,0,00,99.99,,,,,,"
+    got = _epochs(mpy, [no_fix, rmc("120000.00"), rmc("120001.00"), no_fix.replace("0000.", "0001.")])
+    _at(got[0], "2024-12-31T12:00:00.000Z", 2)
+    assert abs(got[0][5] - 22.4 * 1852 / 3600) < 1e-3 and got[0][6] == 84.4
+    assert got[1][0] == 1 and got[1][2] is None, got

@@ -445,11 +445,13 @@ def _kind(buf, start):
 
 
 def _fields(kind):
-    """Fields a whole sentence has at least (NMEA 0183 2.0 layouts; later versions add more)."""
+    """Fields a whole sentence has at least (NMEA 0183 2.0 layouts; later versions add more).
+    GGA without its DGPS station and RMC without its magnetic variation (SiRF leaves it off)
+    are whole: gpsd takes them too (13 and 8 fields; RMC's date kept here)."""
     if kind == GGA:
-        return 14
+        return 13
     if kind == RMC:
-        return 11
+        return 9
     if kind == GSA:
         return 17
     if kind == GNS or kind == RMZ:

@@ -48,7 +48,7 @@ def _real_sentences() -> list[str]:
 
 
 # Fields (commas) of a whole sentence in NMEA 0183 2.0; fewer and no checksum = a cut line.
-WHOLE = {"GGA": 14, "RMC": 11, "GSA": 17}
+WHOLE = {"GGA": 13, "RMC": 9, "GSA": 17}
 
 
 def _pieces(lines: list[bytes]) -> list[bytes]:

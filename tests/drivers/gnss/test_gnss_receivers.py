@@ -220,3 +220,17 @@ def test_a_fix_in_rmc_after_a_no_fix_gga_is_kept(mpy):
     _at(got[0], "2024-12-31T12:00:00.000Z", 2)
     assert abs(got[0][5] - 22.4 * 1852 / 3600) < 1e-3 and got[0][6] == 84.4
     assert got[1][0] == 1 and got[1][2] is None, got
+
+
+def test_unchecked_sentences_without_their_optional_tail(mpy):
+    # Without a checksum a sentence is whole when it has its fields through the last one a
+    # receiver always sends: RMC through the date (SiRF sends no magnetic variation), GGA through
+    # the DGPS age (the station ID left off); gpsd's minima are 8 and 13.
+    lines = [b"$GPRMC,120000.00,A,4807.038,N,01131.000,E,022.4,084.4,311224",
+             b"$GPGGA,120000.00,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,",
+             b"$GPRMC,120001.00,A,4807.038,N,01131.000,E,022.4,084.4,3112"]  # cut in the date
+    got = _epochs(mpy, lines)
+    assert len(got) == 2, got
+    _at(got[0], "2024-12-31T12:00:00.000Z")
+    assert got[0][4] == 545.4
+    _at(got[1], "2024-12-31T12:00:01.000Z", 2)  # the cut date refused, the day carried on

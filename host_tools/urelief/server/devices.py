@@ -14,9 +14,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import case, select, update
+from sqlalchemy import select, update
 
 from urelief.protocol import AckLevel, Reason, WindowState
 from urelief.registry.db import Database
@@ -32,7 +32,10 @@ RELOAD_AFTER_S = 10.0  # a device whose tag fails is re-read (re-keyed?) at most
 # changes through this server's own registry API are seen at once (DeviceCache.forget).
 FRESH_S = 5.0
 NEW_KEY_LOOKUP_S = 1.0  # a packet under a key id we do not hold: one re-read per id per this
-DOWNLINK_BLOCK = 256  # downlink counters reserved per database write
+# Downlink counters are taken from the database in blocks of this many by one atomic
+# `UPDATE … SET downlink_counter = downlink_counter + n … RETURNING`, so two servers on one
+# database never hold the same counter (a repeated counter repeats AES-CTR keystream).
+DOWNLINK_BLOCK = 256
 UDP_ROUTE_S = 120.0  # a UDP source address is trusted for downlinks this long (NAT mappings)
 
 
@@ -46,8 +49,8 @@ class DeviceState:
     subscriber_id: int | None
     committed: WindowState
     pending: WindowState
-    dl_next: int  # next downlink counter to use
-    dl_reserved: int  # highest counter durably reserved (downlink_counter column)
+    dl_next: int  # next downlink counter to use (in the block [dl_next, dl_reserved])
+    dl_reserved: int  # last counter of the block this server holds
     loaded_at: float
     prev_key_id: int | None = None  # the key before a rotation, until the device uses the new
     prev_secret: bytes | None = None
@@ -57,14 +60,30 @@ class DeviceState:
     udp_at: float = 0.0
     msisdn: str | None = None
     ack_level: AckLevel = AckLevel.RECEIVED  # highest level reached by its open incident
+    dl_spare: list = field(default_factory=list)  # further blocks [(first, last)] taken before this one ran out
 
     def take_downlink_counter(self) -> int | None:
-        """The next downlink counter if one is reserved durably, else None (reserve first)."""
+        """The next downlink counter of a block this server took, else None (take one)."""
         if self.dl_next > self.dl_reserved:
-            return None
+            if not self.dl_spare:
+                return None
+            self.dl_next, self.dl_reserved = self.dl_spare.pop(0)
         c = self.dl_next
         self.dl_next += 1
         return c
+
+    def downlinks_left(self) -> int:
+        spare = sum(b - a + 1 for a, b in self.dl_spare or ())
+        return max(0, self.dl_reserved - self.dl_next + 1) + spare
+
+    def add_block(self, block: tuple[int, int] | None) -> None:
+        """A block of counters this server now owns (durably, in the registry)."""
+        if block is None:
+            return
+        if self.dl_next > self.dl_reserved and not self.dl_spare:
+            self.dl_next, self.dl_reserved = block
+        else:
+            self.dl_spare = [*(self.dl_spare or ()), tuple(block)]
 
     def sealing_key(self) -> tuple[int, bytes]:
         """(key id, secret) for a downlink: the key the device last spoke under — its old one
@@ -226,22 +245,22 @@ class DeviceCache:
         return list(self._by_num.values())
 
     def reserve_downlinks(self, dev: DeviceState, at_least: int = 1) -> None:
-        """Durably reserve downlink counters outside the ingest's group commit (operator
+        """Take a block of downlink counters outside the ingest's group commit (operator
         actions). Blocking: call from a worker thread."""
-        want = dev.dl_next + max(at_least, DOWNLINK_BLOCK) - 1
         with self.db.session() as s:
-            s.execute(reserve_stmt(), [{"b_id": dev.id, "reserved": want}])
-        dev.dl_reserved = max(dev.dl_reserved, want)
+            block = take_block(s.connection(), dev.id, max(at_least, DOWNLINK_BLOCK))
+        with self._lock:
+            dev.add_block(block)
 
 
-def reserve_stmt():
-    """UPDATE that only ever raises devices.downlink_counter (two writers may race)."""
-    from sqlalchemy import bindparam
-
+def take_block(conn, dev_id: int, n: int) -> tuple[int, int] | None:
+    """Take the next `n` downlink counters of a device in the caller's transaction: one
+    atomic UPDATE … RETURNING (PostgreSQL row lock; SQLite's write lock), so no other server
+    on the database can be handed any of them. None: no such device."""
     col = Device.__table__.c.downlink_counter
-    r = bindparam("reserved")
-    return (update(Device.__table__).where(Device.__table__.c.id == bindparam("b_id"))
-            .values(downlink_counter=case((col < r, r), else_=col)))
+    last = conn.execute(update(Device.__table__).where(Device.__table__.c.id == dev_id)
+                        .values(downlink_counter=col + n).returning(col)).scalar()
+    return None if last is None else (last - n + 1, last)
 
 
 def stored_counter(db: Database, dev_id: int, counter: int) -> bool:

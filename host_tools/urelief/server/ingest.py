@@ -30,7 +30,13 @@ from urelief.registry.db import Database
 from urelief.registry.models import Device, DevicePacket, DeviceStatus, Incident, utcnow
 from urelief.server import incidents, logs, metrics
 from urelief.server.config import ServerConfig
-from urelief.server.devices import DOWNLINK_BLOCK, DeviceCache, DeviceState, stored_counter
+from urelief.server.devices import (
+    DOWNLINK_BLOCK,
+    DeviceCache,
+    DeviceState,
+    stored_counter,
+    take_block,
+)
 from urelief.server.writer import (
     AlreadyStored,
     GroupWriter,
@@ -59,8 +65,7 @@ class DevSnap(NamedTuple):
     id: int
     subscriber_id: int | None
     school_id: int | None
-    dl_next: int
-    dl_reserved: int
+    dl_left: int  # downlink counters this server still holds for the device
 
 
 class Item(NamedTuple):
@@ -96,7 +101,6 @@ def _device_update_stmt():
                                                        c.last_fix_at <= fix_at)),
                          bindparam(name, type_=type_)), else_=col)
 
-        dl = bindparam("dl_reserved", type_=c.downlink_counter.type)
         _DEVICE_UPDATE = update(t).where(c.id == bindparam("b_id")).values(
             last_counter=bindparam("last_counter"), replay_bitmap=bindparam("replay_bitmap"),
             last_seen_at=bindparam("seen"),
@@ -109,7 +113,6 @@ def _device_update_stmt():
             last_lon=newer_fix(c.last_lon, "lon", c.last_lon.type),
             last_accuracy_m=newer_fix(c.last_accuracy_m, "acc", c.last_accuracy_m.type),
             last_fix_at=newer_fix(c.last_fix_at, "fix_at", c.last_fix_at.type),
-            downlink_counter=case((c.downlink_counter < dl, dl), else_=c.downlink_counter),
         )
     return _DEVICE_UPDATE
 
@@ -129,9 +132,7 @@ _SQLITE_DEVICE_UPDATE = (
     "battery_pct = COALESCE(:battery_pct, battery_pct), "
     "battery_mv = COALESCE(:battery_mv, battery_mv), "
     "firmware_version = COALESCE(:fw, firmware_version), "
-    + ", ".join(_fresh_fix(c) for c in _FIX_PARAM) + ", "
-    "downlink_counter = CASE WHEN downlink_counter < :dl_reserved THEN :dl_reserved "
-    "ELSE downlink_counter END WHERE id = :b_id")
+    + ", ".join(_fresh_fix(c) for c in _FIX_PARAM) + " WHERE id = :b_id")
 
 
 def _sqlite_time(t: datetime | None) -> str | None:
@@ -223,15 +224,12 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
             extra.setdefault(it.dev.id, {})["fw"] = ".".join(map(str, r["fw"]))
         if r.get("battery_mv"):
             extra.setdefault(it.dev.id, {})["battery_mv"] = r["battery_mv"]
-    reserved: dict[int, int] = {}
+    blocks: dict[int, tuple[int, int] | None] = {}
     params = []
     for dev_id, it in last.items():
-        dev = it.dev
-        # Room for this batch's acks plus operator downlinks, reserved in this same commit.
-        need = dev.dl_next + 2 * count[dev_id] + 32
-        res = dev.dl_reserved if need <= dev.dl_reserved else dev.dl_next + max(
-            DOWNLINK_BLOCK, 4 * count[dev_id])
-        reserved[dev_id] = res
+        # Room for this batch's acks plus operator downlinks, taken in this same commit.
+        if it.dev.dl_left < 2 * count[dev_id] + 32:
+            blocks[dev_id] = take_block(conn, dev_id, max(DOWNLINK_BLOCK, 4 * count[dev_id]))
         f, fix_at = fix.get(dev_id, (None, None))
         fr = f.fields if f else None
         params.append({
@@ -241,7 +239,7 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
             "fw": extra.get(dev_id, {}).get("fw"),
             "lat": fr["lat_e7"] / 1e7 if fr else None, "lon": fr["lon_e7"] / 1e7 if fr else None,
             "acc": float(fr["accuracy_m"]) if fr and fr["accuracy_m"] is not None else None,
-            "fix_at": fix_at, "dl_reserved": res})
+            "fix_at": fix_at})
     _update_devices(conn, params)
     effects: list[incidents.PacketEffect | None] = [None] * len(items)
     maybe = {it.dev.id for it in items if it.kind not in _ROUTINE and it.kind != "sos"}
@@ -258,8 +256,11 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
             s.flush()
         for i, e in zip(relevant, out, strict=True):
             effects[i] = e
-    return [{"effect": effects[i], "dl_reserved": reserved[it.dev.id]}
-            for i, it in enumerate(items)]
+    first = {}  # a device's new block goes to one of its items (the first), once
+    for i, it in enumerate(items):
+        first.setdefault(it.dev.id, i)
+    return [{"effect": effects[i], "dl_block": blocks.get(it.dev.id) if first[it.dev.id] == i
+             else None} for i, it in enumerate(items)]
 
 
 _ROUTINE = frozenset({"check_in", "self_test", "receipt"})  # never touch incidents (positions etc. may)
@@ -399,7 +400,7 @@ class Ingest:
         if dev.prev_key_id is not None and res.key_id == dev.key_id:
             self.cache.drop_previous_key(dev)  # the device has switched keys (protocol.md §8)
         self._note_route(dev, channel, route)
-        snap = DevSnap(dev.id, dev.subscriber_id, dev.school_id, dev.dl_next, dev.dl_reserved)
+        snap = DevSnap(dev.id, dev.subscriber_id, dev.school_id, dev.downlinks_left())
         w = dev.pending
         item = Item(snap, res.counter, res.type.name.lower(), payload_fields(res.message), channel,
                     utcnow(), raw, (w.highest, w.bitmap))
@@ -423,7 +424,7 @@ class Ingest:
         result = fut.result()
         if dev.committed.check(counter) is None:
             dev.committed = dev.committed.mark(counter)
-        dev.dl_reserved = max(dev.dl_reserved, result["dl_reserved"])
+        dev.add_block(result["dl_block"])
         self._ack_soon(dev, counter, reply, t0)
         self._accepted[(channel, item.kind)].inc()
         eff: incidents.PacketEffect | None = result["effect"]

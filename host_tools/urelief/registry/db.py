@@ -47,6 +47,33 @@ def private_sqlite_file(path: Path) -> None:
             pass
 
 
+class DatabaseInUse(RuntimeError):
+    """Another server process holds this SQLite database."""
+
+
+def hold_single_server(url: str):
+    """One server per SQLite file: its in-memory replay windows and downlink blocks assume no
+    other server writes the device rows (two servers need PostgreSQL, docs/server.md). Holds an
+    exclusive flock on `<file>.server-lock` for the life of the process (released by the
+    kernel on any exit, kill -9 included) and returns the open file; None for other databases.
+    Raises DatabaseInUse when another process holds it."""
+    import fcntl
+
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:"):
+        return None
+    path = Path(u.database).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(f"{path}.server-lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DatabaseInUse(f"another urelief server is running on {path} (one server per "
+                            "SQLite file; run two on PostgreSQL)") from None
+    return fd
+
+
 def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from urelief.registry.db import DatabaseInUse, hold_single_server
 from urelief.server.config import ServerConfig, parse_hostport
 
 
@@ -50,6 +51,10 @@ def server_cmd(db_url, udp, http, sms_gateway, sms_language, sms_templates, tile
         sms_templates=sms_templates, tile_url=tile_url, guardian_sms=guardian_sms,
         udp=None if udp == "off" else parse_hostport(udp), open_webhooks=open_webhooks,
         trusted_proxies=tuple(trusted_proxies) or None)
+    try:
+        lock = hold_single_server(cfg.db_url)  # noqa: F841  held until the process exits
+    except DatabaseInUse as e:
+        raise click.ClickException(str(e)) from None
     host, port = parse_hostport(http)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

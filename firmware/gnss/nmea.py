@@ -387,6 +387,8 @@ class Nmea:
                 self._speed_kn(3)
             if self.faa:
                 self.valid = self.faa != _N
+            if self.faa == _E:  # estimated (dead reckoning): NMEA 2.3 calls it not valid, gpsd
+                self.speed_mms = self.course_cdeg = None  # drops it; RMC's own speed still counts
         elif kind == GSA:
             self.fix_type = self._num(2, 0)
             used = 0

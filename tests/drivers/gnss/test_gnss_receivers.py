@@ -234,3 +234,12 @@ def test_unchecked_sentences_without_their_optional_tail(mpy):
     _at(got[0], "2024-12-31T12:00:00.000Z")
     assert got[0][4] == 545.4
     _at(got[1], "2024-12-31T12:00:01.000Z", 2)  # the cut date refused, the day carried on
+
+
+def test_a_dead_reckoned_vtg_gives_no_speed(mpy):
+    # NMEA 0183 2.3: mode E (estimated, dead reckoning) is not a valid status; gpsd's processVTG
+    # drops such a VTG. The RMC's speed in the same epoch still counts (u-blox sends A there).
+    got = _epochs(mpy, [gga("120000.00"), "GPVTG,084.4,T,087.5,M,022.4,N,041.5,K,E",
+                        rmc("120001.00", speed="010.0"), "GPVTG,084.4,T,087.5,M,022.4,N,041.5,K,E"])
+    assert got[0][5] is None and got[0][6] is None, got
+    assert abs(got[1][5] - 10.0 * 1852 / 3600) < 1e-3 and got[1][6] == 84.4, got

@@ -36,6 +36,7 @@ from urelief.registry.models import (
 )
 from urelief.registry.serialize import device_out, subscriber_out
 from urelief.server import incidents, listen, metrics
+from urelief.server.apidoc import RowId
 
 router = APIRouter(prefix="/api", tags=["incidents"])
 
@@ -62,7 +63,7 @@ def _server(request: Request):
 @router.get("/incidents")
 def list_incidents(request: Request, who: CurrentOperator,
                    state: Annotated[str, Query(pattern="^(open|closed|all)$")] = "open",
-                   offset: Annotated[int, Query(ge=0)] = 0,
+                   offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
                    limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict:
     db = _server(request).db
     with db.session() as s:
@@ -84,7 +85,7 @@ def list_incidents(request: Request, who: CurrentOperator,
 
 
 @router.get("/incidents/{incident_id}")
-def get_incident(request: Request, incident_id: int, who: CurrentOperator) -> dict:
+def get_incident(request: Request, incident_id: RowId, who: CurrentOperator) -> dict:
     server = _server(request)
     try:
         return _read_incident(server.db, who, incident_id, server.cells)
@@ -127,7 +128,7 @@ _STAND_DOWN = {"resolve": p.StandDownReason.RESOLVED, "false_alarm": p.StandDown
 
 
 @router.post("/incidents/{incident_id}/{action}")
-async def incident_action(request: Request, incident_id: int, action: str,
+async def incident_action(request: Request, incident_id: RowId, action: str,
                           who: CurrentOperator, body: ActionIn | None = None) -> dict:
     server = _server(request)
     data = body.model_dump(exclude_none=True) if body else {}

@@ -28,6 +28,7 @@ from urelief.registry.auth import CurrentOperator, require_role
 from urelief.registry.errors import Invalid, NotFound, Throttled
 from urelief.registry.models import Role
 from urelief.server import logs, metrics
+from urelief.server.apidoc import IdField, RowId
 from urelief.server.knock import Gone, Links, LinkView, Relay, sms_text
 
 PAGE = Path(__file__).with_name("knock_page")
@@ -54,7 +55,7 @@ router = APIRouter(tags=["silent caller"])
 class KnockIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     msisdn: str | None = Field(None, max_length=20, description="E.164, e.g. +821012345678")
-    incident_id: int | None = Field(None, description="an AML incident, which carries a number")
+    incident_id: IdField | None = Field(None, description="an AML incident, which carries a number")
 
 
 class ChatIn(BaseModel):
@@ -103,7 +104,7 @@ async def send_link(request: Request, body: KnockIn, who: Dispatcher) -> dict:
 
 
 @router.get("/api/incidents/{incident_id}/knock")
-async def desk_view(request: Request, incident_id: int, who: CurrentOperator) -> dict:
+async def desk_view(request: Request, incident_id: RowId, who: CurrentOperator) -> dict:
     k = _knock(request)
     out = await run_in_threadpool(k.links.desk_view, who, incident_id)
     out["video"] = k.relay.video_out(incident_id)
@@ -111,7 +112,7 @@ async def desk_view(request: Request, incident_id: int, who: CurrentOperator) ->
 
 
 @router.post("/api/incidents/{incident_id}/knock/chat")
-async def desk_chat(request: Request, incident_id: int, body: ChatIn, who: Dispatcher) -> dict:
+async def desk_chat(request: Request, incident_id: RowId, body: ChatIn, who: Dispatcher) -> dict:
     k = _knock(request)
     await run_in_threadpool(k.links.desk_view, who, incident_id)  # visible to this operator
     line = await run_in_threadpool(k.links.chat, incident_id, "desk", body.text, who)
@@ -122,7 +123,7 @@ async def desk_chat(request: Request, incident_id: int, body: ChatIn, who: Dispa
 
 
 @router.post("/api/incidents/{incident_id}/knock/signal")
-async def desk_signal(request: Request, incident_id: int, who: Dispatcher) -> dict:
+async def desk_signal(request: Request, incident_id: RowId, who: Dispatcher) -> dict:
     k = _knock(request)
     await run_in_threadpool(k.links.desk_view, who, incident_id)
     k.relay.desk_signal(incident_id, await _json(request))
@@ -130,7 +131,7 @@ async def desk_signal(request: Request, incident_id: int, who: Dispatcher) -> di
 
 
 @router.get("/api/incidents/{incident_id}/knock/live")
-async def desk_live(request: Request, incident_id: int, who: CurrentOperator):
+async def desk_live(request: Request, incident_id: RowId, who: CurrentOperator):
     k = _knock(request)
     await run_in_threadpool(k.links.desk_view, who, incident_id)
     still_open = lambda: _open(k, incident_id)  # noqa: E731

@@ -29,11 +29,12 @@ from urelief.registry.keys import ServerKeyError
 from urelief.registry.models import DeviceStatus, NotifyPref, Role
 from urelief.registry.service import Registry
 from urelief.registry.signin import API_TOKEN_TTL
+from urelief.server.apidoc import IdField, IdQuery, RowId
 
 MAX_ROSTER_BYTES = 8 * 1024 * 1024
 router = APIRouter(prefix="/api", tags=["registry"])
 
-Offset = Annotated[int, Query(ge=0, description="rows to skip")]
+Offset = Annotated[int, Query(ge=0, le=2**63 - 1, description="rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=500, description="rows per page (max 500)")]
 
 
@@ -58,7 +59,7 @@ class SchoolIn(_In):
 class OperatorIn(_In):
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     role: Role
-    school_id: int | None = Field(None, description="required for school_admin")
+    school_id: IdField | None = Field(None, description="required for school_admin")
     password: str | None = Field(None, min_length=10, max_length=200)
     display_name: str = Field("", max_length=200)
 
@@ -88,7 +89,7 @@ class GuardianPatch(_In):
 
 
 class SubscriberIn(_In):
-    school_id: int
+    school_id: IdField
     pupil_ref: str = Field(min_length=1, max_length=64)
     full_name: str = Field(min_length=1, max_length=200)
     class_name: str = Field("", max_length=32)
@@ -109,17 +110,17 @@ class ConsentIn(_In):
     given_by: str = Field(min_length=1, max_length=200)
     scope: str = Field(examples=["location"])
     given_at: date | datetime | None = None
-    guardian_id: int | None = None
+    guardian_id: IdField | None = None
     evidence: str = Field("", max_length=300)
 
 
 class DeviceIn(_In):
     device_id: int | str = Field(description="u32, decimal or 0x-hex", examples=["0x00a1b2c3"])
-    key_hex: str = Field(min_length=32, max_length=128, pattern=r"^[0-9a-fA-F]+$",
+    key_hex: str = Field(min_length=32, max_length=128, pattern=r"^(?:[0-9a-fA-F]{2})+$",
                          description="the device key, hex (stored sealed, never returned)")
     key_id: int = Field(1, ge=0, le=15)
-    school_id: int | None = None
-    subscriber_id: int | None = None
+    school_id: IdField | None = None
+    subscriber_id: IdField | None = None
     board: str = Field("", max_length=64)
     firmware_version: str = Field("", max_length=32)
     replace: bool = Field(False, description="re-key an existing device (re-provisioning)")
@@ -127,7 +128,7 @@ class DeviceIn(_In):
 
 class DevicePatch(_In):
     status: DeviceStatus | None = None
-    subscriber_id: int | None = None
+    subscriber_id: IdField | None = None
     board: str | None = Field(None, max_length=64)
     firmware_version: str | None = Field(None, max_length=32)
 
@@ -201,7 +202,7 @@ def create_school(body: SchoolIn, who: CurrentOperator, registry: RegistryDep) -
 @router.post("/schools/{school_id}/roster", response_model=RosterResult,
              openapi_extra={"requestBody": {"required": True, "content": {
                  "text/csv": {"schema": {"type": "string"}}}}})
-async def import_roster(school_id: int, request: Request, who: CurrentOperator,
+async def import_roster(school_id: RowId, request: Request, who: CurrentOperator,
                         registry: RegistryDep, dry_run: bool = False, country_code: str = ""):
     """Roster CSV as the request body (`Content-Type: text/csv`, UTF-8). All rows or none:
     any bad row → 422 with every error `{row, field, message}`, and nothing is written.
@@ -232,13 +233,13 @@ def create_operator(body: OperatorIn, who: CurrentOperator, registry: RegistryDe
 
 
 @router.patch("/operators/{operator_id}")
-def update_operator(operator_id: int, body: OperatorPatch, who: CurrentOperator,
+def update_operator(operator_id: RowId, body: OperatorPatch, who: CurrentOperator,
                     registry: RegistryDep) -> dict:
     return registry.set_operator_active(who, operator_id, body.active)
 
 
 @router.post("/operators/{operator_id}/tokens", status_code=201)
-def issue_token(operator_id: int, body: TokenIn, who: CurrentOperator,
+def issue_token(operator_id: RowId, body: TokenIn, who: CurrentOperator,
                 registry: RegistryDep) -> dict:
     ttl = timedelta(hours=body.ttl_hours) if body.ttl_hours else API_TOKEN_TTL
     return {"token": registry.issue_token(who, operator_id, body.label, ttl)}
@@ -246,7 +247,7 @@ def issue_token(operator_id: int, body: TokenIn, who: CurrentOperator,
 
 @router.get("/subscribers", response_model=Page)
 def list_subscribers(who: CurrentOperator, registry: RegistryDep,
-                     school_id: int | None = None, class_name: str | None = None,
+                     school_id: IdQuery = None, class_name: str | None = None,
                      q: Annotated[str | None, Query(max_length=100)] = None,
                      offset: Offset = 0, limit: Limit = 100):
     return registry.list_subscribers(who, school_id=school_id, class_name=class_name, q=q,
@@ -259,57 +260,57 @@ def create_subscriber(body: SubscriberIn, who: CurrentOperator, registry: Regist
 
 
 @router.get("/subscribers/{subscriber_id}")
-def get_subscriber(subscriber_id: int, who: CurrentOperator, registry: RegistryDep) -> dict:
+def get_subscriber(subscriber_id: RowId, who: CurrentOperator, registry: RegistryDep) -> dict:
     """The subscriber card: child, school, guardians with phone numbers, consents, devices."""
     return registry.get_subscriber(who, subscriber_id)
 
 
 @router.patch("/subscribers/{subscriber_id}")
-def update_subscriber(subscriber_id: int, body: SubscriberPatch, who: CurrentOperator,
+def update_subscriber(subscriber_id: RowId, body: SubscriberPatch, who: CurrentOperator,
                       registry: RegistryDep) -> dict:
     return registry.update_subscriber(who, subscriber_id, body.model_dump(exclude_unset=True))
 
 
 @router.get("/subscribers/{subscriber_id}/guardians", response_model=Page)
-def list_guardians(subscriber_id: int, who: CurrentOperator, registry: RegistryDep):
+def list_guardians(subscriber_id: RowId, who: CurrentOperator, registry: RegistryDep):
     return registry.list_guardians(who, subscriber_id)
 
 
 @router.post("/subscribers/{subscriber_id}/guardians", status_code=201)
-def add_guardian(subscriber_id: int, body: GuardianIn, who: CurrentOperator,
+def add_guardian(subscriber_id: RowId, body: GuardianIn, who: CurrentOperator,
                  registry: RegistryDep) -> dict:
     return registry.add_guardian(who, subscriber_id, body.model_dump())
 
 
 @router.patch("/guardians/{guardian_id}")
-def update_guardian(guardian_id: int, body: GuardianPatch, who: CurrentOperator,
+def update_guardian(guardian_id: RowId, body: GuardianPatch, who: CurrentOperator,
                     registry: RegistryDep) -> dict:
     return registry.update_guardian(who, guardian_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/guardians/{guardian_id}", status_code=204)
-def delete_guardian(guardian_id: int, who: CurrentOperator, registry: RegistryDep) -> None:
+def delete_guardian(guardian_id: RowId, who: CurrentOperator, registry: RegistryDep) -> None:
     registry.delete_guardian(who, guardian_id)
 
 
 @router.get("/subscribers/{subscriber_id}/consents", response_model=Page)
-def list_consents(subscriber_id: int, who: CurrentOperator, registry: RegistryDep):
+def list_consents(subscriber_id: RowId, who: CurrentOperator, registry: RegistryDep):
     return registry.list_consents(who, subscriber_id)
 
 
 @router.post("/subscribers/{subscriber_id}/consents", status_code=201)
-def record_consent(subscriber_id: int, body: ConsentIn, who: CurrentOperator,
+def record_consent(subscriber_id: RowId, body: ConsentIn, who: CurrentOperator,
                    registry: RegistryDep) -> dict:
     return registry.record_consent(who, subscriber_id, body.model_dump())
 
 
 @router.post("/consents/{consent_id}/withdraw")
-def withdraw_consent(consent_id: int, who: CurrentOperator, registry: RegistryDep) -> dict:
+def withdraw_consent(consent_id: RowId, who: CurrentOperator, registry: RegistryDep) -> dict:
     return registry.withdraw_consent(who, consent_id)
 
 
 @router.get("/devices", response_model=Page)
-def list_devices(who: CurrentOperator, registry: RegistryDep, school_id: int | None = None,
+def list_devices(who: CurrentOperator, registry: RegistryDep, school_id: IdQuery = None,
                  status_: Annotated[DeviceStatus | None, Query(alias="status")] = None,
                  offset: Offset = 0, limit: Limit = 100):
     return registry.list_devices(who, school_id=school_id,
@@ -338,7 +339,7 @@ def update_device(device_id: str, body: DevicePatch, who: CurrentOperator,
 
 
 @router.get("/audit", response_model=Page, tags=["audit"])
-def list_audit(who: CurrentOperator, registry: RegistryDep, operator_id: int | None = None,
+def list_audit(who: CurrentOperator, registry: RegistryDep, operator_id: IdQuery = None,
                action: str | None = None, object_type: str | None = None,
                object_id: str | None = None, since: datetime | None = None,
                offset: Offset = 0, limit: Limit = 100):

@@ -24,7 +24,7 @@ from urelief.registry import migrate
 from urelief.registry.db import Database
 from urelief.registry.keys import ServerKey
 from urelief.registry.service import Registry
-from urelief.server import api_incidents, api_knock, api_registry, guard, logs, webhooks
+from urelief.server import api_incidents, api_knock, api_registry, apidoc, guard, logs, webhooks
 from urelief.server.config import ServerConfig
 from urelief.server.devices import DeviceCache
 from urelief.server.gateways import make_gateway
@@ -179,6 +179,7 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
     app.include_router(api_incidents.router)
     app.include_router(webhooks.router)
     api_knock.install(app, server)
+    apidoc.install(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:

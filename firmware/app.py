@@ -50,6 +50,7 @@ def modem_gnss_plan(board, modem):
 
 
 def start_alarm(board, device, haptics, battery, gnss, modem, button):
+    from alarm import sleep
     from alarm.outbox import Outbox
     from alarm.runner import Runner
     from alarm.transport import Transport
@@ -68,8 +69,10 @@ def start_alarm(board, device, haptics, battery, gnss, modem, button):
     srv = device.get("server") or {}
     transport = Transport(modem, srv.get("host"), srv.get("port"), device.get("sms_number"),
                           runner.downlink, runner.kick.set)
+    mem = sleep.keep(runner)  # the last-known fix, cell and schedule, before anything is sent
     runner.start(transport)
     asyncio.create_task(transport.run())
+    sleep.start(runner, transport, button, mem, gnss, device.get("sleep", False))
     return runner
 
 

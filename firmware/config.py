@@ -90,6 +90,7 @@ _DEVICE_FIELDS = {
     "drill": (lambda v: type(v) is bool, False),  # dropped: a real SOS, never a drill
     "checkin_s": (lambda v: _int(v, 60, 7 * 86400), False),
     "psm": (_psm, False),
+    "sleep": (lambda v: type(v) is bool, False),  # deep sleep between uses (alarm/sleep.py)
     "cancel": (_cancel, False),
     "gesture": (_gesture, False),
     "self_check": (_self_check, False),

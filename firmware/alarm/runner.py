@@ -69,6 +69,8 @@ class Runner:
         self.radio = None  # alarm.radio.ModemGnss: the modem's GNSS taking turns with uplinks
         self.centre = centre  # the centre's voice line (E.164) a silent call dials
         self.listen = None  # alarm.listen.Listen, made by the first LISTEN_IN
+        self.first_checkin_ms = _FIRST_CHECKIN_MS  # alarm.memory's schedule after a deep sleep
+        self.checkin_due = None  # ticks_ms of the next CHECK_IN (alarm.sleep wakes for it)
         if gnss is not None:
             gnss.on_fix = self._on_fix
 
@@ -368,10 +370,11 @@ class Runner:
         """The heartbeat the police see a terminal alive by: a CHECK_IN (battery, firmware,
         packets waiting) a minute after boot and every checkin_s; a LOW_BATTERY, felt as its
         pattern, once each time the cell falls to the gauge's low mark."""
-        wait_ms = _FIRST_CHECKIN_MS
+        wait_ms = self.first_checkin_ms
         low = False
         while True:
             supervise.alive("health", 2 * _BATTERY_CHECK_MS)
+            self.checkin_due = time.ticks_add(time.ticks_ms(), wait_ms) if self.checkin_s else None
             step = wait_ms if wait_ms < _BATTERY_CHECK_MS else _BATTERY_CHECK_MS
             await asyncio.sleep_ms(step)
             wait_ms -= step

@@ -194,7 +194,9 @@ class Modem:
     async def start(self):
         """Reader running, modem answering, initialised. Power it on if it is silent."""
         self.at.start()
-        if not await self.at.sync(3, 300):
+        # One probe where a PSM wake press is known (it goes next), else three.
+        probes = 1 if self.psm and self.psm_wake_ms and self.at.pwrkey else 3
+        if not await self.at.sync(probes, 300) and not await self._psm_wake():
             # Two blind PWRKEY cycles: if the first left it off (a press landed mid-boot), the
             # second switches it on.
             for _ in range(2):
@@ -204,6 +206,16 @@ class Modem:
             else:
                 raise ModemError("modem does not answer")
         await self.init()
+
+    async def _psm_wake(self):
+        """A silent module that may sleep in PSM (left there by a board that deep-slept) gets its
+        wake press first: it answers registered, nothing re-attached. An off one is switched on
+        by the same press (it is at least the power-on press). -> True if it answers."""
+        if not (self.psm and self.has("psm") and self.psm_wake_ms and self.at.pwrkey):
+            return False
+        self.log("modem: silent at start: wake press (PSM)")
+        await self.at.wake_press(self.psm_wake_ms)
+        return await self._wait_boot()
 
     async def _wait_boot(self):
         tries = max(3, self.boot_ms // 500)

@@ -61,6 +61,8 @@ class DeviceConfig:
     # The police centre's voice line, E.164: a silent call (LISTEN_IN) dials it, and only a
     # call from it is answered. None: the device takes part in no call.
     centre: str | None = None
+    # Deep sleep between uses (firmware/alarm/sleep.py): button and timer wake, modem left in PSM.
+    sleep: bool = False
 
     def device_json(self) -> dict:
         out: dict = {"device_id": self.device_id, "key_id": self.key_id,
@@ -73,6 +75,8 @@ class DeviceConfig:
             out["centre"] = e164(self.centre)
         if self.drill:
             out["drill"] = True
+        if self.sleep:
+            out["sleep"] = True
         if self.checkin_s is not None:
             if not 60 <= self.checkin_s <= 7 * 86400:
                 raise ValueError("checkin_s: 60 s .. 7 days")

@@ -15,10 +15,11 @@ import click
 
 from urelief import power
 from urelief.paths import BOARDS, ROOT
+from urelief.provisioning import identity
 from urelief.sim import chipspeed
 from urelief.sim.device import board_heap_kb
 from urelief.sim.energy import EnergyMeter
-from urelief.sim.rig import PoliceServer, Rig
+from urelief.sim.rig import GATEWAY_NUMBER, SERVER_NAME, PoliceServer, Rig
 
 MEASURED = ROOT / "hw" / "power"  # <board>.json: the last saved soak of each board
 CHUNK_MS = 3_600_000.0  # device time per run_for step (a stuck board shows within one)
@@ -28,6 +29,18 @@ def measured(board: str) -> dict | None:
     """The saved soak of `board`, or None."""
     p = MEASURED / f"{board}.json"
     return json.loads(p.read_text()) if p.exists() else None
+
+
+# As a terminal is handed out: deep sleep between uses, the modem in PSM where it has it (3GPP
+# T3412 a day, T3324 10 s: reachable for 10 s after each uplink), one check-in a day.
+PSM = {"tau_s": 86400, "active_s": 10}
+CHECKIN_S = 86400
+
+
+def deployed(board: str) -> identity.DeviceConfig:
+    """The device files a soaked terminal runs with."""
+    return identity.new_device(server=(SERVER_NAME, 7420), sms_number=GATEWAY_NUMBER, psm=PSM,
+                               sleep=True, checkin_s=CHECKIN_S)
 
 
 def soak(board: str, days: float, alerts: int = 0, capacity_mah: float = 1500,
@@ -41,7 +54,9 @@ def soak(board: str, days: float, alerts: int = 0, capacity_mah: float = 1500,
     try:
         factor = chip_factor if chip_factor is not None else chipspeed.factor(
             json.loads((BOARDS / f"{board}.json").read_text()).get("soc", "esp32"))
-        rig = Rig(work / "dev", server, board=board, cpu_scale=factor,
+        cfg = deployed(board)
+        server.provision(cfg, board=board)
+        rig = Rig(work / "dev", server, board=board, cpu_scale=factor, cfg=cfg,
                   heap_kb=board_heap_kb(json.loads((BOARDS / f"{board}.json").read_text())))
         cell = _cell_of(rig)
         pins = rig.dev.board["pins"]

@@ -7,8 +7,10 @@ import socket
 import sys
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from urelief.registry.db import DatabaseInUse, hold_single_server
+from urelief.registry.db import DatabaseInUse, hold_single_server, normalize_url
 from urelief.server.config import ServerConfig, parse_hostport
 
 
@@ -46,21 +48,29 @@ def server_cmd(db_url, udp, http, sms_gateway, sms_language, sms_templates, tile
     # The loop shares the GIL with the writer and gateway threads: hand it over after 1 ms
     # rather than CPython's 5 ms, so a waiting thread does not add 5 ms to an ack.
     sys.setswitchinterval(0.001)
-    cfg = ServerConfig.from_env(
-        db_url=db_url, sms_gateway=sms_gateway, sms_language=sms_language,
-        sms_templates=sms_templates, tile_url=tile_url, guardian_sms=guardian_sms,
-        udp=None if udp == "off" else parse_hostport(udp), open_webhooks=open_webhooks,
-        trusted_proxies=tuple(trusted_proxies) or None)
+    try:
+        cfg = ServerConfig.from_env(
+            db_url=db_url, sms_gateway=sms_gateway, sms_language=sms_language,
+            sms_templates=sms_templates, tile_url=tile_url, guardian_sms=guardian_sms,
+            udp=None if udp == "off" else parse_hostport(udp), open_webhooks=open_webhooks,
+            trusted_proxies=tuple(trusted_proxies) or None)
+        host, port = parse_hostport(http)
+    except ValueError as e:
+        raise click.ClickException(f"bad address or setting: {e}") from None
     try:
         lock = hold_single_server(cfg.db_url)  # noqa: F841  held until the process exits
     except DatabaseInUse as e:
         raise click.ClickException(str(e)) from None
-    host, port = parse_hostport(http)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = _listen("HTTP", socket.SOCK_STREAM, host, port)
     sock.listen(512)
-    app = create_app(cfg)
+    if cfg.udp is not None:  # bound for real at start-up; a bad address or a taken port now
+        _listen("UDP", socket.SOCK_DGRAM, *cfg.udp).close()
+    try:
+        app = create_app(cfg)
+    except (OperationalError, InterfaceError) as e:
+        where = make_url(normalize_url(cfg.db_url)).render_as_string(hide_password=True)
+        first = str(getattr(e, "orig", e) or e).strip().splitlines()[0]
+        raise click.ClickException(f"database unreachable ({where}): {first}") from None
     app.state.http_addr = sock.getsockname()[:2]
     server = app.state.server
 
@@ -84,3 +94,17 @@ def server_cmd(db_url, udp, http, sms_gateway, sms_language, sms_templates, tile
     except KeyboardInterrupt:
         pass
     sys.exit(0)
+
+
+def _listen(what: str, kind: int, host: str, port: int) -> socket.socket:
+    """A bound socket, or a one-line error naming the address (taken, not ours, no such host)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=kind)[0][0]
+        sock = socket.socket(family, kind)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {what} {host}:{port}: "
+                                   f"{e.strerror or e}") from None
+    return sock

@@ -261,8 +261,8 @@ class Notifier:
             n = s.get(Notification, part.notification_id)
             if part.attempt != n.attempts or n.status == NotificationStatus.DELIVERED:
                 return True  # a report for an attempt since superseded
-            if status != "queued":
-                part.status = status
+            if status != "queued" and not (part.status == "delivered" and status == "sent"):
+                part.status = status  # reports may come out of order: delivered stays
             part.updated_at = now
             parts = s.scalars(select(SmsPart.status).where(
                 SmsPart.notification_id == n.id, SmsPart.attempt == n.attempts)).all()

@@ -3,6 +3,8 @@ phones' AML HTTPS location messages. Documented in docs/server.md.
 
     POST /sms/inbound   {"from": "+8210…", "data_hex" | "data_base64" | "text": …}
     POST /sms/status    {"ref": "…", "status": "sent|delivered|failed", "error"?: "…"}
+    GET  /sms/kannel/inbound?from=%p&coding=%c&data=%b   Kannel's sms-service get-url
+    GET  /sms/kannel/status?ref=…&type=%d                 Kannel's dlr-url
     POST /aml           application/x-www-form-urlencoded AML body (v=1&location_latitude=…)
 
 Authentication (server/guard.py): the gateway sends `URELIEF_GATEWAY_TOKEN` as `X-Gateway-Token`;
@@ -11,6 +13,7 @@ an AML body carries its `hmac` when `URELIEF_AML_HMAC_KEY` is set. Unconfigured,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 
@@ -21,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from urelief.server import aml, guard, incidents, logs, metrics
 
 router = APIRouter(tags=["gateway"])
+DLR_WAIT_TRIES = 50  # x 0.1 s: how long a delivery report waits for its send to be stored
 
 
 class InboundSms(BaseModel):
@@ -144,4 +148,52 @@ async def sms_status(request: Request, st: SmsStatus) -> dict:
     known = await run_in_threadpool(server.notifier.delivery_report, st.ref, st.status, st.error)
     if not known:
         raise HTTPException(404, f"no message with ref {st.ref!r}")
+    return {"ok": True}
+
+
+def _raw_query(request: Request) -> dict[str, bytes]:
+    """The query with its values as bytes: Kannel's %b is the user data, any octets."""
+    from urllib.parse import parse_qsl
+
+    pairs = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"),
+                      keep_blank_values=True, encoding="latin-1")
+    return {k: v.encode("latin-1") for k, v in pairs}
+
+
+@router.get("/sms/kannel/inbound", dependencies=[Depends(guard.require_gateway)])
+async def kannel_inbound(request: Request) -> dict:
+    """Kannel's sms-service get-url: from=%p&coding=%c&data=%b (docs/server.md)."""
+    q = _raw_query(request)
+    sender = q.get("from", b"").decode("ascii", "replace")
+    if not 1 <= len(sender) <= 32:
+        raise HTTPException(422, "from: a sender number is required")
+    data = q.get("data", b"")
+    if len(data) > 1000:
+        raise HTTPException(422, "data: longer than a concatenated SMS can carry")
+    coding = q.get("coding", b"0")
+    try:
+        payload: bytes | str = (data if coding == b"1" else
+                                data.decode("utf-16-be") if coding == b"2" else data.decode())
+    except UnicodeDecodeError as e:
+        raise HTTPException(422, f"data does not decode for coding {coding!r}: {e}") from None
+    return await handle_sms(request.app.state.server, sender, payload)
+
+
+@router.get("/sms/kannel/status", dependencies=[Depends(guard.require_gateway)])
+async def kannel_status(request: Request, ref: str, type: int) -> dict:
+    """Kannel's dlr-url: ref=<ours>&type=%d (1 delivered, 2 failed, 8 SMSC took it, 16 refused)."""
+    from urelief.server.kannel import dlr_status
+
+    status = dlr_status(type)
+    if status is None or len(ref) > 64:
+        raise HTTPException(422, f"unknown delivery report type {type}")
+    server = request.app.state.server
+    error = None if status != "failed" else f"kannel dlr {type}"
+    # An SMSC may report before the send that made the ref has been stored: wait for it a while.
+    for _ in range(DLR_WAIT_TRIES):
+        if await run_in_threadpool(server.notifier.delivery_report, ref, status, error):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise HTTPException(404, f"no message with ref {ref!r}")
     return {"ok": True}

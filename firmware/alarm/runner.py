@@ -332,7 +332,7 @@ class Runner:
             self.outbox.ack(d.acked_counter)
             level = self.alarm.level
             felt = self.alarm.on_ack(d.acked_counter, d.level)
-            receipt = self.alarm.level > level  # an operator's level: confirm it
+            receipt = self.alarm.level > (level or 1)  # seen, dispatched: an operator's
             self.log(event("ack", "counter=%d level=%d alarm=%s" % (
                 d.acked_counter, d.level, self.alarm.name)))
             if felt is None and d.acked_counter == self._answer:

@@ -398,6 +398,31 @@ class Notification(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # no attempt after this
 
 
+class PendingDownlink(Base):
+    """A downlink to a device that is repeated until the device's RECEIPT confirms it or it
+    expires (docs/protocol.md §4, delivery): state pending -> delivered | expired | replaced.
+    `message` holds the downlink's fields (sealed afresh for every try); `counters` the
+    downlink counters it was sealed under, newest last (bounded)."""
+
+    __tablename__ = "pending_downlinks"
+    __table_args__ = (Index("ix_pending_downlinks_state_device", "state", "device_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    type: Mapped[str] = mapped_column(String(16))  # question | tracking | stand_down | ack | …
+    action: Mapped[str] = mapped_column(String(24))  # the operator action that sent it
+    message: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    counters: Mapped[list[int]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    last_channel: Mapped[str | None] = mapped_column(String(12))  # udp | sms | unreachable
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # delivered, expired, …
+
+
 class SmsPart(Base):
     """One gateway reference of a notification's attempt: one SMS of a concatenated message
     (a modem's TP-MR), or the whole message (a gateway that splits it itself, e.g. Kannel)."""

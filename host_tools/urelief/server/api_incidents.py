@@ -2,7 +2,8 @@
 school's incidents) and audited; actions belong to dispatchers and admins.
 
     GET  /api/incidents?state=open|closed|all&offset=&limit=      {items, total, offset, limit}
-    GET  /api/incidents/{id}          incident + events + subscriber card + notifications
+    GET  /api/incidents/{id}          incident + events + subscriber card + notifications +
+                                      downlinks (each: pending | delivered | expired | replaced)
     POST /api/incidents/{id}/{action} acknowledge | dispatch | question | locate | tracking |
                                       listen_in | stand_down | resolve | false_alarm
                                       body: {note?, text?, kind?, choices?, timeout_s?,
@@ -31,12 +32,14 @@ from urelief.registry.models import (
     Incident,
     IncidentEvent,
     Notification,
+    PendingDownlink,
     Subscriber,
     utcnow,
 )
 from urelief.registry.serialize import device_out, subscriber_out
 from urelief.server import incidents, listen, metrics
 from urelief.server.apidoc import RowId
+from urelief.server.delivery import pending_out
 
 router = APIRouter(prefix="/api", tags=["incidents"])
 
@@ -109,6 +112,9 @@ def _read_incident(db, who, incident_id: int, cells=None) -> dict:
         out["events"] = [incidents.event_out(e) for e in s.scalars(
             select(IncidentEvent).where(IncidentEvent.incident_id == inc.id)
             .order_by(IncidentEvent.id))]
+        out["downlinks"] = [pending_out(d) for d in s.scalars(
+            select(PendingDownlink).where(PendingDownlink.incident_id == inc.id)
+            .order_by(PendingDownlink.id))]
         out["notifications"] = [incidents.notification_out(n) for n in s.scalars(
             select(Notification).where(Notification.incident_id == inc.id)
             .order_by(Notification.id))]
@@ -190,7 +196,7 @@ async def _device_side(server, inc: dict, action: str, payload: dict[str, Any]) 
             dev.ack_level = p.AckLevel.RECEIVED
     if msg is None:
         return None
-    channel = await server.notifier.to_device(inc["device_id"], msg)
+    channel = await server.delivery.send(inc["device_id"], inc["id"], action, msg)
     await run_in_threadpool(_note_downlink, server, inc["id"], action, msg, channel)
     return channel
 

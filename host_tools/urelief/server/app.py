@@ -26,6 +26,7 @@ from urelief.registry.keys import ServerKey
 from urelief.registry.service import Registry
 from urelief.server import api_incidents, api_knock, api_registry, apidoc, guard, logs, webhooks
 from urelief.server.config import ServerConfig
+from urelief.server.delivery import Delivery
 from urelief.server.devices import DeviceCache
 from urelief.server.gateways import make_gateway
 from urelief.server.ingest import Ingest
@@ -50,6 +51,7 @@ class Server:
     cells: Any = None  # cells.CellLocations, when a cell file is configured
     udp_transport: Any = None  # udp.UdpEndpoint
     udp_addr: tuple | None = None
+    delivery: Delivery | None = None  # pending downlinks, repeated until confirmed
 
 
 def build(cfg: ServerConfig, gateway: SmsGateway | None = None) -> Server:
@@ -67,7 +69,9 @@ def build(cfg: ServerConfig, gateway: SmsGateway | None = None) -> Server:
         from urelief.server.cells import CellLocations
 
         cells = CellLocations.load(cfg.cell_locations)
-    return Server(cfg, db, registry, cache, hub, ingest, notifier, gateway, cells)
+    server = Server(cfg, db, registry, cache, hub, ingest, notifier, gateway, cells)
+    server.delivery = ingest.delivery = Delivery(cfg, db, cache, ingest, notifier)
+    return server
 
 
 async def _gateway_inbound(server: Server, sender: str, payload: bytes | str) -> None:
@@ -152,6 +156,7 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
             server.udp_addr = endpoint.addr
         await server.gateway.start(loop, functools.partial(_gateway_inbound, server))
         server.notifier.start(loop)
+        await server.delivery.start(loop)
         logs.event("server_started", udp=server.udp_addr, db=server.db.dialect,
                    http=getattr(app.state, "http_addr", None), gateway=server.gateway.name)
         if cfg.guardian_sms and server.gateway.name == "log":
@@ -161,6 +166,7 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
         try:
             yield
         finally:
+            await server.delivery.stop()
             await server.notifier.stop()
             if server.udp_transport is not None:
                 server.udp_transport.close()

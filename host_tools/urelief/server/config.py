@@ -54,6 +54,10 @@ class ServerConfig:
     sms_timezone: str = ""  # for {time}; default by language (ko: Asia/Seoul, else UTC)
     # A guardian SMS that fails is tried again after 15 s, 30 s, 60 s … (at most every 10 min)
     # until the gateway takes it, and given up an hour after the event that caused it.
+    # Pending downlinks (server/delivery.py): repeated over UDP this often while the device was
+    # heard over UDP within downlink_awake_s (a PSM modem listens ~T3324 after its uplink).
+    downlink_repeat_s: float = 10.0
+    downlink_awake_s: float = 30.0
     sms_retry_base_s: float = 15.0
     sms_retry_max_s: float = 600.0
     guardian_sms_expire_s: float = 3600.0

@@ -26,6 +26,7 @@ from urelief.registry.models import (
     IncidentSource,
     IncidentStatus,
     Notification,
+    PendingDownlink,
     utcnow,
 )
 from urelief.server import listen, logs
@@ -345,13 +346,11 @@ def incident_out(inc: Incident) -> dict:
     }
 
 
-UNDELIVERED = ("unreachable", "failed")
-
-
 def summaries(s: Session, incs: Sequence[Incident], cells=None) -> dict[int, dict]:
     """What the dispatcher needs beside the row, per incident: how many SOS (a repeat SOS is
     news), cancels, the newest fix's trust and age, the serving cell (placed when the cell file
-    knows it), the last answer, undelivered downlinks. Three queries for any number."""
+    knows it), the last answer, downlinks the device has not confirmed. Four queries for any
+    number."""
     ids = [i.id for i in incs]
     out: dict[int, dict] = {i: {"sos_count": 0, "cancels": 0, "undelivered": 0, "fix": None,
                                 "cell": None, "answer": None, "call": None} for i in ids}
@@ -369,9 +368,9 @@ def summaries(s: Session, incs: Sequence[Incident], cells=None) -> dict[int, dic
             out[inc.id]["sos_count"] += 1  # the SOS that opened it
     last = select(func.max(e.id)).where(e.incident_id.in_(ids), e.kind.in_(
         ("position", "cell", "answer", "call"))).group_by(e.incident_id, e.kind)
-    undelivered = select(e.incident_id, func.count()).where(
-        e.incident_id.in_(ids), e.kind == "downlink",
-        e.payload["channel"].as_string().in_(UNDELIVERED)).group_by(e.incident_id)
+    pd = PendingDownlink  # sent and not (yet) confirmed by the device's RECEIPT
+    undelivered = select(pd.incident_id, func.count()).where(
+        pd.incident_id.in_(ids), pd.state == "pending").group_by(pd.incident_id)
     for iid, n in s.execute(undelivered):
         out[iid]["undelivered"] = n
     for ev in s.scalars(select(e).where(e.id.in_(last))):

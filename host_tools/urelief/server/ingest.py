@@ -274,6 +274,7 @@ class Ingest:
         self.cache = cache
         self.hub = hub
         self.on_opened = on_opened
+        self.delivery = None  # delivery.Delivery: pending downlinks ride on every uplink
         self.source_limit = RateLimiter(cfg.source_rate_per_s, cfg.source_burst)
         self.device_limit = RateLimiter(cfg.device_rate_per_s, cfg.device_burst)
         self.aml_limit = RateLimiter(cfg.aml_rate_per_s, cfg.aml_burst)  # webhooks._aml
@@ -428,6 +429,10 @@ class Ingest:
         self._ack_soon(dev, counter, reply, t0)
         self._accepted[(channel, item.kind)].inc()
         eff: incidents.PacketEffect | None = result["effect"]
+        if self.delivery is not None:
+            if item.kind == "cancel" and eff is not None and eff.incident_id is not None:
+                self.delivery.on_cancel(eff.incident_id, bool(item.fields["duress"]))
+            self.delivery.on_uplink(dev, item.kind, item.fields, reply, channel)
         if eff is not None and eff.incident_id is not None:
             if eff.opened:
                 dev.ack_level = p.AckLevel.RECEIVED
@@ -466,6 +471,8 @@ class Ingest:
             dev.msisdn = route
         metrics.PACKETS_DUPLICATE.labels(channel).inc()
         await self._ack(dev, res.counter, reply, t0)
+        if self.delivery is not None:  # a retry: the device is listening now too
+            self.delivery.on_uplink(dev, None, {}, reply, channel)
         return Outcome("duplicate", device_id=dev.id, counter=res.counter)
 
     def _note_route(self, dev: DeviceState, channel: str, route) -> None:
@@ -486,6 +493,8 @@ class Ingest:
         key_id, secret = dev.sealing_key()
         pkt = p.encode_downlink(p.Ack(acked_counter=counter, level=dev.ack_level),
                                 device_id=dev.id, key_id=key_id, secret=secret, counter=c)
+        if self.delivery is not None:
+            self.delivery.sealed_ack(dev, c, dev.ack_level)
         r = reply(pkt)
         if asyncio.iscoroutine(r):
             self._spawn(r)
@@ -494,7 +503,10 @@ class Ingest:
     async def _ack(self, dev: DeviceState, counter: int, reply: Reply | None, t0: float) -> None:
         if reply is None:
             return
-        pkt = await self.seal(dev, p.Ack(acked_counter=counter, level=dev.ack_level))
+        level = dev.ack_level
+        pkt = await self.seal(dev, p.Ack(acked_counter=counter, level=level))
+        if self.delivery is not None:
+            self.delivery.sealed_ack(dev, int.from_bytes(pkt[6:10], "big"), level)
         r = reply(pkt)
         if asyncio.iscoroutine(r):
             await r

@@ -65,7 +65,11 @@ class Notifier:
         dev = self.cache.get(device_id) if device_id is not None else None
         if dev is None:
             return "unreachable"
-        pkt = await self.ingest.seal(dev, msg)
+        return await self.send_sealed(dev, await self.ingest.seal(dev, msg))
+
+    async def send_sealed(self, dev, pkt: bytes) -> str:
+        """A sealed downlink to `dev`: UDP while its route is fresh, else SMS. -> the channel,
+        or "unreachable"."""
         addr = dev.udp_route()
         if addr is not None and self.udp is not None:
             self.udp.send(pkt, addr)

@@ -58,6 +58,8 @@ class _Radio(ModemEmulator):
     def _udp_in(self, data: bytes) -> None:
         if not (self.on and self.sock_open and self.reachable):
             return  # the network drops it: nowhere to deliver (off, no socket, or in PSM)
+        if self.faults.loses(data):
+            return  # lost on the way down (a tester's fault)
         self.activity()
         def arrive():
             self.radio_at = self.clock.now_ms()

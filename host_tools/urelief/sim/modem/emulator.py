@@ -51,6 +51,18 @@ class Faults:
     registration: str = "ok"  # "ok" | "denied" | "searching" (never registers)
     coverage: bool = True  # False: no network (a tunnel, a basement)
     pwrkey_dead: bool = False  # PWRKEY pulses ignored
+    # The next N datagrams from the server whose type byte (in clear, offset 1) is the key
+    # vanish on the way down: {0x84: 2} loses the next two STAND_DOWNs.
+    lose_downlinks: dict[int, int] = field(default_factory=dict)
+    lost_downlinks: int = 0
+
+    def loses(self, data: bytes) -> bool:
+        t = data[1] if len(data) > 1 else None
+        if self.lose_downlinks.get(t, 0) > 0:
+            self.lose_downlinks[t] -= 1
+            self.lost_downlinks += 1
+            return True
+        return False
 
     def error_for(self, cmd: str) -> str | None:
         for prefix, queue in self.errors.items():

@@ -332,7 +332,7 @@ async function loadDetail(id) {
       open && d.device_id != null && d.listen_in && !d.listen_in.possible &&
         el("span", { class: "muted", id: "listen-in-why" }, `Listen-in: ${d.listen_in.why}`),
       s.undelivered > 0 && el("span", { class: "badge undelivered" },
-                              `${s.undelivered} downlink(s) not delivered: device unreachable`));
+                              `${s.undelivered} downlink(s) not yet confirmed by the device: repeated until it does`));
   put("d-notes", d.notifications.length ? d.notifications.map((n) => el("li", {},
       `${n.to}${n.stage ? ` (${n.stage})` : ""}: `, el("strong", { class: `sms-${n.status}` }, n.status),
       n.attempts > 1 ? ` after ${n.attempts} attempts` : "",

@@ -68,6 +68,8 @@ class Listen:
 
     def request(self, d):
         """A verified LISTEN_IN: refuse (a failed CALL_STATE, nothing dialled) or start."""
+        if self.busy and d.sos_counter == self.sos and d.mode == self._mode:
+            return  # the server repeating the request this call answers, until our RECEIPT
         why = self._refusal(d)
         if why:
             self.log(event("call", "state=failed reason=%d sos=%d" % (why, d.sos_counter)))

@@ -130,10 +130,31 @@ class Device:
         return p.decode_downlink(data, device_id=self.id, key_id=1, secret=self.secret,
                                  replay=self.downlinks)
 
-    def exchange(self, packet: bytes, timeout: float = 5.0):
-        self.send(packet)
-        return self.recv(timeout)
+    def recv_type(self, kind: p.MsgType, where=None, timeout: float = 5.0, tries: int = 8):
+        """The next downlink of this type (p.Accepted) for which `where(message)` holds,
+        skipping others: this test terminal sends no RECEIPT, so the server repeats what it
+        has pending after every uplink (docs/protocol.md section 4, delivery)."""
+        for _ in range(tries):
+            m = self.recv(timeout)
+            assert m is not None, f"no {kind.name} reached the device"
+            if m.ok and m.type == kind and (where is None or where(m.message)):
+                return m
+        raise AssertionError(f"no {kind.name} among {tries} downlinks")
 
+    def exchange(self, packet: bytes, timeout: float = 5.0):
+        """Send one uplink; -> the ACK that names it (other downlinks, repeats of what the
+        server has pending, are passed over), or whatever else it got if not authentic, or
+        None when nothing names it within `timeout`."""
+        counter = int.from_bytes(packet[6:10], "big") if len(packet) >= 10 else None
+        self.send(packet)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            m = self.recv(left)
+            if m is None:
+                return None
+            if not m.ok or (m.type == p.MsgType.ACK and m.message.acked_counter == counter):
+                return m
+        return None
 
 def report(lat=37.5665, lon=126.9780, acc=8, drill=False, battery=77) -> p.Report:
     return p.Report(time_s=int(time.time()), time_source=p.TimeSource.GNSS, fix=True,

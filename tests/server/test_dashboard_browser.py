@@ -65,13 +65,13 @@ def test_dispatcher_sees_a_live_sos_and_works_it(server, browser):
 
     page.click("button[data-action=acknowledge]")
     page.wait_for_selector("#d-status:has-text('acknowledged')")
-    assert dev.recv().message.level == p.AckLevel.SEEN
+    assert dev.recv_type(p.MsgType.ACK).message.level == p.AckLevel.SEEN
 
     page.click("button[data-action=question]")
     page.fill("#q-text", "Are you hurt?")
     page.click("#q-send")
     page.wait_for_selector("#d-events:has-text('Are you hurt?')")
-    q = dev.recv().message
+    q = dev.recv_type(p.MsgType.QUESTION).message
     assert isinstance(q, p.Question)
     assert dev.exchange(dev.seal(p.TapReply(report=report(37.5712, 126.9851), question_id=q.question_id,
                                             presses=1))).ok
@@ -80,7 +80,7 @@ def test_dispatcher_sees_a_live_sos_and_works_it(server, browser):
 
     page.click("button[data-action=resolve]")
     page.wait_for_selector("#d-status:has-text('resolved')")
-    assert dev.recv().message.reason == p.StandDownReason.RESOLVED
+    assert dev.recv_type(p.MsgType.STAND_DOWN).message.reason == p.StandDownReason.RESOLVED
     page.wait_for_selector("#empty:not([hidden])")
     page.screenshot(path=str(ARTIFACTS / "dashboard-resolved.png"))
 

@@ -30,7 +30,7 @@ def open_incident(dev, api, drill=False) -> dict:
 
 def close(dev, api, iid) -> None:
     api().post(f"/api/incidents/{iid}/resolve")
-    assert isinstance(dev.recv().message, p.StandDown)  # read: not the next exchange's ack
+    assert isinstance(dev.recv_type(p.MsgType.STAND_DOWN).message, p.StandDown)  # read: not the next exchange's ack
 
 
 def incident_when(api, iid, pred, timeout_s=10.0) -> dict:

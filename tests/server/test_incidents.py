@@ -31,26 +31,26 @@ def test_lifecycle_with_downlinks_questions_and_answers(server, dev, api):
     c = api("disp")
     r = c.post(f"/api/incidents/{inc['id']}/acknowledge", json={"note": "on it"})
     assert r.status_code == 200 and r.json()["status"] == "acknowledged"
-    seen = dev.recv()
+    seen = dev.recv_type(p.MsgType.ACK, lambda m: m.level == p.AckLevel.SEEN)
     assert seen.message == p.Ack(acked_counter=inc["open_counter"], level=p.AckLevel.SEEN)
 
     r = c.post(f"/api/incidents/{inc['id']}/question",
                json={"text": "Are you hurt?", "kind": "yes_no", "timeout_s": 60})
     assert r.status_code == 200 and r.json()["downlink"] == "udp"
-    q = dev.recv().message
+    q = dev.recv_type(p.MsgType.QUESTION).message
     assert isinstance(q, p.Question) and q.kind == p.QuestionKind.YES_NO
     assert dev.exchange(dev.seal(p.TapReply(report=report(), question_id=q.question_id,
                                             presses=2))).ok
 
     assert c.post(f"/api/incidents/{inc['id']}/dispatch").json()["status"] == "dispatched"
-    assert dev.recv().message.level == p.AckLevel.DISPATCHED
+    assert dev.recv_type(p.MsgType.ACK, lambda m: m.level == p.AckLevel.DISPATCHED)
     # Later packets of this alert are acked at the level reached: the child feels "help sent".
     assert dev.exchange(dev.seal(p.Position(report=report()))).message.level == \
         p.AckLevel.DISPATCHED
     assert c.post(f"/api/incidents/{inc['id']}/acknowledge").status_code == 409
     r = c.post(f"/api/incidents/{inc['id']}/resolve", json={"note": "child safe with police"})
     assert r.json()["status"] == "resolved" and r.json()["closed_at"]
-    assert dev.recv().message == p.StandDown(reason=p.StandDownReason.RESOLVED,
+    assert dev.recv_type(p.MsgType.STAND_DOWN).message == p.StandDown(reason=p.StandDownReason.RESOLVED,
                                              sos_counter=inc["open_counter"])
 
     full = c.get(f"/api/incidents/{inc['id']}").json()
@@ -94,9 +94,9 @@ def test_guardians_get_an_sms_with_delivery_status(server, dev, api):
     assert api().post("/sms/status", json={"ref": "nope", "status": "sent"}).status_code == 404
     # Dispatch and the false alarm each tell both guardians too.
     api().post(f"/api/incidents/{inc['id']}/dispatch")
-    assert dev.recv().message.level == p.AckLevel.DISPATCHED  # (read, or the next exchange
+    assert dev.recv_type(p.MsgType.ACK, lambda m: m.level == p.AckLevel.DISPATCHED)  # (read, or the next exchange
     api().post(f"/api/incidents/{inc['id']}/false_alarm")     # would take it for its ack)
-    assert isinstance(dev.recv().message, p.StandDown)
+    assert isinstance(dev.recv_type(p.MsgType.STAND_DOWN).message, p.StandDown)
     assert api().get(f"/api/incidents/{inc['id']}").json()["status"] == "false_alarm"
     notes = notes_when(api, inc["id"], lambda ns: len(ns) == 6)
     assert [n["stage"] for n in notes] == ["opened"] * 2 + ["dispatched"] * 2 + ["false_alarm"] * 2
@@ -111,7 +111,7 @@ def test_drill_is_never_dispatched_and_closes_as_drill(server, dev, api):
     r = c.post(f"/api/incidents/{inc['id']}/dispatch")
     assert r.status_code == 409 and "drill" in r.json()["detail"]
     assert c.post(f"/api/incidents/{inc['id']}/resolve").json()["status"] == "drill"
-    assert isinstance(dev.recv().message, p.StandDown)
+    assert isinstance(dev.recv_type(p.MsgType.STAND_DOWN).message, p.StandDown)
     time.sleep(0.3)  # the sender would have queued them by now
     assert c.get(f"/api/incidents/{inc['id']}").json()["notifications"] == []  # no guardian SMS
 

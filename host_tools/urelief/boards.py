@@ -379,12 +379,24 @@ def check_cmd(files: tuple[Path, ...], strict: bool) -> None:
 def power_cmd(board: str | None, capacity: float, checkins: float, awake_s: float | None,
               modem_s: float | None) -> None:
     """Days of standby on a cell for BOARD (default: every board with a power profile)."""
-    from urelief.power import PROFILES, Budget
+    from urelief.power import MEASURED, PROFILES, Budget, measured, measured_table
 
-    names = [board] if board else sorted(PROFILES)
+    saved = {p.stem for p in MEASURED.glob("*.json")} if MEASURED.is_dir() else set()
+    names = [board] if board else sorted(set(PROFILES) | saved)
     for name in names:
         if name not in PROFILES:
-            raise click.BadParameter(f"no power profile for {name!r} (have: {sorted(PROFILES)})")
+            rep = measured(name)
+            if rep is None:
+                raise click.BadParameter(f"no power profile or saved soak for {name!r} "
+                                         f"(have: {sorted(set(PROFILES) | saved)})")
+            click.echo(f"{name}: no estimated budget\n{measured_table(rep)}\n")
+            continue
+        rep = measured(name) if awake_s is None and modem_s is None else None
+        aw = awake_s
+        if rep is not None:  # the soak's measured awake time per check-in, not an estimate
+            aw = rep["awake_s_per_day"] / max(rep["checkins"]["stored"] / rep["days"], 1.0)
         b = Budget(PROFILES[name], capacity_mah=capacity, checkins_per_day=checkins)
-        click.echo(b.with_duty(awake_s, modem_s).table())
+        click.echo(b.with_duty(aw, modem_s).table())
+        click.echo(measured_table(rep) if rep is not None else
+                   f"  (estimated: no saved soak; urelief sim soak --board {name} --save)")
         click.echo("")

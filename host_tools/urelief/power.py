@@ -9,7 +9,9 @@ with the firmware's measured figures (`urelief boards power --awake-s ... --mode
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -292,3 +294,25 @@ class DutyMeter:
     def awake_fraction(self) -> float:
         total = self.awake_ms + self.asleep_ms
         return self.awake_ms / total if total else 0.0
+
+
+MEASURED = Path(__file__).resolve().parents[2] / "hw" / "power"  # <board>.json: saved soaks
+
+
+def measured(board: str, where: Path | None = None) -> dict | None:
+    """The last saved `urelief sim soak --save` of `board` (the real firmware's measured energy
+    on the virtual board), or None."""
+    p = (where or MEASURED) / f"{board}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def measured_table(rep: dict) -> str:
+    """A saved soak's figures, as `urelief boards power` prints them."""
+    lines = [f"  measured (urelief sim soak, {rep['days']:g} device-days, real firmware): "
+             f"{rep['mah_per_day']:.2f} mAh/day + {rep['self_discharge_mah_per_day']:.2f} "
+             f"self-discharge, awake fraction {rep['awake_fraction']:.5f} -> "
+             f"{rep['standby_days']} days on {rep['capacity_mah']:g} mAh"]
+    for c in rep["consumers"][:3]:
+        lines.append(f"    {c['mah_per_day']:7.3f} mAh/day {c['share']:6.1%}  {c['part']} "
+                     f"{c['state']} [{c['kind']}]")
+    return "\n".join(lines)

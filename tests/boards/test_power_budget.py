@@ -1,5 +1,7 @@
 """The power budget model: arithmetic, sources on every figure, the 180-day goal on 1500 mAh."""
 
+import json
+
 import pytest
 from click.testing import CliRunner
 from urelief import power
@@ -82,3 +84,19 @@ def test_duty_meter_measures_the_firmware_on_the_virtual_board(tmp_path):
     base = power.Budget(power.PROFILES["sim"])
     measured = base.with_duty(awake_s=meter.awake_s_per_boot)
     assert measured.days > base.days  # 0.4-1 s measured awake beats the 4 s estimate
+
+
+def test_cli_prints_the_measured_soak_where_one_is_saved(tmp_path, monkeypatch):
+    rep = {"days": 7, "mah_per_day": 2.0, "self_discharge_mah_per_day": 1.0,
+           "awake_fraction": 0.0004, "standby_days": 400.0, "capacity_mah": 1500,
+           "awake_s_per_day": 35.0, "checkins": {"stored": 7, "acked": 7},
+           "consumers": [{"mah_per_day": 0.8, "share": 0.4, "part": "gnss", "state": "backup",
+                          "kind": "assumed"}]}
+    (tmp_path / "sim.json").write_text(json.dumps(rep))
+    monkeypatch.setattr(power, "MEASURED", tmp_path)
+    out = CliRunner().invoke(main, ["boards", "power", "sim"])
+    assert out.exit_code == 0, out.output
+    assert "measured (urelief sim soak, 7 device-days" in out.output and "400.0 days" in out.output
+    assert "5.0 s = " in out.output  # the soak's 35 s/day over 7 check-ins in a week
+    other = CliRunner().invoke(main, ["boards", "power", "lilygo-t-a7670"])
+    assert "measured" in other.output or "estimated: no saved soak" in other.output

@@ -14,21 +14,15 @@ from pathlib import Path
 import click
 
 from urelief import power
-from urelief.paths import BOARDS, ROOT
+from urelief.paths import BOARDS
+from urelief.power import MEASURED
 from urelief.provisioning import identity
 from urelief.sim import chipspeed
 from urelief.sim.device import board_heap_kb
 from urelief.sim.energy import EnergyMeter
 from urelief.sim.rig import GATEWAY_NUMBER, SERVER_NAME, PoliceServer, Rig
 
-MEASURED = ROOT / "hw" / "power"  # <board>.json: the last saved soak of each board
 CHUNK_MS = 3_600_000.0  # device time per run_for step (a stuck board shows within one)
-
-
-def measured(board: str) -> dict | None:
-    """The saved soak of `board`, or None."""
-    p = MEASURED / f"{board}.json"
-    return json.loads(p.read_text()) if p.exists() else None
 
 
 # As a terminal is handed out: deep sleep between uses, the modem in PSM where it has it (3GPP

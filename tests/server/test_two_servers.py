@@ -1,14 +1,16 @@
 """Two police servers on one PostgreSQL (an active pair behind a UDP load balancer): every
 downlink counter a device is handed is new, whichever server sends it (a repeated counter
-repeats AES-CTR keystream under the device's key). And one SQLite file takes one server only."""
+repeats AES-CTR keystream under the device's key), and recent enough for the device's replay
+window to take it. And one SQLite file takes one server only."""
 
 from __future__ import annotations
 
 import os
 import socket
 
+import httpx
 import pytest
-from srvkit import DEVICE, DEVICE2, SECRET, SECRET2, ServerProc, report, seed
+from srvkit import DEVICE, DEVICE2, GW, SECRET, SECRET2, Device, ServerProc, report, seed
 from urelief import protocol as p
 from urelief.bench.server import pg_scratch
 
@@ -27,11 +29,12 @@ def pair(tmp_path):
             pytest.fail("URELIEF_TEST_PG_URL not set in CI (.ci/run starts PostgreSQL)")
         pytest.skip("no PostgreSQL (URELIEF_TEST_PG_URL)")
     db_url, drop = pg_scratch(PG_URL)
-    seed(db_url)
+    tokens = seed(db_url).tokens
     a = ServerProc(tmp_path / "a", db_url, LOAD_ENV)
     b = ServerProc(tmp_path / "b", db_url, LOAD_ENV)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
+    a.tokens = b.tokens = tokens
     try:
         yield a.start(), b.start()
     finally:
@@ -46,6 +49,7 @@ def _counters(device_id: int, secret: bytes, servers) -> list[int]:
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(5.0)
     seen: list[int] = []
+    window = p.MemoryReplayWindow()  # the device's own check: a counter 64 behind is refused
     counter = 0
     for _ in range(PACKETS // BURST):
         for i in range(BURST):
@@ -58,6 +62,9 @@ def _counters(device_id: int, secret: bytes, servers) -> list[int]:
             res = p.decode_downlink(data, device_id=device_id, key_id=1, secret=secret)
             assert res.ok, res
             seen.append(res.counter)
+            kept = p.decode_downlink(data, device_id=device_id, key_id=1, secret=secret,
+                                     replay=window)
+            assert kept.ok, f"the device refuses ack counter {res.counter}: {kept}"
     sock.close()
     return seen
 
@@ -72,6 +79,36 @@ def test_two_servers_on_one_postgresql_never_repeat_a_downlink_counter(pair):
         assert len(seen) == PACKETS
         repeated = len(seen) - len(set(seen))
         assert repeated == 0, f"{repeated} downlink counters handed out twice"
+
+
+def test_a_copy_the_other_server_stored_does_not_take_the_device_downlinks(pair):
+    """A packet the device sent to server A, replayed to server B from an attacker's address:
+    B finds it stored (a duplicate, re-acked to its sender) and keeps sending the device's
+    downlinks (a question) to the device."""
+    a, b = pair
+    dev = Device(DEVICE, SECRET, b)
+    assert dev.exchange(dev.seal(p.Position(report=report()))).ok  # B's route: the device
+    dev.server = a
+    sos = dev.seal(p.Sos(report=report()))
+    assert dev.exchange(sos).ok  # stored by A
+    attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    attacker.bind(("127.0.0.1", 0))
+    attacker.settimeout(5)
+    attacker.sendto(sos, b.udp)
+    attacker.recvfrom(2048)  # B's re-ack of a duplicate
+    with httpx.Client(base_url=b.http, timeout=10, headers={
+            "Authorization": f"Bearer {b.tokens['disp']}", **GW}) as api:
+        inc = api.get("/api/incidents").json()["items"][0]["id"]
+        r = api.post(f"/api/incidents/{inc}/question", json={"text": "Are you safe?"})
+    assert r.status_code == 200, r.text
+    attacker.settimeout(1.5)
+    with pytest.raises(TimeoutError):
+        attacker.recvfrom(2048)
+    q = dev.recv(timeout=5)
+    while q is not None and q.type == p.MsgType.ACK:
+        q = dev.recv(timeout=5)
+    assert q is not None and q.type == p.MsgType.QUESTION
+    attacker.close()
 
 
 def test_a_second_server_on_one_sqlite_file_refuses_to_start(tmp_path):

@@ -36,6 +36,10 @@ NEW_KEY_LOOKUP_S = 1.0  # a packet under a key id we do not hold: one re-read pe
 # `UPDATE … SET downlink_counter = downlink_counter + n … RETURNING`, so two servers on one
 # database never hold the same counter (a repeated counter repeats AES-CTR keystream).
 DOWNLINK_BLOCK = 256
+# On a database other servers share (PostgreSQL) a server takes only the counters a batch
+# acks, and drops what it holds after this long: the device's replay window spans 64
+# counters, so a counter left behind while the other server's acks moved on is refused.
+SHARED_BLOCK_S = 2.0
 UDP_ROUTE_S = 120.0  # a UDP source address is trusted for downlinks this long (NAT mappings)
 
 
@@ -60,30 +64,37 @@ class DeviceState:
     udp_at: float = 0.0
     msisdn: str | None = None
     ack_level: AckLevel = AckLevel.RECEIVED  # highest level reached by its open incident
-    dl_spare: list = field(default_factory=list)  # further blocks [(first, last)] taken before this one ran out
+    dl_spare: list = field(default_factory=list)  # further blocks [(first, last, taken at)]
+    dl_at: float = 0.0  # when the current block was taken (time.monotonic)
+    dl_ttl: float = float("inf")  # a block older than this is dropped (SHARED_BLOCK_S)
 
     def take_downlink_counter(self) -> int | None:
         """The next downlink counter of a block this server took, else None (take one)."""
+        if self.dl_next <= self.dl_reserved and time.monotonic() - self.dl_at > self.dl_ttl:
+            self.dl_next = self.dl_reserved + 1  # stale: the other server has moved on
         if self.dl_next > self.dl_reserved:
+            now = time.monotonic()
+            self.dl_spare = [b for b in self.dl_spare if now - b[2] <= self.dl_ttl]
             if not self.dl_spare:
                 return None
-            self.dl_next, self.dl_reserved = self.dl_spare.pop(0)
+            self.dl_next, self.dl_reserved, self.dl_at = self.dl_spare.pop(0)
         c = self.dl_next
         self.dl_next += 1
         return c
 
     def downlinks_left(self) -> int:
-        spare = sum(b - a + 1 for a, b in self.dl_spare or ())
+        spare = sum(b - a + 1 for a, b, _ in self.dl_spare)
         return max(0, self.dl_reserved - self.dl_next + 1) + spare
 
     def add_block(self, block: tuple[int, int] | None) -> None:
         """A block of counters this server now owns (durably, in the registry)."""
         if block is None:
             return
+        now = time.monotonic()
         if self.dl_next > self.dl_reserved and not self.dl_spare:
-            self.dl_next, self.dl_reserved = block
+            (self.dl_next, self.dl_reserved), self.dl_at = block, now
         else:
-            self.dl_spare = [*(self.dl_spare or ()), tuple(block)]
+            self.dl_spare = [*self.dl_spare, (*block, now)]
 
     def sealing_key(self) -> tuple[int, bytes]:
         """(key id, secret) for a downlink: the key the device last spoke under — its old one
@@ -239,6 +250,7 @@ class DeviceCache:
                 id=row.id, key_id=row.key_id, secret=secret, status=row.status,
                 school_id=row.school_id, subscriber_id=row.subscriber_id, committed=window,
                 pending=window, dl_next=reserved + 1, dl_reserved=reserved, loaded_at=now,
+                dl_ttl=float("inf") if self.db.dialect == "sqlite" else SHARED_BLOCK_S,
                 prev_key_id=row.prev_key_id if prev is not None else None, prev_secret=prev)
 
     def known(self) -> list[DeviceState]:
@@ -248,9 +260,16 @@ class DeviceCache:
         """Take a block of downlink counters outside the ingest's group commit (operator
         actions). Blocking: call from a worker thread."""
         with self.db.session() as s:
-            block = take_block(s.connection(), dev.id, max(at_least, DOWNLINK_BLOCK))
+            conn = s.connection()
+            block = take_block(conn, dev.id, block_size(conn, at_least, at_least))
         with self._lock:
             dev.add_block(block)
+
+
+def block_size(conn, wanted: int, ahead: int) -> int:
+    """Counters to take for `wanted` downlinks: on SQLite (one server, hold_single_server)
+    a block ahead; on a shared database just these, used at once."""
+    return max(DOWNLINK_BLOCK, ahead) if conn.dialect.name == "sqlite" else wanted
 
 
 def take_block(conn, dev_id: int, n: int) -> tuple[int, int] | None:

@@ -31,9 +31,9 @@ from urelief.registry.models import Device, DevicePacket, DeviceStatus, Incident
 from urelief.server import incidents, logs, metrics
 from urelief.server.config import ServerConfig
 from urelief.server.devices import (
-    DOWNLINK_BLOCK,
     DeviceCache,
     DeviceState,
+    block_size,
     stored_counter,
     take_block,
 )
@@ -225,11 +225,16 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
         if r.get("battery_mv"):
             extra.setdefault(it.dev.id, {})["battery_mv"] = r["battery_mv"]
     blocks: dict[int, tuple[int, int] | None] = {}
+    shared = conn.dialect.name != "sqlite"
     params = []
     for dev_id, it in last.items():
         # Room for this batch's acks plus operator downlinks, taken in this same commit.
-        if it.dev.dl_left < 2 * count[dev_id] + 32:
-            blocks[dev_id] = take_block(conn, dev_id, max(DOWNLINK_BLOCK, 4 * count[dev_id]))
+        n = count[dev_id]
+        if not shared:  # one server: a block ahead, room for the acks and operator downlinks
+            if it.dev.dl_left < 2 * n + 32:
+                blocks[dev_id] = take_block(conn, dev_id, block_size(conn, n, 4 * n))
+        else:  # servers share the database: just this batch's acks, sent right after commit
+            blocks[dev_id] = take_block(conn, dev_id, n)
         f, fix_at = fix.get(dev_id, (None, None))
         fr = f.fields if f else None
         params.append({
@@ -387,7 +392,7 @@ class Ingest:
 
     def _begin_accept(self, res: p.Accepted, payload, channel, route):
         """Verified and new: mark the pending window and queue the packet for the commit.
-        Returns (device, item, future) or a rejection Outcome."""
+        Returns (device, item, future, route) or a rejection Outcome."""
         dev = self.cache.get(res.device_id)
         assert dev is not None  # key_for found it
         if not self.device_limit.allow(dev.id):
@@ -400,16 +405,15 @@ class Ingest:
         dev.last_key_id = res.key_id
         if dev.prev_key_id is not None and res.key_id == dev.key_id:
             self.cache.drop_previous_key(dev)  # the device has switched keys (protocol.md §8)
-        self._note_route(dev, channel, route)
         snap = DevSnap(dev.id, dev.subscriber_id, dev.school_id, dev.downlinks_left())
         w = dev.pending
         item = Item(snap, res.counter, res.type.name.lower(), payload_fields(res.message), channel,
                     utcnow(), raw, (w.highest, w.bitmap))
         fut = self.writer.submit(item)
         self._inflight[(dev.id, res.counter)] = fut
-        return dev, item, fut
+        return dev, item, fut, route
 
-    def _finish_accept(self, fut: asyncio.Future, dev: DeviceState, item: Item, _fut,
+    def _finish_accept(self, fut: asyncio.Future, dev: DeviceState, item: Item, _fut, route,
                        channel: str, reply: Reply | None, t0: float) -> Outcome:
         """After the commit (its future is done): ack, then what the packet did."""
         counter = item.counter
@@ -425,6 +429,9 @@ class Ingest:
         result = fut.result()
         if dev.committed.check(counter) is None:
             dev.committed = dev.committed.mark(counter)
+        # Only a packet this commit stored is fresh: a copy another server (or an earlier life
+        # of this one) stored, replayed from elsewhere, never takes the device's downlinks.
+        self._note_route(dev, channel, route)
         dev.add_block(result["dl_block"])
         self._ack_soon(dev, counter, reply, t0)
         self._accepted[(channel, item.kind)].inc()

@@ -35,10 +35,17 @@ class ModemOnPty:
     """`ModemOnPty(network, msisdn)`; `.port` for pyserial; `.modem` is the emulator (faults,
     log); `close()` stops it. Acts as the emulator's board: `.clock` and `.uart(n)`."""
 
-    def __init__(self, network: SmsNetwork, msisdn: str = "+821099900000"):
+    def __init__(self, network: SmsNetwork, msisdn: str = "+821099900000",
+                 link: str | None = None):
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
+        self.link = link  # a stable name (as udev's /dev/serial/by-id/…) that replug re-points
+        if link:
+            os.symlink(self.port, link)
+            self.port = link
+        self.plugged = True
+        self._plug_to: bool | None = None
         self._kick_r, self._kick_w = os.pipe()
         os.set_blocking(self._kick_w, False)
         self.clock = Clock(virtual=False, kick=self._kick)
@@ -57,8 +64,41 @@ class ModemOnPty:
         self._peer = peer
 
     def send(self, data: bytes) -> None:
-        """The modem's TX line: into the pty, towards pyserial."""
-        os.write(self._master, data)
+        """The modem's TX line: into the pty, towards pyserial (nowhere while unplugged)."""
+        if self.plugged:
+            os.write(self._master, data)
+
+    def unplug(self) -> None:
+        """The USB cable out: the host's port is gone (reads fail); the modem, still powered,
+        keeps taking SMS into its SIM store."""
+        self._plug_to = False
+        self._kick()
+        self.wait(lambda: not self.plugged)
+
+    def replug(self) -> None:
+        """Back in: a new tty under the same stable name."""
+        self._plug_to = True
+        self._kick()
+        self.wait(lambda: self.plugged)
+
+    def _swap(self, sel) -> None:
+        want, self._plug_to = self._plug_to, None
+        if want is False and self.plugged:
+            sel.unregister(self._master)
+            os.close(self._master)
+            os.close(self._slave)
+            self.plugged = False
+        elif want is True and not self.plugged:
+            self._master, self._slave = os.openpty()
+            tty.setraw(self._slave)
+            os.replace(self._relink(os.ttyname(self._slave)), self.link)
+            sel.register(self._master, selectors.EVENT_READ, "pty")
+            self.plugged = True
+
+    def _relink(self, target: str) -> str:
+        tmp = self.link + ".new"
+        os.symlink(target, tmp)
+        return tmp
 
     # -- the host loop -----------------------------------------------------------------------------
     def _kick(self) -> None:
@@ -74,6 +114,8 @@ class ModemOnPty:
         while not self._stop:
             due = self.clock.next_due_us()
             wait = None if due == float("inf") else max(0.0, (due - self.clock.now_us()) / 1e6)
+            if self._plug_to is not None:
+                self._swap(sel)
             for key, _ in sel.select(min(wait, 0.5) if wait is not None else 0.5):
                 try:
                     data = os.read(key.fd, 4096)
@@ -99,5 +141,6 @@ class ModemOnPty:
         self._stop = True
         self._kick()
         self._thread.join(2)
-        for fd in (self._master, self._slave, self._kick_r, self._kick_w):
+        for fd in ((self._master, self._slave) if self.plugged else ()) + (self._kick_r,
+                                                                           self._kick_w):
             os.close(fd)

@@ -117,7 +117,8 @@ def test_usb_modem_gateway_sends_receives_and_tracks_delivery():
             got.set()
 
         await gw.start(asyncio.get_running_loop(), on_sms)
-        assert modem.commands[:5] == ["AT", "ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,2,0,1,0"]
+        assert modem.commands[:6] == ["AT", "ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0",
+                                      "AT+CMGL=4"]  # SMS to the SIM store, the store read
         r = await gw.send("+821055500001", b"\x11\x81ack")
         assert r.ok and r.ref == "mr42"
         assert pdus.decode_submit(modem.pdus[-1]).body == b"\x11\x81ack"
@@ -176,7 +177,8 @@ def test_usb_modem_gateway_against_the_modem_emulator():
         await gw.start(asyncio.get_running_loop(), on_sms)
         sent = [await gw.send("+821055500001", b"\x11\x81ack"),
                 await gw.send("+821055500001", "U-Relief: 김민지 pressed SOS")]
-        # A device's SMS to the gateway's number arrives as +CMT (AT+CNMI=2,2 took effect).
+        # A device's SMS to the gateway's number lands in the SIM store, announced by +CMTI
+        # (AT+CNMI=2,1 took effect), read by +CMGR and deleted once the server has it.
         assert net.deliver("+821099900000", b"\x11\x01payload", sender="+821077700007")
         inbound = await asyncio.wait_for(got.get(), 5)
         # Out of coverage: the module refuses the submit and the gateway says so.
@@ -197,7 +199,8 @@ def test_usb_modem_gateway_against_the_modem_emulator():
     assert inbound == ("+821077700007", b"\x11\x01payload")
     assert not refused.ok and "+CMS ERROR: 331" in refused.error
     commands = [text.strip() for _, way, text in rig.modem.log if way == "rx"]
-    assert commands[:5] == ["AT", "ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,2,0,1,0"]
+    assert commands[:5] == ["AT", "ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0"]
+    assert "AT+CMGR=0" in commands and "AT+CMGD=0" in commands and rig.modem.storage == {}
     assert rig.errors == []
 
 

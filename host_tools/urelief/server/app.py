@@ -74,14 +74,16 @@ def build(cfg: ServerConfig, gateway: SmsGateway | None = None) -> Server:
     return server
 
 
-async def _gateway_inbound(server: Server, sender: str, payload: bytes | str) -> None:
-    """An SMS the gateway received itself (modem +CMT, simulator network)."""
+async def _gateway_inbound(server: Server, sender: str, payload: bytes | str) -> dict:
+    """An SMS the gateway received itself (modem +CMT/+CMTI, simulator network). -> the
+    ingest's answer; reason "internal_error": not stored, keep the SMS and try again."""
     from fastapi import HTTPException
 
     try:
-        await webhooks.handle_sms(server, sender, payload)
+        return await webhooks.handle_sms(server, sender, payload)
     except HTTPException as e:  # an unusable AML message: counted and logged already
         logs.event("sms_inbound_rejected", sender=sender, detail=str(e.detail))
+        return {"status": "rejected", "reason": "unusable"}
 
 
 def tile_origin(tile_url: str) -> str | None:

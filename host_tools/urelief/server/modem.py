@@ -1,13 +1,21 @@
 """SMS gateway on a USB GSM/LTE modem: pyserial, AT commands, PDU mode (3GPP TS 27.005).
 
     AT+CMGF=0            PDU mode
-    AT+CNMI=2,2,0,1,0    new messages straight to us as +CMT, status reports as +CDS
+    AT+CNMI=2,1,0,1,0    new messages kept in the SIM store, announced as +CMTI: "SM",<index>;
+                         status reports straight to us as +CDS
+    AT+CMGR=<i> -> +CMGR: <stat>,,<len> / <PDU>      read one; AT+CMGD=<i> once it is stored
+    AT+CMGL=4            everything still in the store: read at every (re)connection
     AT+CMGS=<n>  "> "  <PDU hex><Ctrl-Z>   ->  +CMGS: <mr>  OK   (up to 60 s on a busy cell)
 
-A reader thread splits the byte stream into whole lines and sorts them: final result codes
-(OK / ERROR / +CME ERROR / +CMS ERROR) end the running command; the `> ` prompt (no line end)
-releases the PDU; +CMT/+CDS (header line, then the PDU line) are unsolicited and handled at
-once; anything else goes to the running command, or to the log when none runs.
+An SMS leaves the modem's store only after the server's database has committed it (the ingest
+answered), so one that arrives while the server is down, busy or killed waits on the SIM and is
+read at the next start; a packet read twice is a replay the ingest refuses, never a second row.
+A reader thread splits the byte stream into whole lines and sorts each by what the line is:
+final result codes (OK / ERROR / +CME ERROR / +CMS ERROR) end the running command; the `> `
+prompt (no line end) releases the PDU; unsolicited codes (+CMTI, +CMT/+CDS with their PDU line,
+RING) are handled even while a command runs; anything else goes to the running command, or to
+the log when none runs. An unplugged modem (read error) is reopened every 0.5 s on the same
+port; /healthz shows the state and how often and how long it was gone.
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ _FINAL_ERR = ("ERROR", "+CME ERROR", "+CMS ERROR", "NO CARRIER")
 _PROMPT = "> "
 _CTRL_Z = b"\x1a"
 SUBMIT_TIMEOUT_S = 60.0  # +CMGS can take tens of seconds (27.005; module manuals: 60 s)
+REOPEN_S = 0.5  # how often an unplugged modem's port is tried again
+_URC_LINE = ("+CMTI:", "RING")  # unsolicited, one line
+_URC_PDU = ("+CMT:", "+CDS:")  # unsolicited, header then a PDU line
+INIT = ("AT", "ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,1,0,1,0")
 
 
 class AtError(RuntimeError):
@@ -48,19 +60,78 @@ class AtModemGateway(SmsGateway):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
         self._concat_ref = itertools.count(1)
+        self._taken: set[int] = set()
+        self.state = "starting"  # starting | ready | unplugged
+        self.outages = 0
+        self._down_since: float | None = None
 
     async def start(self, loop: asyncio.AbstractEventLoop, inbound) -> None:
         self._loop, self._inbound = loop, inbound
-        await asyncio.to_thread(self._open)
+        self._store_lock = asyncio.Lock()
+        await asyncio.to_thread(self._connect)
+        threading.Thread(target=self._reader, name="modem-reader", daemon=True).start()
+        await self._ready()
 
-    def _open(self) -> None:
+    def _connect(self) -> None:
         import serial  # pyserial
 
         self._ser = serial.serial_for_url(self.port, self.baud, timeout=0.1)
-        threading.Thread(target=self._reader, name="modem-reader", daemon=True).start()
-        for cmd in ("AT", "ATE0", "AT+CMEE=1", "AT+CMGF=0", "AT+CNMI=2,2,0,1,0"):
-            self.command(cmd)
-        logs.event("modem_ready", port=self.port)
+
+    async def _ready(self) -> None:
+        """After (re)connecting: set the modem up, then take in what its store holds."""
+        for cmd in INIT:
+            await asyncio.to_thread(self.command, cmd)
+        self.state, self._down_since = "ready", None
+        logs.event("modem_ready", port=self.port, outages=self.outages)
+        await self._sweep()
+
+    async def _sweep(self) -> None:
+        lines = await asyncio.to_thread(self.command, "AT+CMGL=4", 20.0)
+        for head, pdu_hex in zip(lines[::2], lines[1::2], strict=False):
+            if head.startswith("+CMGL:"):
+                await self._take(int(head.split(":", 1)[1].split(",")[0]), pdu_hex)
+
+    async def _fetch(self, idx: int) -> None:
+        lines = await asyncio.to_thread(self.command, f"AT+CMGR={idx}")
+        if len(lines) >= 2 and lines[0].startswith("+CMGR:"):
+            await self._take(idx, lines[1])
+
+    async def _take(self, idx: int, pdu_hex: str) -> None:
+        """One stored SMS into the server; deleted from the store once the commit is done."""
+        async with self._store_lock:
+            if idx in self._taken:
+                return
+            self._taken.add(idx)
+            try:
+                keep = await self._deliver(pdu_hex)
+                if not keep:
+                    await asyncio.to_thread(self.command, f"AT+CMGD={idx}")
+            finally:
+                self._taken.discard(idx)
+
+    async def _deliver(self, pdu_hex: str) -> bool:
+        """-> True to keep the SMS in the store (the server could not store it)."""
+        try:
+            msg = pdus.decode(bytes.fromhex(pdu_hex))
+        except (ValueError, pdus.PduError) as e:
+            logs.event("modem_bad_pdu", level=30, error=str(e))
+            return False  # never readable: deleting it keeps the store from filling
+        if isinstance(msg, pdus.StatusReport):
+            self._status(msg)
+            return False
+        out = await self._inbound(msg.sender, msg.body)
+        return isinstance(out, dict) and out.get("reason") == "internal_error"
+
+    def _status(self, msg) -> None:
+        self.report(f"mr{msg.mr}", msg.outcome, None if msg.outcome != "failed"
+                    else f"TP-ST 0x{msg.status:02x}")
+
+    def health(self) -> dict:
+        out = {"name": self.name, "ok": self.state == "ready", "state": self.state,
+               "port": self.port, "outages": self.outages}
+        if self._down_since is not None:
+            out["down_s"] = round(time.monotonic() - self._down_since, 1)
+        return out
 
     async def close(self) -> None:
         self._stop.set()
@@ -146,13 +217,19 @@ class AtModemGateway(SmsGateway):
 
     # -- reader ----------------------------------------------------------------------------
     def _reader(self) -> None:
-        buf = b""
         while not self._stop.is_set():
             try:
-                chunk = self._ser.read(self._ser.in_waiting or 1)
-            except Exception as e:  # unplugged: stop, the next send fails cleanly
-                logs.event("modem_read_failed", level=40, error=repr(e))
-                return
+                self._read_lines()
+            except Exception as e:  # unplugged: the port is reopened until the modem is back
+                if self._stop.is_set():
+                    return
+                self._unplugged(e)
+                self._replug()
+
+    def _read_lines(self) -> None:
+        buf = b""
+        while not self._stop.is_set():
+            chunk = self._ser.read(self._ser.in_waiting or 1)
             if not chunk:
                 continue
             buf += chunk
@@ -165,28 +242,74 @@ class AtModemGateway(SmsGateway):
                 if cut < 0:
                     break
                 line, buf = buf[:cut].strip(b"\r").decode("ascii", "replace"), buf[cut + 1:]
-                if line:
+                if line.strip():
                     self._line(line.strip())
 
+    def _unplugged(self, e: Exception) -> None:
+        self.state, self._down_since = "unplugged", time.monotonic()
+        self.outages += 1
+        self._urc = None
+        self._resp.put("ERROR (modem unplugged)")  # ends a running command (a +CMGS waits 60 s)
+        logs.event("modem_unplugged", level=40, port=self.port, error=repr(e))
+        try:
+            self._ser.close()
+        except Exception:  # noqa: S110 (already gone)
+            pass
+
+    def _replug(self) -> None:
+        while not self._stop.wait(REOPEN_S):
+            try:
+                self._connect()
+            except Exception:  # noqa: S112 (still unplugged)
+                continue
+            logs.event("modem_replugged", port=self.port,
+                       down_s=round(time.monotonic() - (self._down_since or 0), 1))
+            if self._loop is not None:
+                asyncio.run_coroutine_threadsafe(self._ready_logged(), self._loop)
+            return
+
+    async def _ready_logged(self) -> None:
+        try:
+            await self._ready()
+        except Exception as e:  # the modem went again: the reader sees it and retries
+            logs.event("modem_init_failed", level=40, error=repr(e))
+
     def _line(self, line: str) -> None:
+        """Sort one whole line by what it is (never by where a buffer happens to end)."""
         if self._urc is not None:
             header, self._urc = self._urc, None
             self._unsolicited(header, line)
-        elif line.startswith(("+CMT:", "+CDS:")):
+        elif line.startswith(_URC_PDU):
             self._urc = line
+        elif line.startswith(_URC_LINE):
+            self._urc_line(line)
         elif self._busy:
             self._resp.put(line)
         else:
             logs.event("modem_line", line=line[:80])  # unknown URC: logged, never dropped silently
 
+    def _urc_line(self, line: str) -> None:
+        if line.startswith("+CMTI:") and self._loop is not None:
+            idx = line.rsplit(",", 1)[-1].strip()
+            if idx.isdigit():
+                asyncio.run_coroutine_threadsafe(self._fetch_logged(int(idx)), self._loop)
+                return
+        logs.event("modem_urc", line=line[:80])
+
+    async def _fetch_logged(self, idx: int) -> None:
+        try:
+            await self._fetch(idx)
+        except Exception as e:  # left in the store: read by the next sweep
+            logs.event("modem_fetch_failed", level=30, index=idx, error=repr(e))
+
     def _unsolicited(self, header: str, pdu_hex: str) -> None:
+        """+CMT (a modem set to route SMS to us) or +CDS: no store, handled at once."""
         try:
             msg = pdus.decode(bytes.fromhex(pdu_hex))
         except (ValueError, pdus.PduError) as e:
             logs.event("modem_bad_pdu", level=30, header=header, error=str(e))
             return
         if isinstance(msg, pdus.StatusReport):
-            self.report(f"mr{msg.mr}", msg.outcome, None if msg.outcome != "failed"
-                        else f"TP-ST 0x{msg.status:02x}")
+            self._status(msg)
         elif self._inbound is not None and self._loop is not None:
             asyncio.run_coroutine_threadsafe(self._inbound(msg.sender, msg.body), self._loop)

@@ -48,3 +48,16 @@ def test_a_server_that_cannot_start_says_why_in_one_line(tmp_path, taken, args, 
     err = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
     assert len(err) == 1 and says.format(tcp=tcp, udp=udp) in err[0], r.stderr[-2000:]
     assert "Traceback" not in r.stderr and "secret" not in r.stderr
+
+
+def test_the_server_refuses_a_schema_it_was_not_written_for(tmp_path):
+    from urelief.registry import migrate
+
+    r = _start(tmp_path)  # an empty database: nothing migrated
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert (f"database schema is empty, this server needs {migrate.head()}: run "
+            "`urelief registry migrate` first") in r.stderr
+    migrate.upgrade(f"sqlite:///{tmp_path / 'u.db'}", "0005")  # one release behind
+    r = _start(tmp_path)
+    assert r.returncode == 1 and "database schema is 0005" in r.stderr, r.stderr[-2000:]
+    assert migrate.current(f"sqlite:///{tmp_path / 'u.db'}").startswith("0005")  # untouched

@@ -35,9 +35,12 @@ from urelief.server.config import ServerConfig, parse_hostport
 @click.option("--trusted-proxy", "trusted_proxies", multiple=True,
               help="reverse proxy address or CIDR whose X-Forwarded-For is believed "
                    "(repeatable; URELIEF_TRUSTED_PROXIES, comma-separated; default none)")
+@click.option("--migrate", "migrate_db", is_flag=True,
+              help="upgrade the database schema to this server's first (default: refuse to "
+                   "start on another schema; `urelief registry migrate` is the explicit step)")
 @click.option("--log-level", default="INFO", show_default=True)
 def server_cmd(db_url, udp, http, sms_gateway, sms_language, sms_templates, tile_url,
-               guardian_sms, open_webhooks, trusted_proxies, log_level) -> None:
+               guardian_sms, open_webhooks, trusted_proxies, migrate_db, log_level) -> None:
     """Verified UDP/SMS ingest, registry and incident API, live dashboard, /metrics."""
     import uvicorn
 
@@ -66,7 +69,8 @@ def server_cmd(db_url, udp, http, sms_gateway, sms_language, sms_templates, tile
     if cfg.udp is not None:  # bound for real at start-up; a bad address or a taken port now
         _listen("UDP", socket.SOCK_DGRAM, *cfg.udp).close()
     try:
-        app = create_app(cfg)
+        _schema_ready(cfg.db_url, migrate_db)
+        app = create_app(cfg, migrate_db=False)
     except (OperationalError, InterfaceError) as e:
         where = make_url(normalize_url(cfg.db_url)).render_as_string(hide_password=True)
         first = str(getattr(e, "orig", e) or e).strip().splitlines()[0]
@@ -94,6 +98,21 @@ def server_cmd(db_url, udp, http, sms_gateway, sms_language, sms_templates, tile
     except KeyboardInterrupt:
         pass
     sys.exit(0)
+
+
+def _schema_ready(url: str, upgrade: bool) -> None:
+    """The schema this server was written for, or a one-line refusal: migrations are an
+    operator's step (`urelief registry migrate`), not a side effect of starting."""
+    from urelief.registry import migrate
+
+    if upgrade:
+        migrate.upgrade(url)
+        return
+    have, want = migrate.current(url), migrate.head()
+    if have != want:
+        raise click.ClickException(
+            f"database schema is {have or 'empty'}, this server needs {want}: run "
+            "`urelief registry migrate` first (or start with --migrate)")
 
 
 def _listen(what: str, kind: int, host: str, port: int) -> socket.socket:

@@ -25,7 +25,7 @@ class Recogniser:
     min_press_ms = 80  # a settled press shorter than this is a bump (pocket knock), not a press
     max_press_ms = 1000  # a short press is released before this; a longer one breaks a run
     holdoff_ms = 1000  # after power-on/reset, time counts for a press only from here on
-    wake_credit_ms = 250  # a press that woke the chip from deep sleep was down this long before
+    wake_credit_ms = 250  # ROM + bootloader before our code runs, after a wake by the button
     count_gap_ms = 1500  # quiet time after a release that closes a run of presses
 
     def __init__(self, hold_ms=3000, presses=0, window_ms=2000, active=0, emit=None,
@@ -222,6 +222,9 @@ class Button:
             woke = pin_cfg.get("wake", False) and woke_by_button(machine)
         if warm is None:
             warm = machine.reset_cause() == getattr(machine, "DEEPSLEEP_RESET", -1)
+        if woke:  # the press began at the wake edge
+            # ticks_ms counts from the chip's start: the boot and our code so far
+            self.rec.wake_credit_ms = Recogniser.wake_credit_ms + self._t0  # type: ignore[operator]  # ticks since boot, < 12 days
         self.rec.begin(self.pin.value(), 0, woke, warm)
         self.pin.irq(self._irq, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
 

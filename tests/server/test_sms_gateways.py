@@ -61,12 +61,13 @@ class FakeModem:
     """A scripted modem on the master side of a pty: answers the init commands, takes one
     AT+CMGS (or refuses it), and can push +CMT/+CDS."""
 
-    def __init__(self, fail_cmgs: bool = False):
+    def __init__(self, fail_cmgs: bool = False, answers: dict[str, str] | None = None):
         self.master, slave = os.openpty()
         tty.setraw(slave)
         self.port = os.ttyname(slave)
         self.slave = slave
         self.fail_cmgs = fail_cmgs
+        self.answers = answers or {}  # command -> what the modem writes instead of OK
         self.commands: list[str] = []
         self.pdus: list[bytes] = []
         threading.Thread(target=self._run, daemon=True).start()
@@ -94,6 +95,8 @@ class FakeModem:
                 self.commands.append(cmd)
                 if cmd.startswith("AT+CMGS="):
                     self.write("\r\n+CMS ERROR: 331\r\n" if self.fail_cmgs else "\r\n> ")
+                elif cmd in self.answers:
+                    self.write(self.answers[cmd])
                 else:
                     self.write("\r\nOK\r\n")
 
@@ -140,6 +143,39 @@ def test_usb_modem_gateway_sends_receives_and_tracks_delivery():
         modem.close()
     assert inbound == [("+821099990001", b"\x11\x01payload")]
     assert statuses == [("mr42", "delivered")]
+
+
+def test_usb_modem_gateway_sorts_whole_lines():
+    """A +CMTI that the modem writes inside a command's answer is a URC, not part of the answer
+    (lines sorted whole, as the firmware's AT engine does); the SMS it names is then read."""
+    deliver = pdus.encode_deliver("+821099990001", b"\x11\x01stored")
+    modem = FakeModem(answers={
+        "AT+CSQ": '\r\n+CMTI: "SM",3\r\n+CSQ: 20,99\r\n\r\nOK\r\n',
+        "AT+CMGR=3": f"\r\n+CMGR: 0,,{len(deliver) - 1}\r\n{deliver.hex().upper()}\r\n\r\nOK\r\n"})
+    gw = AtModemGateway(modem.port)
+    inbound: list = []
+
+    async def main():
+        async def on_sms(sender, payload):
+            inbound.append((sender, payload))
+            return {"status": "accepted"}
+
+        await gw.start(asyncio.get_running_loop(), on_sms)
+        answer = await asyncio.to_thread(gw.command, "AT+CSQ")
+        for _ in range(100):
+            if "AT+CMGD=3" in modem.commands:
+                break
+            await asyncio.sleep(0.02)
+        await gw.close()
+        return answer
+
+    try:
+        answer = asyncio.run(main())
+    finally:
+        modem.close()
+    assert answer == ["+CSQ: 20,99"]
+    assert inbound == [("+821099990001", b"\x11\x01stored")]
+    assert modem.commands.index("AT+CMGR=3") < modem.commands.index("AT+CMGD=3")
 
 
 def test_usb_modem_gateway_reports_a_refused_submit():

@@ -80,7 +80,7 @@ class AtModemGateway(SmsGateway):
     async def _ready(self) -> None:
         """After (re)connecting: set the modem up, then take in what its store holds."""
         for cmd in INIT:
-            await asyncio.to_thread(self.command, cmd)
+            await asyncio.to_thread(self.command, cmd, 2.0)
         self.state, self._down_since = "ready", None
         logs.event("modem_ready", port=self.port, outages=self.outages)
         await self._sweep()
@@ -246,8 +246,9 @@ class AtModemGateway(SmsGateway):
                     self._line(line.strip())
 
     def _unplugged(self, e: Exception) -> None:
-        self.state, self._down_since = "unplugged", time.monotonic()
-        self.outages += 1
+        if self.state != "unplugged":  # one outage until the modem answers again
+            self.state, self._down_since = "unplugged", time.monotonic()
+            self.outages += 1
         self._urc = None
         self._resp.put("ERROR (modem unplugged)")  # ends a running command (a +CMGS waits 60 s)
         logs.event("modem_unplugged", level=40, port=self.port, error=repr(e))
@@ -271,8 +272,10 @@ class AtModemGateway(SmsGateway):
     async def _ready_logged(self) -> None:
         try:
             await self._ready()
-        except Exception as e:  # the modem went again: the reader sees it and retries
+        except Exception as e:  # not our modem yet (a stale name?) or gone again: reopen
             logs.event("modem_init_failed", level=40, error=repr(e))
+            if self.state == "unplugged" and self._ser is not None:
+                await asyncio.to_thread(self._ser.close)  # the reader fails and reopens
 
     def _line(self, line: str) -> None:
         """Sort one whole line by what it is (never by where a buffer happens to end)."""

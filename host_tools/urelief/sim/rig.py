@@ -27,7 +27,7 @@ from urelief.paths import BUILD_FIRMWARE
 from urelief.provisioning import identity, romfs
 from urelief.server.process import ServerProcess
 from urelief.sim import events
-from urelief.sim.device import VirtualDevice
+from urelief.sim.device import PSRAM_HEAP_KB, VirtualDevice
 from urelief.sim.models.axp2101 import Axp2101
 from urelief.sim.models.battery import BatteryModel, LiIonCell
 from urelief.sim.models.button import HumanButton
@@ -221,9 +221,10 @@ class Rig:
     server: PoliceServer
     gnss_ttff_ms: float | None = 1000  # None: no GNSS receiver fitted / no sky
     battery_soc: float = 0.8
-    # The firmware's modules alone take ~119 KB of this 64-bit VM's heap (bytecode is loaded
-    # into RAM unless frozen into the image): the 96 KB budget needs frozen modules.
-    heap_kb: int = 256
+    # A PSRAM board's heap (sim.device.PSRAM_HEAP_KB: megabytes on the chip, capped so leaks
+    # show). The whole firmware peaks at ~195-215 KB live on this 64-bit VM as .mpy files
+    # (bench/heap.py); at 256 KB an S3 board ran out to fragmentation at boot.
+    heap_kb: int = PSRAM_HEAP_KB
     cfg: identity.DeviceConfig | None = None
     motor: list[tuple[int, float]] = field(default_factory=list)
     # A real board's file (boards/<name>.json, or a path): its modem dialect and GNSS source;

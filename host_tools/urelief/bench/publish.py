@@ -73,6 +73,10 @@ def machine() -> str:
             f"Python {platform.python_version()}, {mpy}")
 
 
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")  # a table cell stays one cell
+
+
 def _verdict(f: Figure) -> str:
     return "" if f.met is None else ("met" if f.met else "**missed**")
 
@@ -95,8 +99,8 @@ def render(doc: str, when: str, where: str, command: str) -> str:
         if figs:
             out += ["| figure | measured | goal | verdict | compared with |",
                     "| --- | --- | --- | --- | --- |"]
-            out += [f"| {f.name} | {f.value} | {f.goal} | {_verdict(f)} | {f.versus} |"
-                    for f in figs]
+            out += ["| " + " | ".join(_cell(c) for c in (f.name, f.value, f.goal, _verdict(f),
+                                                          f.versus)) + " |" for f in figs]
             out.append("")
         for text in NOTES.get((doc, b), ()):
             out += [text, ""]

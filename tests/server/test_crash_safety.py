@@ -7,19 +7,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import create_engine, select
+from urelief.bench.crash import stored_keys
 from urelief.bench.server import Load, bench_server, provision
-from urelief.registry.models import DevicePacket
 
 pytestmark = pytest.mark.slow
-
-
-def stored_keys(db_url: str) -> set[tuple[int, int]]:
-    engine = create_engine(db_url)
-    with engine.connect() as c:
-        keys = {tuple(r) for r in c.execute(select(DevicePacket.device_id, DevicePacket.counter))}
-    engine.dispose()
-    return keys
 
 
 def test_kill_9_under_load_loses_no_acked_packet(tmp_path):

@@ -6,7 +6,7 @@ import time
 
 from micropython import const
 
-from modem import atlines, pdu
+from modem import atlines
 from modem.at import At, AtError, AtTimeout, ModemReset
 
 # Max response times: 27.005/27.007 leave them to the vendor; these follow the SIMCom and Quectel
@@ -31,6 +31,14 @@ class ModemError(Exception):
 
 
 # ---------------------------------------------------------------- pure parsers
+
+def _pdu():
+    """The SMS PDU codec (modem/pdu.py), imported by the first SMS sent or received: a terminal
+    that only ever sends over data never holds it (5 KB of heap from ROMFS, 10 KB as a file)."""
+    from modem import pdu
+
+    return pdu
+
 
 def _int(s, base=10, default=None):
     b = s.strip().strip('"').strip().encode()  # bytes: no 1-char str (qstr) per digit
@@ -111,18 +119,18 @@ def parse_cmgr(header, pdu_line):
     The PDU's own fields decide: real modems send a <length> that disagrees with the PDU, or omit
     <alpha>, and the message is still good. A malformed PDU raises PduError."""
     f = atlines.fields(header, atlines.after_colon(header))
-    return _int(f[0]), pdu.decode(hex_pdu(pdu_line))
+    return _int(f[0]), _pdu().decode(hex_pdu(pdu_line))
 
 
 def hex_pdu(pdu_line):
     """The PDU bytes of a hex line (a stray quote or spaces around it tolerated)."""
     s = pdu_line.strip().strip('"').strip()
     if not s or len(s) & 1:
-        raise pdu.PduError("PDU hex has odd length")
+        raise _pdu().PduError("PDU hex has odd length")
     try:
         return binascii.unhexlify(s)
     except ValueError:
-        raise pdu.PduError("PDU is not hex")
+        raise _pdu().PduError("PDU is not hex")
 
 
 def gnss_answer(line, kind):
@@ -464,6 +472,7 @@ class Modem:
     async def send_sms(self, number, body, vp=None):
         """SMS-SUBMIT of `body` (bytes: 8-bit data; str: GSM-7 or UCS-2). -> TP-MR.
         27.005 §3.5.1: AT+CMGS=<length>, wait for "> ", PDU in hex, Ctrl-Z; up to 60 s."""
+        pdu = _pdu()
         tpdu = pdu.encode_submit(number, body, vp=vp)
         payload = tpdu.hex().upper().encode() + b"\x1a"
         lines = await self.cmd("AT+CMGS=%d" % pdu.tpdu_length(tpdu), "+CMGS:", _SMS_SEND_MS, payload)
@@ -484,7 +493,7 @@ class Modem:
             if len(lines) >= 2:
                 try:
                     self._deliver(parse_cmgr(lines[0], lines[1])[1])
-                except pdu.PduError as e:
+                except ValueError as e:  # pdu.PduError
                     self.sms_errors += 1
                     self.log("modem: bad SMS at %d: %s" % (idx, e))
             await self.cmd("AT+CMGD=%d" % idx, None, _SMS_READ_MS)
@@ -494,8 +503,8 @@ class Modem:
     def _on_cmt(self, line, pdu_line):
         """+CMT: [<alpha>],<length> then the PDU (27.005 §3.4.1, CNMI mt=2)."""
         try:
-            self._deliver(pdu.decode(hex_pdu(pdu_line or "")))
-        except pdu.PduError as e:
+            self._deliver(_pdu().decode(hex_pdu(pdu_line or "")))
+        except ValueError as e:  # pdu.PduError
             self.sms_errors += 1
             self.log("modem: bad +CMT: %s" % e)
 
@@ -515,8 +524,8 @@ class Modem:
         for i in range(0, len(lines) - 1, 2):
             f = atlines.fields(lines[i], atlines.after_colon(lines[i]))
             try:
-                self._deliver(pdu.decode(hex_pdu(lines[i + 1])))
-            except pdu.PduError:
+                self._deliver(_pdu().decode(hex_pdu(lines[i + 1])))
+            except ValueError:  # pdu.PduError
                 self.sms_errors += 1
             await self.cmd("AT+CMGD=%s" % f[0], None, _SMS_READ_MS)
 

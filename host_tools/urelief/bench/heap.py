@@ -18,6 +18,7 @@ from urelief.provisioning import romfs
 from urelief.sim import events
 from urelief.sim.device import VirtualDevice, board_heap_kb
 from urelief.sim.rig import PoliceServer, Rig
+from urelief.sim.vmproc import SHIM_RESERVE_KB
 
 PLAIN_ESP32 = "devkitc-sim7080g-ublox"  # ESP32-WROOM-32E, no PSRAM
 GOAL_KB = 64
@@ -39,6 +40,70 @@ def sos_heap(work: Path, police: PoliceServer, deploy: str, board: str = "sim",
         return False, r.dev.heap_peak["live"], (tail[0] if tail else str(e)[:120])
     finally:
         r.stop()
+
+
+# The real main.py with a watcher beside the app: every device second, the live heap after a
+# collect and the modules imported since the last look (the watcher's own few hundred bytes
+# are charged too). Firmware unchanged: the app and its supervisor run as on the board.
+PHASE_MAIN = """import gc
+import sys
+import time
+import asyncio
+import app
+import supervise
+
+
+async def watch():
+    seen = set()
+    while True:
+        gc.collect()
+        new = [m for m in sys.modules if m not in seen]
+        seen.update(new)
+        print('HEAPLIVE', time.ticks_ms(), gc.mem_alloc(), ','.join(new) or '-')
+        await asyncio.sleep_ms(1000)
+
+
+async def both():
+    asyncio.create_task(watch())
+    await app.main()
+
+supervise.run(both)
+"""
+PHASES = ("boot", "idle", "sos", "tracking")
+
+
+def phase_profile(work: Path, police: PoliceServer, deploy: str, board: str = "sim",
+                  heap_kb: int = 512, track_ms: int = 60_000) -> dict[str, tuple[int, list[str]]]:
+    """Peak live heap (B, the firmware's share) and the modules first imported in each phase
+    of an SOS: boot (to link up), idle (10 s on), sos (hold to ack), tracking (track_ms after)."""
+    r = Rig(work / f"phase-{board}-{deploy}", police, board=board, deploy=deploy, heap_kb=heap_kb)
+    (r.dev.firmware / "main.py").write_text(PHASE_MAIN)
+    marks = []
+    r.start()
+    try:
+        marks.append(r.wait_ready(timeout_ms=90_000))
+        r.dev.run_for(10_000)
+        marks.append(r.dev.clock.now_ms())
+        r.hold(3500)
+        if not r.until(lambda: events.count(r.dev.output, "ack") > 0, timeout_ms=20_000):
+            raise RuntimeError("no SOS ack: " + r.dev.output[-600:])
+        r.dev.run_for(1500)
+        marks.append(r.dev.clock.now_ms())
+        r.dev.run_for(track_ms)
+        marks.append(r.dev.clock.now_ms() + 1)
+    finally:
+        r.stop()
+    reserve = SHIM_RESERVE_KB * 1024
+    out = {p: [0, []] for p in PHASES}
+    for ln in r.dev.output.splitlines():
+        w = ln.split()
+        if len(w) != 4 or w[0] != "HEAPLIVE" or not w[2].isdigit():
+            continue
+        t = int(w[1])
+        phase = next((p for p, m in zip(PHASES, marks, strict=False) if t <= m), PHASES[-1])
+        out[phase][0] = max(out[phase][0], int(w[2]) - reserve)
+        out[phase][1] += [] if w[3] == "-" else w[3].split(",")
+    return {p: (v[0], v[1]) for p, v in out.items()}
 
 
 def modules_in_import_order(src: Path = FIRMWARE) -> list[str]:

@@ -5,6 +5,7 @@ lists the modules each phase imports)."""
 from __future__ import annotations
 
 from urelief.bench import heap
+from urelief.provisioning import fit
 
 
 def loaded(phases) -> set[str]:
@@ -16,3 +17,13 @@ def test_an_sos_over_data_never_imports_the_sms_codec(police, tmp_path):
     mods = loaded(phases)
     assert {"modem.core", "alarm.runner"} <= mods, mods  # the watcher saw the firmware
     assert "modem.pdu" not in mods
+
+
+def test_a_plain_esp32_boots_and_sends_an_sos_from_romfs(police, tmp_path):
+    """A plain ESP32 (no PSRAM) with the heap its MicroPython grows to, ~110 KB, in the 64-bit
+    VM's bytes (provisioning's measured WORD_RATIO): booted from a ROMFS deployment, the SOS
+    reaches the police and is acked."""
+    kb = round(heap.CHIP_HEAP_KB / fit.WORD_RATIO)
+    ok, live, why = heap.sos_heap(tmp_path, police, "romfs", heap.PLAIN_ESP32, kb)
+    assert ok, why
+    assert live <= kb * 1024

@@ -65,6 +65,7 @@ except Exception:
     pass
 gc.collect()
 c['heap_free'] = gc.mem_free()
+c['word'] = 4 if sys.maxsize < 1 << 32 else 8  # bytes: an ESP32's 4, the unix VM's 8
 print('PROBE ' + json.dumps({'impl': i.name, 'version': '.'.join([str(v) for v in i.version[:3]]),
     'machine': getattr(i, '_machine', sys.platform), 'uid': machine.unique_id().hex(),
     'block': st[0], 'free': st[0] * st[3], 'total': st[0] * st[2], 'device': d, 'board': b,

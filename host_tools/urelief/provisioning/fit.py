@@ -58,8 +58,8 @@ def image_for(board: dict) -> str:
     if stock:
         return f"MicroPython >= 1.25 {stock}"
     return ("a MicroPython >= 1.25 image built with ROMFS (MICROPY_VFS_ROM and a romfs "
-            "partition, docs/provisioning.md): no stock image has the heap for the firmware "
-            "on a chip without PSRAM")
+            "partition: hw/micropython/URELIEF_ESP32_ROMFS, docs/provisioning.md): no stock "
+            "image has the heap for the firmware on a chip without PSRAM")
 
 
 def mpy_version(firmware: Path) -> int:

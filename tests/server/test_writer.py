@@ -80,3 +80,33 @@ def test_writer_child_faults_fail_one_batch_and_the_child_comes_back(tmp_path, m
         assert "lost" in r.last_error
     finally:
         r.close()
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"  # as psycopg's DeadlockDetected carries it
+
+
+def test_a_batch_the_database_aborted_as_a_deadlock_victim_is_run_again_whole(tmp_path):
+    """PostgreSQL rolls a deadlock victim back whole: the same batch runs again (one
+    transaction, every item stored) instead of failing or being split item by item."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+    from urelief.server.writer import TRANSIENT_RETRIES, run_batch
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE t (v TEXT)"))
+    calls = []
+
+    def flush(conn, items):
+        calls.append(list(items))
+        conn.execute(text("INSERT INTO t VALUES (:v)"), [{"v": v} for v in items])
+        if len(calls) <= TRANSIENT_RETRIES:
+            raise OperationalError("UPDATE devices", {}, _Deadlock("deadlock detected"))
+        return items
+
+    assert run_batch(engine, flush, ["a", "b", "c"]) == [(True, "a"), (True, "b"), (True, "c")]
+    assert calls == [["a", "b", "c"]] * (TRANSIENT_RETRIES + 1)
+    with engine.connect() as c:  # the aborted tries left nothing behind
+        assert c.execute(text("SELECT v FROM t ORDER BY v")).scalars().all() == ["a", "b", "c"]
+    engine.dispose()

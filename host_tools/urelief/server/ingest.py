@@ -157,7 +157,59 @@ def _update_devices(conn: Connection, params: list[dict]) -> None:
     conn.exec_driver_sql(_SQLITE_DEVICE_UPDATE, rows)
 
 
+_PG_COLS = (("id", "bigint"), ("last_counter", "bigint"), ("replay_bitmap", "bigint"),
+            ("seen", "timestamptz"), ("battery_pct", "integer"), ("battery_mv", "integer"),
+            ("fw", "varchar"), ("lat", "float8"), ("lon", "float8"), ("acc", "float8"),
+            ("fix_at", "timestamptz"), ("take", "bigint"))
+
+
+def _pg_fresh_fix(col: str) -> str:
+    return (f"{col} = CASE WHEN v.fix_at IS NOT NULL AND (d.last_fix_at IS NULL OR "
+            f"d.last_fix_at <= v.fix_at) THEN v.{_FIX_PARAM[col]} ELSE d.{col} END")
+
+
+_PG_DEVICE_UPDATE = (  # one array per column, sent binary (%b: psycopg's text arrays escape
+    # every element through a regex); a fixed text, parsed and planned once
+    "WITH v AS (SELECT * FROM unnest("
+    + ", ".join(f"%b::{t}[]" for _, t in _PG_COLS) + ") AS v("
+    + ", ".join(n for n, _ in _PG_COLS) + ")), "
+    # NO KEY UPDATE: the row lock the UPDATE takes anyway, taken in id order (the packet
+    # INSERT's foreign-key KEY SHARE locks do not conflict with it; FOR UPDATE's would).
+    "locked AS (SELECT d.id FROM devices d JOIN v USING (id) ORDER BY d.id "
+    "FOR NO KEY UPDATE OF d) "
+    "UPDATE devices AS d SET last_counter = v.last_counter, replay_bitmap = v.replay_bitmap, "
+    "last_seen_at = v.seen, "
+    f"status = CASE WHEN d.status = '{DeviceStatus.PROVISIONED.value}' "
+    f"THEN '{DeviceStatus.ACTIVE.value}' ELSE d.status END, "
+    "battery_pct = COALESCE(v.battery_pct, d.battery_pct), "
+    "battery_mv = COALESCE(v.battery_mv, d.battery_mv), "
+    "firmware_version = COALESCE(v.fw, d.firmware_version), "
+    + ", ".join(_pg_fresh_fix(c) for c in _FIX_PARAM) + ", "
+    "downlink_counter = d.downlink_counter + v.take "
+    "FROM v JOIN locked USING (id) WHERE d.id = v.id RETURNING d.id, d.downlink_counter")
+
+
+def _update_devices_pg(conn: Connection, params: list[dict]) -> dict[int, tuple[int, int]]:
+    """PostgreSQL: every device row of the batch in ONE statement, which also takes each
+    device's `take` downlink counters (row-locked, in id order so two servers committing
+    overlapping batches lock alike): a round trip per device was most of the commit's time
+    with many devices per batch (take_block per device: 2.7 k pkt/s, 320 us CPU/packet).
+    Returns {device id: (first, last) counter taken}."""
+    keys = ("b_id", "last_counter", "replay_bitmap", "seen", "battery_pct", "battery_mv",
+            "fw", "lat", "lon", "acc", "fix_at", "take")
+    got = conn.exec_driver_sql(_PG_DEVICE_UPDATE,
+                               tuple([q[k] for q in params] for k in keys)).all()
+    take = {q["b_id"]: q["take"] for q in params}
+    return {dev: (last - take[dev] + 1, last) for dev, last in got if take[dev] > 0}
+
+
 _PACKET_COLS = "device_id, counter, kind, transport, received_at, payload, raw"
+
+
+_PG_PACKET_INSERT = (
+    f"INSERT INTO device_packets ({_PACKET_COLS}) SELECT d, c, k, t, r, p::json, raw FROM "
+    "unnest(%b::bigint[], %b::bigint[], %b::varchar[], %b::varchar[], %b::timestamptz[], "
+    "%b::text[], %b::bytea[]) AS u(d, c, k, t, r, p, raw)")
 
 
 def _insert_packets(conn: Connection, items: Sequence[Item]) -> None:
@@ -169,11 +221,13 @@ def _insert_packets(conn: Connection, items: Sequence[Item]) -> None:
         rows = [(it.dev.id, it.counter, it.kind, it.transport,
                  _sqlite_time(it.received_at),
                  json.dumps(it.fields), it.raw) for it in items]
-    elif name == "postgresql":
-        sql = (f"INSERT INTO device_packets ({_PACKET_COLS}) "
-               "VALUES (%s, %s, %s, %s, %s, %s::json, %s)")
-        rows = [(it.dev.id, it.counter, it.kind, it.transport, it.received_at,
-                 json.dumps(it.fields), it.raw) for it in items]
+    elif name == "postgresql":  # one statement, one array per column
+        conn.exec_driver_sql(_PG_PACKET_INSERT, (
+            [it.dev.id for it in items], [it.counter for it in items],
+            [it.kind for it in items], [it.transport for it in items],
+            [it.received_at for it in items], [json.dumps(it.fields) for it in items],
+            [it.raw for it in items]))
+        return
     else:
         conn.execute(insert(DevicePacket.__table__), [{
             "device_id": it.dev.id, "counter": it.counter, "kind": it.kind,
@@ -225,6 +279,7 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
         if r.get("battery_mv"):
             extra.setdefault(it.dev.id, {})["battery_mv"] = r["battery_mv"]
     blocks: dict[int, tuple[int, int] | None] = {}
+    pg = conn.dialect.name == "postgresql"
     shared = conn.dialect.name != "sqlite"
     params = []
     for dev_id, it in last.items():
@@ -233,7 +288,7 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
         if not shared:  # one server: a block ahead, room for the acks and operator downlinks
             if it.dev.dl_left < 2 * n + 32:
                 blocks[dev_id] = take_block(conn, dev_id, block_size(conn, n, 4 * n))
-        else:  # servers share the database: just this batch's acks, sent right after commit
+        elif not pg:  # servers share the database: just this batch's acks, sent after commit
             blocks[dev_id] = take_block(conn, dev_id, n)
         f, fix_at = fix.get(dev_id, (None, None))
         fr = f.fields if f else None
@@ -244,8 +299,11 @@ def flush(conn: Connection, items: Sequence[Item]) -> list[dict]:
             "fw": extra.get(dev_id, {}).get("fw"),
             "lat": fr["lat_e7"] / 1e7 if fr else None, "lon": fr["lon_e7"] / 1e7 if fr else None,
             "acc": float(fr["accuracy_m"]) if fr and fr["accuracy_m"] is not None else None,
-            "fix_at": fix_at})
-    _update_devices(conn, params)
+            "fix_at": fix_at, "take": n})
+    if pg:  # the same as take_block per device plus _update_devices, in one round trip
+        blocks.update(_update_devices_pg(conn, params))
+    else:
+        _update_devices(conn, params)
     effects: list[incidents.PacketEffect | None] = [None] * len(items)
     maybe = {it.dev.id for it in items if it.kind not in _ROUTINE and it.kind != "sos"}
     if maybe:  # cheap Core probe first: most positions belong to no open incident

@@ -44,24 +44,37 @@ class StoreFailed(Exception):
 
 
 Outcomes = list[tuple[bool, Any]]
+TRANSIENT_RETRIES = 3  # a batch the database aborted as a deadlock victim is run again
+
+# SQLSTATE 40001 serialization_failure, 40P01 deadlock_detected (PostgreSQL): the transaction
+# was rolled back whole and can simply run again.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _transient(e: Exception) -> bool:
+    return getattr(getattr(e, "orig", None), "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 def run_batch(engine: Engine, flush: Flush, items: Sequence[Any]) -> Outcomes:
-    """One transaction for the batch; on failure, one per item. Errors come back as values
-    (picklable): AlreadyStored for a unique-constraint hit, StoreFailed otherwise."""
+    """One transaction for the batch (run again if the database aborted it as a deadlock
+    victim); on failure, one per item. Errors come back as values (picklable): AlreadyStored
+    for a unique-constraint hit, StoreFailed otherwise."""
     from sqlalchemy.exc import IntegrityError
 
-    try:
-        with engine.begin() as conn:
-            return [(True, r) for r in flush(conn, items)]
-    except Exception as e:
-        if len(items) == 1:
+    err: Exception | None = None
+    for attempt in range(TRANSIENT_RETRIES + 1):
+        try:
+            with engine.begin() as conn:
+                return [(True, r) for r in flush(conn, items)]
+        except Exception as e:
             err = e
-        else:
-            out: Outcomes = []
-            for it in items:
-                out.extend(run_batch(engine, flush, [it]))
-            return out
+            if not (attempt < TRANSIENT_RETRIES and _transient(e)):
+                break
+    if len(items) > 1:
+        out: Outcomes = []
+        for it in items:
+            out.extend(run_batch(engine, flush, [it]))
+        return out
     if isinstance(err, IntegrityError) and "unique" in str(err.orig).lower():
         return [(False, AlreadyStored(str(err.orig)[:200]))]
     logs.event("commit_failed", level=40, error=repr(err))

@@ -81,3 +81,17 @@ def test_board_file_bad_pins_dropped_no_button_no_app(mpy):
     assert b is None and ("pins.button", "none") in errors
     b, _, errors = load(mpy, "{", "load_board")
     assert b is None and errors == {("file", "none")}
+
+
+def test_a_real_board_file_keeps_what_the_firmware_reads_and_no_prose(mpy):
+    """A real board file's description, sources and notes are heap kept for nothing on a chip
+    without PSRAM: load_board holds its name, pins, modem, GNSS and power, without any note."""
+    from urelief.paths import ROOT
+
+    text = (ROOT / "boards" / "lilygo-t-sim7080g-s3.json").read_text()
+    b, _, errors = load(mpy, text, "load_board")
+    assert set(b) == {"name", "pins", "modem", "gnss", "power"} and errors == set()
+    assert "note" not in json.dumps(b)
+    whole = json.loads(text)
+    assert b["pins"]["button"] == {k: v for k, v in whole["pins"]["button"].items() if k != "note"}
+    assert b["power"]["rails"].keys() == whole["power"]["rails"].keys()

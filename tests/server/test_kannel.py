@@ -3,7 +3,9 @@ and Kannel's own fake SMSC (kannel-extras' fakesmsc) standing in for the operato
 SOS comes in through the sms-service get-url as binary user data, its ack goes back through
 sendsms as one 8-bit SMS, each guardian's 200+-character Hangul text leaves as a concatenated
 UCS-2 SMS that smspdudecoder reassembles to the exact text, and the fake SMSC's delivery reports
-(dlr-url) mark the notifications delivered on the API."""
+(dlr-url) mark the notifications delivered on the API. An English text leaves as concatenated
+GSM-7 (coding=0); an operator that refuses a number makes Kannel report failure (type 16), the
+server retries with back-off, and the dashboard in real Chromium shows both states."""
 
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ smsc = fake
 smsc-id = operator
 port = {smsc}
 connect-allow-ip = 127.0.0.1
+{smsc_extra}
 
 group = smsbox
 bearerbox-host = 127.0.0.1
@@ -91,12 +94,13 @@ class Kannel:
     """bearerbox + smsbox on free ports, and fakesmsc connected to the bearerbox as the
     operator's SMSC; `received` is what the operator got (fakesmsc's lines: from to type …)."""
 
-    def __init__(self, workdir: Path, server_http: str):
+    def __init__(self, workdir: Path, server_http: str, smsc_extra: str = ""):
         admin, box, self.smsc, sendsms = _free_ports(4)
         self.sendsms = f"http://urelief:secret@127.0.0.1:{sendsms}/cgi-bin/sendsms"
         conf = workdir / "kannel.conf"
         conf.write_text(KANNEL_CONF.format(admin=admin, box=box, smsc=self.smsc, sendsms=sendsms,
-                                           dir=workdir, server=server_http, token=GATEWAY_TOKEN))
+                                           dir=workdir, server=server_http, token=GATEWAY_TOKEN,
+                                           smsc_extra=smsc_extra))
         self.dir, self.procs, self.received = workdir, [], []
         self._spawn("bearerbox", "-v", "4", str(conf))
         until(lambda: _listening(box))
@@ -110,12 +114,23 @@ class Kannel:
         self.procs.append(proc)
         return proc
 
-    def operator_sends(self, sender: str, to: str, data: bytes) -> None:
-        """fakesmsc delivers one binary SMS to Kannel, then stays to print what Kannel sends."""
-        msg = f"{sender} {to} data {quote_from_bytes(data, safe='')}"
-        self._fake = self._spawn(FAKESMSC, "-H", "127.0.0.1", "-r", str(self.smsc), "-m", "1",
-                                 msg, stderr=subprocess.PIPE)
-        threading.Thread(target=self._read, args=(self._fake.stderr,), daemon=True).start()
+    def operator_connects(self) -> None:
+        """fakesmsc connects to the bearerbox as the operator's SMSC (interactive: each line on
+        its stdin is one SMS to Kannel) and prints what Kannel sends it."""
+        if self._fake is None:
+            self._fake = self._spawn(FAKESMSC, "-H", "127.0.0.1", "-r", str(self.smsc),
+                                     stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            threading.Thread(target=self._read, args=(self._fake.stderr,), daemon=True).start()
+
+    def operator_sends(self, sender: str, to: str, data: bytes, udh: bytes = b"") -> None:
+        """One 8-bit SMS (with `udh`: one part of a concatenated one) from `sender` to Kannel."""
+        self.operator_connects()
+        body = f"data {quote_from_bytes(data, safe='')}" if not udh else (
+            f"udh {quote_from_bytes(udh, safe='')} {quote_from_bytes(data, safe='')}")
+        line = f"{sender} {to} {body}\n".encode()
+        assert len(line) < 256, "fakesmsc reads at most 255 bytes a line"
+        self._fake.stdin.write(line)
+        self._fake.stdin.flush()
 
     def _read(self, out) -> None:
         """fakesmsc logs each SMS Kannel sends it as `Got message N: <from to type data>`, type
@@ -209,3 +224,147 @@ def test_sos_and_guardians_through_kannel(tmp_path):
         series = [_submit_hex(number, _octets(m[3]), _octets(m[5]))
                   for m in got]
         assert reassemble(series) == want
+
+
+# An English template: GSM-7, over one SMS, with characters of the GSM-7 extension table (two
+# septets each: ESC + code) so the split has to count septets, not characters.
+LONG_EN = ("U-Relief: {child} pressed SOS [incident {incident}]. The police have the alert and "
+           "are responding; do not call the device. Questions: 112 | the school office. "
+           "Replies to this number are not read {{no €}}.")
+REFUSED = PARENTS[1]  # the operator's SMSC for this number refuses every message
+
+
+class RefusingSmsc:
+    """The operator's HTTP SMSC for REFUSED, as Kannel's `smsc = http` (system-type kannel) calls
+    it: each submit is answered 400, so Kannel reports SMSC failure (type 16) through dlr-url."""
+
+    def __init__(self):
+        import http.server
+
+        self.got: list[dict[str, str]] = []
+        got = self.got
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                from urllib.parse import parse_qsl, urlsplit
+
+                got.append(dict(parse_qsl(urlsplit(self.path).query, encoding="latin-1")))
+                body = b"Rejected: subscriber barred"
+                self.send_response(400)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.smsc_conf = SMSC_HTTP.format(send=self.http.server_address[1], mo=_free_ports(1)[0],
+                                          number=REFUSED)
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+SMSC_HTTP = """\
+denied-prefix = "{number}"
+
+group = smsc
+smsc = http
+smsc-id = refuser
+system-type = kannel
+send-url = "http://127.0.0.1:{send}/"
+port = {mo}
+connect-allow-ip = 127.0.0.1
+smsc-username = urelief
+smsc-password = secret
+allowed-prefix = "{number}"
+"""
+
+
+def _gsm7_submit_hex(to: str, udh: bytes, text: str) -> str:
+    """The SMS-SUBMIT an SMSC driver makes of one of Kannel's 7-bit parts (coding=0, its text
+    UTF-8 in Kannel), packed by smspdudecoder's own GSM-7 codec: the header's septets (fill
+    bits zero) then the text's."""
+    from smspdudecoder.codecs import GSM
+
+    hsept = (len(udh) * 8 + 6) // 7
+    packed = bytes.fromhex(GSM.encode("@" * hsept + text))  # '@' is septet 0: zero bits
+    septets = hsept + sum(2 if ch in GSM.ALPHABET_EXT_INV else 1 for ch in text)
+    ud = udh + packed[len(udh):]
+    tpdu = (bytes([0x01 | 0x40, 0]) + pdus.encode_address(to) + bytes([0x00, 0x00, septets])
+            + ud)
+    return (b"\x00" + tpdu).hex().upper()
+
+
+def test_gsm7_text_a_refused_guardian_and_the_dashboard(tmp_path):
+    """An English guardian text leaves Kannel as concatenated GSM-7 (coding=0) that the
+    independent decoder reassembles; the operator refuses the other guardian's, Kannel's
+    failure report (dlr-url type 16) marks it failed and the server retries it with back-off;
+    the dispatcher's dashboard (real Chromium) shows one delivered, the other failed and its
+    retry, live from the delivery reports."""
+    _kannel_or_skip()
+    from browserkit import ARTIFACTS, CHROMIUM, chromium
+    from srvkit import PASSWORD
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian chromium")
+    db_url = f"sqlite:///{tmp_path / 'urelief.db'}"
+    s = seed(db_url)
+    templates = tmp_path / "templates.json"
+    templates.write_text(json.dumps({"en": {"opened": LONG_EN}}))
+    (http_port,) = _free_ports(1)
+    server_http = f"http://127.0.0.1:{http_port}"
+    refuser = RefusingSmsc()
+    kannel = Kannel(tmp_path, server_http, smsc_extra=refuser.smsc_conf)
+    server = ServerProc(tmp_path, db_url, {
+        "URELIEF_SMS_GATEWAY": f"kannel:{kannel.sendsms}?from={quote(POLICE)}",
+        "URELIEF_KANNEL_DLR_URL": f"{server_http}/sms/kannel/status?token={GATEWAY_TOKEN}",
+        "URELIEF_SMS_TEMPLATES": str(templates), "URELIEF_SMS_RETRY_BASE_S": "1"})
+    try:
+        server.start(http_port=http_port)
+        kannel.operator_connects()
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1400, "height": 860})
+            page.goto(server.http + "/")
+            page.fill("#username", "disp")
+            page.fill("#password", PASSWORD)
+            page.click("#login-button")
+            page.wait_for_selector("#live-state.on", timeout=10_000)
+            dev = Device(DEVICE, SECRET, server, counter=900)
+            assert dev.exchange(dev.seal(p.Sos(report=report()))).ok  # over data (UDP)
+            page.locator("#incidents li").first.click(timeout=10_000)
+            delivered = f"#d-notes li:has-text('{PARENTS[0]}'):has-text('delivered')"
+            retried = (f"#d-notes li:has-text('{REFUSED}'):has-text('failed')"
+                       ":has-text('attempts'):has-text('retry at')")
+            page.wait_for_selector(delivered, timeout=15_000)
+            page.wait_for_selector(retried, timeout=15_000)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-kannel-dlr.png"))
+            page.close()
+        api = httpx.Client(base_url=server.http, timeout=10,
+                           headers={"Authorization": f"Bearer {s.tokens['disp']}"})
+        inc = next(i for i in api.get("/api/incidents").json()["items"]
+                   if i["device_id"] == DEVICE)
+        notes = {n["to"]: n for n in api.get(f"/api/incidents/{inc['id']}").json()["notifications"]}
+        api.close()
+    finally:
+        server.stop()
+        kannel.close()
+        refuser.close()
+
+    want = LONG_EN.format(child="Kim Minji", incident=inc["id"])
+    assert notes[PARENTS[0]]["status"] == "delivered" and notes[PARENTS[0]]["attempts"] == 1
+    bad = notes[REFUSED]
+    assert bad["status"] == "failed" and "16" in bad["error"], bad
+    assert bad["attempts"] >= 2 and bad["next_attempt_at"], bad  # retried, and again later
+    # Kannel handed the refusing SMSC each attempt as 7-bit parts with our headers.
+    assert {q["coding"] for q in refuser.got} == {"0"}, refuser.got
+    assert len({q["udh"] for q in refuser.got}) >= 2 * 2, refuser.got  # >= 2 attempts x 2 parts
+    got = [m for m in kannel.received if m[1] == PARENTS[0]]
+    assert len(got) == 2 and all(m[2] == "udh" and m[4] == "data" for m in got), got
+    series = [_gsm7_submit_hex(PARENTS[0], _octets(m[3]), _octets(m[5]).decode("utf-8"))
+              for m in got]
+    assert reassemble(series) == want

@@ -135,3 +135,33 @@ def test_one_port_boards_in_turn_a_finished_board_is_not_taken_again(bench, poli
     # every board of the class knows the centre's voice line, in E.164
     device = json.loads(read_back(second.port, ["device.json"], tmp_path / "back")["device.json"])
     assert device["centre"] == "+82231502112"
+
+
+def test_batch_makes_the_same_pupil_checks_as_one_device(bench, police, provision_cli, tmp_path):
+    """A pupil whose roster row grants no location consent, one whose location consent was
+    withdrawn (re-importing the same form must not give it again), and one the school
+    deactivated are refused before a board is asked for; the eligible pupil is provisioned."""
+    roster = tmp_path / "class.csv"
+    roster.write_text(ROSTER.replace("P-002,Lee Hana,4-2,Lee Dong,+821099998888,Lee Dong,2026-03-03",
+                                     "P-002,Lee Hana,4-2,Lee Dong,+821099998888,Lee Dong,2026-03-03,"
+                                     "registry;guardian_sms")
+                      .replace("consent_date\n", "consent_date,consent_scopes\n", 1)
+                      + "P-004,Jung Woo,4-2,Jung Mi,+821033332222,Jung Mi,2026-03-05\n")
+    ids = police.import_roster(roster.read_text())
+    reg, actor = police.registry, police.actor
+    for c in reg.list_consents(actor, ids["P-001"])["items"]:
+        if c["scope"] == "location":
+            reg.withdraw_consent(actor, c["id"])
+    reg.update_subscriber(actor, ids["P-003"], {"active": False})
+    bench.board("tty0").plug()  # one board: only one pupil may take it
+
+    r = provision_cli("batch", "--roster", str(roster), "--school", "D1",
+                      "--port", str(bench.ports / "tty*"), "--wait", "15")
+    assert r.exit_code == 1, r.output
+    assert "1/4 Kim Minji (4-2) ... REFUSED: pupil: no active location consent" in r.output
+    assert "2/4 Lee Hana (4-2) ... REFUSED: pupil: no active location consent" in r.output
+    assert f"3/4 Park Seo (4-2) ... REFUSED: pupil: pupil {ids['P-003']} is not active" in r.output
+    assert "4/4 Jung Woo (4-2) ... ok: device 0x" in r.output
+    assert r.output.count("plug in a board") == 1
+    assert "1/4 provisioned (1 now, 0 before), 3 failed" in r.output
+    assert [d["subscriber_id"] for d in police.devices()] == [ids["P-004"]]

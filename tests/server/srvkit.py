@@ -65,9 +65,11 @@ def _seed(db_url: str) -> Seed:
     sub2 = reg.create_subscriber(admin, {
         "school_id": other["id"], "pupil_ref": "Q-7", "full_name": "Lee Seojun",
         "class_name": "1-1", "birth_year": 2012, "guardians": []})
-    with db.session() as ses:  # the consent form allows guardian SMS (as a roster import records)
-        ses.add(Consent(subscriber_id=sub["id"], given_by="Kim Jiwoo", scope="guardian_sms",
-                        given_at=datetime(2026, 3, 2, tzinfo=UTC)))
+    with db.session() as ses:  # the consent forms, as a roster import records them
+        for sid, by, scopes in ((sub["id"], "Kim Jiwoo", ("registry", "location", "guardian_sms")),
+                                (sub2["id"], "Lee Mina", ("registry", "location"))):
+            ses.add_all(Consent(subscriber_id=sid, given_by=by, scope=scope,
+                                given_at=datetime(2026, 3, 2, tzinfo=UTC)) for scope in scopes)
     reg.register_device(admin, DEVICE, SECRET, subscriber_id=sub["id"], board="virtual")
     reg.register_device(admin, DEVICE2, SECRET2, subscriber_id=sub["id"], board="virtual")
     reg.register_device(admin, OTHER_SCHOOL_DEVICE, SECRET3, subscriber_id=sub2["id"])

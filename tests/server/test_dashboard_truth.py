@@ -40,6 +40,7 @@ def pupils(server):
         sub = reg.create_subscriber(cli_actor(), {
             "school_id": server.seed.school_id, "pupil_ref": f"H-{dev}", "full_name": name,
             "class_name": "<b>5-1</b>", "guardians": []})
+        reg.record_consent(cli_actor(), sub["id"], {"given_by": "guardian", "scope": "location"})
         reg.register_device(cli_actor(), dev, secret, subscriber_id=sub["id"], board="virtual")
     db.dispose()
     return {"hostile": Device(HOSTILE_DEV, SECRET_H, server),

@@ -109,3 +109,35 @@ def test_position_now_tracking_rate_and_question_settings_reach_the_device(serve
     sent = [e["payload"] for e in events if e["kind"] == "downlink"]
     assert [s["type"] for s in sent] == ["tracking", "tracking", "question"]
     assert all(s["channel"] == "udp" for s in sent)
+
+
+def test_no_location_consent_no_position_shown_and_the_reader_is_told_why(server, api):
+    """The position is stored but withheld from every reader (list, detail with its track,
+    device) while the pupil's location consent is not in force; a new consent shows it."""
+    dev = Device(DEVICE, SECRET, server, counter=2000)
+    assert dev.exchange(dev.seal(p.Sos(report=report(37.52, 127.02)))).ok
+    boss, sid = api("boss"), server.seed.subscriber_id
+    location = [c for c in boss.get(f"/api/subscribers/{sid}/consents").json()["items"]
+                if c["scope"] == "location" and c["active"]]
+    assert location and incident_of(api, DEVICE)["location_withheld"] is None
+    for c in location:
+        assert boss.post(f"/api/consents/{c['id']}/withdraw").status_code == 200
+    try:
+        inc = incident_of(api, DEVICE)
+        why = inc["location_withheld"]
+        assert why and "no active location consent" in why and "Kim Minji" in why
+        assert (inc["last_lat"], inc["last_lon"], inc["summary"]["fix"]) == (None, None, None)
+        detail = api().get(f"/api/incidents/{inc['id']}").json()
+        assert detail["last_lat"] is None and detail["location_withheld"] == why
+        tracks = [e["payload"] for e in detail["events"] if e["kind"] in ("position", "cell")]
+        assert tracks and all(t == {"withheld": why} for t in tracks)
+        assert detail["device"]["last_lat"] is None and detail["device"]["location_withheld"]
+        dev_row = boss.get(f"/api/devices/{DEVICE}").json()
+        assert (dev_row["last_lat"], dev_row["location_withheld"]) == (None, why)
+        assert '37.52' not in api().get(f"/api/incidents/{inc['id']}").text
+    finally:
+        r = boss.post(f"/api/subscribers/{sid}/consents",
+                      json={"given_by": "Kim Jiwoo", "scope": "location"})
+        assert r.status_code == 201, r.text
+    inc = incident_of(api, DEVICE)
+    assert inc["location_withheld"] is None and inc["last_lat"] == pytest.approx(37.52)

@@ -82,8 +82,9 @@ def test_consent_and_preference_decide_who_is_texted(server, dev, api):
             e["kind"] == "notification" for e in d["events"]))
         assert got["notifications"] == []
         why = [e["payload"] for e in got["events"] if e["kind"] == "notification"]
-        assert why == [{"to": "+821055500001", "guardian": "Kim Jiwoo", "stage": "opened",
-                        "status": "not_sent", "reason": "no guardian_sms consent"}]
+        assert [{**w, "reason": w["reason"].split(" for ")[0]} for w in why] == [{
+            "to": "+821055500001", "guardian": "Kim Jiwoo", "stage": "opened",
+            "status": "not_sent", "reason": "no active guardian_sms consent recorded"}]
         close(dev, api, inc['id'])
     finally:
         with eng.begin() as c:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from urelief.provisioning.board import BoardError, BoardInfo, UsbBoard
-from urelief.provisioning.flow import Provisioner, Pupil, Result
+from urelief.provisioning.flow import Provisioner, ProvisionError, Pupil, Result
 from urelief.provisioning.log import DONE
 from urelief.registry.errors import Invalid, RegistryError
 
@@ -142,6 +142,12 @@ def run_batch(prov: Provisioner, pupils: list[Pupil], ports: Ports, wait_s: floa
             out.done_before += 1
             echo(f"{who} ... already provisioned (device 0x{row['device_id']:08x}, check "
                  f"{row['check_code']})")
+            continue
+        try:  # before a board is asked for: an ineligible pupil takes none
+            prov.check_pupil(pupil)
+        except ProvisionError as e:
+            out.results.append(Result(pupil, error=str(e)))
+            echo(f"{who} ... REFUSED: {e}")
             continue
         echo(f"{who}: plug in a board")
         try:

@@ -28,6 +28,7 @@ from urelief.provisioning import fit, identity, romfs
 from urelief.provisioning import label as labels
 from urelief.provisioning.board import BoardError, BoardInfo, UsbBoard
 from urelief.provisioning.log import DONE, ProvisionLog
+from urelief.registry.consent import LOCATION
 from urelief.registry.errors import NotFound, RegistryError
 from urelief.sim import events
 
@@ -226,8 +227,9 @@ class Provisioner:
             card = self.registry.get_subscriber(self.actor, subscriber_id)
         except RegistryError as e:
             raise ProvisionError("pupil", str(e)) from None
-        self._check_card(card)
-        return Pupil.from_card(card)
+        pupil = Pupil.from_card(card)
+        self.check_pupil(pupil)
+        return pupil
 
     def find_pupil(self, name_class: str, school_id: int | None = None) -> Pupil:
         """"Kim Minji/4-2" -> the one pupil of that name in that class."""
@@ -245,20 +247,23 @@ class Provisioner:
                                           f"no pupil named {name!r}{where} in the registry")
         return self.pupil(hits[0]["id"])
 
-    @staticmethod
-    def _check_card(card: dict) -> None:
-        if not card.get("active", True):
-            raise ProvisionError("pupil", f"pupil {card['id']} is not active in the registry")
-        scopes = {c["scope"] for c in card.get("consents", []) if c.get("active")}
-        if "location" not in scopes:
-            raise ProvisionError("pupil", f"no active location consent recorded for "
-                                          f"{card['full_name']} (pupil {card['id']})")
+    def check_pupil(self, pupil: Pupil) -> None:
+        """The pupil may have a terminal: active, with location consent in force (the registry's
+        one consent check, the same for one device and for a class). Raises ProvisionError."""
+        try:
+            why = self.registry.consent_refusal(self.actor, pupil.subscriber_id, LOCATION,
+                                                need_active=True)
+        except RegistryError as e:
+            raise ProvisionError("pupil", str(e)) from None
+        if why:
+            raise ProvisionError("pupil", why)
 
     # -- one device -----------------------------------------------------------------------
     def provision(self, board: UsbBoard, pupil: Pupil, info: BoardInfo | None = None) -> Result:
         t0 = time.monotonic()
         res = Result(pupil)
         try:
+            self.check_pupil(pupil)  # again at the board: consent may be withdrawn meanwhile
             self._provision(board, pupil, info, res)
         except AlreadyDone as e:
             res.ok, res.status, res.skipped, res.error = True, DONE, True, None

@@ -224,9 +224,10 @@ def apply(s: Session, school_id: int, rows: list[dict], recorded_by: int | None)
             continue
         changed = _set_fields(sub, fields)
         changed |= _replace_guardians(sub, row["guardians"])
+        # The same form (signer, date) withdrawn since is not given again by re-importing the
+        # file (a batch re-run does): a new consent is a new form with its own date.
         added = _new_consents(row["consent"], {(c.scope, c.given_by, c.given_at)
-                                               for c in sub.consents if c.withdrawn_at is None},
-                              recorded_by)
+                                               for c in sub.consents}, recorded_by)
         sub.consents.extend(added)
         changed |= bool(added)
         updated += changed

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from urelief.registry import consent
 from urelief.registry.models import (
     AuditEntry,
     Consent,
@@ -49,15 +50,19 @@ def consent_out(c: Consent) -> dict:
 
 
 def device_out(d: Device) -> dict:
-    """Never includes key material."""
-    return {"id": d.id, "hex_id": f"0x{d.id:08x}", "school_id": d.school_id,
+    """Never includes key material; its position only under the pupil's location consent."""
+    why = consent.refusal(d.subscriber, consent.LOCATION) if d.subscriber_id else None
+    out = {"id": d.id, "hex_id": f"0x{d.id:08x}", "school_id": d.school_id,
             "subscriber_id": d.subscriber_id,
             "key_id": d.key_id, "board": d.board, "firmware_version": d.firmware_version,
             "status": d.status.value, "last_counter": d.last_counter,
             "last_seen_at": iso(d.last_seen_at), "battery_pct": d.battery_pct,
             "battery_mv": d.battery_mv, "last_lat": d.last_lat, "last_lon": d.last_lon,
             "last_accuracy_m": d.last_accuracy_m, "last_fix_at": iso(d.last_fix_at),
-            "created_at": iso(d.created_at)}
+            "created_at": iso(d.created_at), "location_withheld": why}
+    if why:
+        out.update(last_lat=None, last_lon=None, last_accuracy_m=None)
+    return out
 
 
 def subscriber_out(s: Subscriber, card: bool = False) -> dict:

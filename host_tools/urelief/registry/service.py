@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from urelief.registry import audit, credentials, policy, roster
+from urelief.registry import audit, consent, credentials, policy, roster
 from urelief.registry.audit import Actor
 from urelief.registry.core import clamp, cli_actor, enum_value, get, parse_device_id, require
 from urelief.registry.errors import (
@@ -183,6 +183,16 @@ class Registry(SignIn):
                          object_id=sub.id, school_id=sub.school_id)
             return subscriber_out(sub, card=True)
         return self._run(actor, "subscriber.read", fn, object_type="subscriber",
+                         object_id=subscriber_id)
+
+    def consent_refusal(self, actor: Actor, subscriber_id: int, scope: str, *,
+                        need_active: bool = False) -> str | None:
+        """`consent.refusal` for this pupil: None when `scope` is in force, else why not."""
+        def fn(s: Session) -> str | None:
+            sub = get(s, Subscriber, subscriber_id)
+            policy.check_read(actor, sub.school_id, "subscriber")
+            return consent.refusal(sub, scope, need_active=need_active)
+        return self._run(actor, "subscriber.consent", fn, object_type="subscriber",
                          object_id=subscriber_id)
 
     def create_subscriber(self, actor: Actor, data: dict) -> dict:

@@ -80,8 +80,9 @@ def list_incidents(request: Request, who: CurrentOperator,
                          .offset(offset).limit(limit)).all()
         items = [incidents.incident_out(r) for r in rows]
         summary = incidents.summaries(s, rows, _server(request).cells)
-        for it in items:
+        for it, inc in zip(items, rows, strict=True):
             it["summary"] = summary[it["id"]]
+            incidents.withhold_location(it, incidents.location_refusal(inc))
         audit.record(s, who, "incident.list", object_type="incident",
                      detail={"state": state, "offset": offset, "count": len(items)})
     return {"items": items, "total": total, "offset": offset, "limit": limit}
@@ -124,6 +125,7 @@ def _read_incident(db, who, incident_id: int, cells=None) -> dict:
             out["subscriber"] = subscriber_out(sub, card=True)
         out["device"] = device_out(inc.device) if inc.device is not None else None
         out["listen_in"] = listen.availability(s, inc)
+        incidents.withhold_location(out, incidents.location_refusal(inc))
         audit.record(s, who, "incident.read", object_type="incident", object_id=inc.id,
                      school_id=inc.school_id, detail={"subscriber_id": inc.subscriber_id})
     return out
@@ -146,7 +148,9 @@ async def incident_action(request: Request, incident_id: RowId, action: str,
             s.flush()
             last = s.scalar(select(IncidentEvent).where(IncidentEvent.incident_id == inc.id)
                             .order_by(IncidentEvent.id.desc()).limit(1))
-            return incidents.incident_out(inc), (last.payload if last else None)
+            out = incidents.withhold_location(incidents.incident_out(inc),
+                                              incidents.location_refusal(inc))
+            return out, (last.payload if last else None)
 
     try:
         out, payload = await run_in_threadpool(apply)

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from urelief import protocol as p
-from urelief.registry import audit
+from urelief.registry import audit, consent
 from urelief.registry.audit import Actor
 from urelief.registry.errors import Conflict, Denied, Invalid, NotFound
 from urelief.registry.models import (
@@ -328,6 +328,28 @@ def _tracking(inc: Incident, action: str, body: dict, now: datetime) -> dict:
 
 
 # -- reading --------------------------------------------------------------------------------------
+
+def location_refusal(inc: Incident) -> str | None:
+    """Why this incident's position may not be shown (the pupil's location consent is not in
+    force), or None. An AML caller or an unassigned device has no pupil's consent to need."""
+    return consent.refusal(inc.subscriber, consent.LOCATION) if inc.subscriber_id else None
+
+
+WITHHELD_EVENTS = ("position", "cell")  # event kinds whose payload is where the child is
+
+
+def withhold_location(out: dict, why: str | None) -> dict:
+    """An incident's dict (row, summary, events) without where the child is, and why."""
+    out["location_withheld"] = why
+    if why:
+        out.update(last_lat=None, last_lon=None, last_accuracy_m=None)
+        if out.get("summary"):
+            out["summary"].update(fix=None, cell=None)
+        for e in out.get("events", ()):
+            if e["kind"] in WITHHELD_EVENTS:
+                e["payload"] = {"withheld": why}
+    return out
+
 
 def incident_out(inc: Incident) -> dict:
     return {

@@ -18,9 +18,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from urelief import protocol as p
+from urelief.registry import consent
 from urelief.registry.db import Database
 from urelief.registry.models import (
-    Consent,
     Guardian,
     Incident,
     IncidentEvent,
@@ -107,19 +107,16 @@ class Notifier:
             text = self.templates.render(stage, child=sub.full_name if sub else "",
                                          opened_at=inc.opened_at, incident=inc.id,
                                          school=sub.school.name if sub and sub.school else "")
-            consents = s.scalars(select(Consent).where(
-                Consent.subscriber_id == inc.subscriber_id, Consent.scope == "guardian_sms",
-                Consent.withdrawn_at.is_(None))).all()
             n = 0
             for g in s.scalars(select(Guardian).where(Guardian.subscriber_id == inc.subscriber_id)
                                .order_by(Guardian.priority, Guardian.id)):
                 if g.notify != NotifyPref.SMS:
                     continue
-                if not any(c.guardian_id in (None, g.id) for c in consents):
+                why = consent.refusal(sub, consent.GUARDIAN_SMS, guardian_id=g.id, at=now)
+                if why:
                     s.add(IncidentEvent(incident_id=inc.id, kind="notification", at=now,
                                         payload={"to": g.phone, "guardian": g.name, "stage": stage,
-                                                 "status": "not_sent",
-                                                 "reason": "no guardian_sms consent"}))
+                                                 "status": "not_sent", "reason": why}))
                     continue
                 note = Notification(incident_id=inc.id, guardian_id=g.id, to_number=g.phone,
                                     purpose="guardian", stage=stage, body=text, attempts=0,

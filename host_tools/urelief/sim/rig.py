@@ -77,6 +77,9 @@ class PoliceServer:
             "class_name": "4-2", "birth_year": 2016,
             "guardians": [{"name": "Kim Jiwoo", "phone": "+821055500001", "relation": "mother"}]})
         self.subscriber_id = sub["id"]
+        for scope in ("registry", "location"):  # the roster's default consent form
+            reg.record_consent(admin, sub["id"], {"given_by": "Kim Jiwoo", "scope": scope,
+                                                  "given_at": "2026-03-02"})
         _, self.token = reg.create_operator(admin, "dispatcher", Role.ADMIN,
                                             password="demo dispatcher pass")
         return self

@@ -187,8 +187,15 @@ function badges(inc) {
   ];
 }
 
+// Where the child is, or why the page may not say (no location consent in force).
 function whereText(inc) {
+  if (inc.location_withheld) return `position withheld: ${inc.location_withheld}`;
   return fixText(inc) || cellText(inc.summary?.cell) || "no position yet";
+}
+function posText(d) {
+  return d.last_lat != null
+    ? `${d.last_lat.toFixed(5)}, ${d.last_lon.toFixed(5)} ${fixText(d)} (fix at ${time(d.last_fix_at)})`
+    : whereText(d);
 }
 
 function renderList() {
@@ -320,9 +327,7 @@ async function loadDetail(id) {
   // A silent call the terminal cannot make says why (no voice path, no consent, not acknowledged).
   $("listen-in").title = d.listen_in?.why || "The terminal calls the centre silently: you hear the room";
   renderCard(d);
-  $("d-pos").textContent = d.last_lat != null
-    ? `${d.last_lat.toFixed(5)}, ${d.last_lon.toFixed(5)} ${fixText(d)} (fix at ${time(d.last_fix_at)})`
-    : cellText(d.summary?.cell) || "no position yet";
+  $("d-pos").textContent = posText(d);
   const s = d.summary || {};
   put("d-flags",
       sosCount(d) > 1 && el("span", { class: "badge repeat" }, `SOS pressed ${sosCount(d)} times`),
@@ -360,6 +365,7 @@ function callText(c) {
 
 function describe(e, questions) {
   const pl = e.payload || {};
+  if (pl.withheld) return `position withheld: ${pl.withheld}`;
   if (e.kind === "position") {
     if (pl.lat == null) return "";
     const age = pl.fix_at ? `fix at ${time(pl.fix_at)}` : "";
@@ -444,9 +450,8 @@ async function start() {
   if (localStorage.getItem("urelief.sound") === "on") unlockAudio();  // may still need a click
   await refresh();
   connectLive();
-  setInterval(() => { renderList(); if (state.detail) $("d-pos").textContent = state.detail.last_lat != null
-    ? `${state.detail.last_lat.toFixed(5)}, ${state.detail.last_lon.toFixed(5)} ${fixText(state.detail)} (fix at ${time(state.detail.last_fix_at)})`
-    : $("d-pos").textContent; }, 10_000);  // ages move on
+  setInterval(() => { renderList(); if (state.detail) $("d-pos").textContent = posText(state.detail); },
+              10_000);  // ages move on
 }
 
 fetch("/api/auth/me", { credentials: "same-origin" }).then((r) => r.ok ? start() : showLogin())

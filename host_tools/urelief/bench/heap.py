@@ -52,17 +52,22 @@ PHASE_MAIN = """import gc
 import sys
 import time
 import asyncio
+import micropython
 import app
 import supervise
 
 
 async def watch():
     seen = set()
+    n = 0
     while True:
         gc.collect()
         new = [m for m in sys.modules if m not in seen]
         seen.update(new)
         print('HEAPLIVE', time.ticks_ms(), gc.mem_alloc(), ','.join(new) or '-')
+        if n % 10 == 0:
+            micropython.qstr_info()  # qstr pool: n_pool=, n_qstr=, n_str_data_bytes=, n_total_bytes=
+        n += 1
         await asyncio.sleep_ms(1000)
 
 
@@ -106,6 +111,9 @@ def phase_profile(work: Path, police: PoliceServer, deploy: str, board: str = "s
         phase = next((p for p, m in zip(PHASES, marks, strict=False) if t <= m), PHASES[-1])
         out[phase][0] = max(out[phase][0], int(w[2]) - reserve)
         out[phase][1] += [] if w[3] == "-" else w[3].split(",")
+    qstr = [ln for ln in r.dev.output.splitlines() if ln.startswith("qstr pool:")]
+    phase_profile.qstr = dict(kv.split("=") for kv in qstr[-1].split(": ", 1)[1].split(", ")) \
+        if qstr else {}
     return {p: (v[0], v[1]) for p, v in out.items()}
 
 
@@ -255,7 +263,7 @@ def module_profile(work: Path, deploy: str) -> dict[str, int]:
 
 
 def smallest_heap(work: Path, police: PoliceServer, deploy: str, board: str = PLAIN_ESP32,
-                  lo: int = 96, hi: int = 320, step: int = 8) -> int | None:
+                  lo: int = 96, hi: int = 320, step: int = 4) -> int | None:
     """The smallest firmware heap (KB of the 64-bit VM, in steps) in which `board` boots and
     sends an SOS that is acked; None if not even `hi` does."""
     if not sos_heap(work, police, deploy, board, hi)[0]:
@@ -295,6 +303,13 @@ def main() -> None:
                                met=chip <= GOAL_KB * 1024, versus=f"x {ratio:.2f}, the measured word-size factor")
                 publish.figure(f"live heap by phase, as {deploy} (64-bit VM)", ", ".join(
                     f"{p} {b / 1024:.0f} KB" for p, (b, _) in phases.items()))
+                q = getattr(phase_profile, "qstr", {})
+                if q:
+                    print(f"  interned strings: {q['n_qstr']} qstrs, {q['n_str_data_bytes']} B of "
+                          f"text, {int(q['n_total_bytes']) / 1024:.0f} KB of qstr pools in all")
+                    publish.figure(f"interned strings (qstrs) while tracking, as {deploy} (64-bit VM)",
+                                   f"{q['n_qstr']} qstrs, {int(q['n_total_bytes']) / 1024:.0f} KB of pools "
+                                   f"({int(q['n_str_data_bytes']) / 1024:.0f} KB of it text)")
             print(f"heap: ROMFS saves {(1 - peak['romfs'] / peak['files']) * 100:.0f} % "
                   f"of the peak live heap")
             publish.figure("ROMFS saves, peak live heap", f"{(1 - peak['romfs'] / peak['files']) * 100:.0f} %")
@@ -344,7 +359,7 @@ def main() -> None:
             "and tracking add little, the running firmware's objects (tasks, buffers, the "
             "outbox, the GNSS epoch) being a small share beside the imported modules. Most of "
             "what an import leaves is interned strings (every name, attribute and string "
-            "constant, ~1,400 of them, ~40 KB of qstr pools on the 64-bit VM even from ROMFS) "
+            "constant: the qstr figures above, on the 64-bit VM even from ROMFS) "
             "and the functions' code objects. What would close the gap to 64 KB: freeze the "
             "firmware into the MicroPython image (frozen modules keep their strings and code "
             "in flash), fewer and shorter console strings, and fewer methods in the modem "

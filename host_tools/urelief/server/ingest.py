@@ -344,7 +344,8 @@ class Ingest:
         runner = (ProcessRunner(db.url, "urelief.server.ingest:flush") if cfg.writer_process
                   else ThreadRunner(db.engine, flush))
         self.writer = GroupWriter(runner, cfg.commit_batch_max, name="ingest-writer")
-        self._inflight: dict[tuple[int, int], asyncio.Future] = {}
+        # (device, counter) -> futures of copies waiting for that packet's commit
+        self._inflight: dict[tuple[int, int], list[asyncio.Future]] = {}
         self.rejections: dict[str, int] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -429,28 +430,29 @@ class Ingest:
                                         _counted=True, _decoded=res, _t0=t0))
                 return
             self._received[channel].inc()
-            started = self._begin_accept(res, payload, channel, route)
-            if isinstance(started, Outcome):
-                return
-            started[2].add_done_callback(
-                lambda f: self._finish_accept(f, *started, channel, reply, t0))
+            self._begin_accept(res, payload, channel, route, lambda ok, value, *started:
+                               self._finish_accept(ok, value, *started, channel, reply, t0))
         except Exception as e:  # nothing unhandled: count it, log it, keep serving
             logs.event("ingest_error", level=40, source=source, error=repr(e))
             self._reject("internal_error", source)
 
     async def _accept(self, res: p.Accepted, payload, channel, reply, route, t0) -> Outcome:
-        started = self._begin_accept(res, payload, channel, route)
-        if isinstance(started, Outcome):
-            return started
-        try:
-            await started[2]
-        except Exception:
-            pass  # _finish_accept reads the outcome from the future
-        return self._finish_accept(started[2], *started, channel, reply, t0)
+        done = asyncio.get_running_loop().create_future()
 
-    def _begin_accept(self, res: p.Accepted, payload, channel, route):
+        def committed(*c):  # runs even if this task was cancelled: the ack still goes out
+            out = self._finish_accept(*c, channel, reply, t0)
+            if not done.done():
+                done.set_result(out)
+
+        rejected = self._begin_accept(res, payload, channel, route, committed)
+        return rejected if rejected is not None else await done
+
+    def _begin_accept(self, res: p.Accepted, payload, channel, route,
+                      committed: Callable[..., object]) -> Outcome | None:
         """Verified and new: mark the pending window and queue the packet for the commit.
-        Returns (device, item, future, route) or a rejection Outcome."""
+        After the commit, in the loop: committed(ok, value, device, item, route) (no future
+        per packet: the writer calls it from its batch's one callback). None, or the
+        rejection Outcome."""
         dev = self.cache.get(res.device_id)
         assert dev is not None  # key_for found it
         if not self.device_limit.allow(dev.id):
@@ -467,16 +469,25 @@ class Ingest:
         w = dev.pending
         item = Item(snap, res.counter, res.type.name.lower(), payload_fields(res.message), channel,
                     utcnow(), raw, (w.highest, w.bitmap))
-        fut = self.writer.submit(item)
-        self._inflight[(dev.id, res.counter)] = fut
-        return dev, item, fut, route
+        self._inflight[(dev.id, res.counter)] = []
+        self.writer.submit(item, lambda ok, value: committed(ok, value, dev, item, route))
+        return None
 
-    def _finish_accept(self, fut: asyncio.Future, dev: DeviceState, item: Item, _fut, route,
+    def _finish_accept(self, ok: bool, value, dev: DeviceState, item: Item, route,
                        channel: str, reply: Reply | None, t0: float) -> Outcome:
-        """After the commit (its future is done): ack, then what the packet did."""
+        """After the commit: ack, then what the packet did; then the copies that waited."""
+        waiting = self._inflight.pop((dev.id, item.counter), ())
+        try:
+            return self._committed(ok, value, dev, item, route, channel, reply, t0)
+        finally:
+            for w in waiting:
+                if not w.done():
+                    w.set_result(ok)
+
+    def _committed(self, ok: bool, value, dev: DeviceState, item: Item, route,
+                   channel: str, reply: Reply | None, t0: float) -> Outcome:
         counter = item.counter
-        self._inflight.pop((dev.id, counter), None)
-        err = fut.exception()
+        err = None if ok else value
         if isinstance(err, AlreadyStored):  # stored by an earlier life of this server
             metrics.PACKETS_DUPLICATE.labels(channel).inc()
             self._ack_soon(dev, counter, reply, t0)
@@ -484,7 +495,7 @@ class Ingest:
         if err is not None:  # StoreFailed, or the writer is gone
             dev.pending = dev.committed  # not stored: the device's retry must be accepted
             return self._reject("store_failed", f"device:{dev.id}", error=repr(err))
-        result = fut.result()
+        result = value
         if dev.committed.check(counter) is None:
             dev.committed = dev.committed.mark(counter)
         # Only a packet this commit stored is fresh: a copy another server (or an earlier life
@@ -518,11 +529,12 @@ class Ingest:
         dev = self.cache.get(res.device_id)
         if dev is None:
             return self._reject(res.reason.value, source)
-        fut = self._inflight.get((dev.id, res.counter))
-        if fut is not None:
-            try:
-                await asyncio.shield(fut)
-            except Exception:
+        waiting = self._inflight.get((dev.id, res.counter))
+        if waiting is not None:  # the original is being committed: wait for that commit
+            fut = asyncio.get_running_loop().create_future()
+            waiting.append(fut)
+            stored = await fut
+            if not stored:
                 return self._reject("store_failed", source)
         elif res.reason == p.Reason.TOO_OLD or dev.committed.check(res.counter) is None:
             # Not known committed in memory: only the database can say it was stored.

@@ -138,6 +138,9 @@ def load_board():
         if name not in pins:
             _bad("board", "pins." + name, "none")
             return None
+    _one_role_a_pin(pins)
+    if "vibration" not in pins:
+        return None
     modem = board.get("modem")
     if "modem_uart" in pins and not (isinstance(modem, dict) and modem.get("dialect") in
                                      ("sim7080", "a7670", "sim7600", "bg95")):
@@ -148,6 +151,21 @@ def load_board():
         _bad("board", "gnss", "dropped")
         del board["gnss"]
     return board
+
+
+def _one_role_a_pin(pins):
+    """A GPIO claimed by two roles: the button keeps it, then the motor; any other role on a
+    taken pin is dropped (a safe_mode pin on the SOS button would boot a child's held SOS into
+    safe mode: no SOS)."""
+    taken: set = set()
+    for name in ["button", "vibration"] + [n for n in pins if n not in ("button", "vibration")]:
+        p = pins[name]
+        gpios = [v for k, v in p.items() if k in ("gpio", "tx", "rx", "sda", "scl")]
+        if taken.intersection(gpios) or len(set(gpios)) < len(gpios):
+            _bad("board", "pins." + name, "none" if name == "vibration" else "dropped")
+            del pins[name]
+        else:
+            taken.update(gpios)
 
 
 def _pin(p):

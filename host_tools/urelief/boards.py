@@ -130,7 +130,7 @@ def provided_caps(board: dict) -> frozenset[str]:
 
 OUTPUT_ROLES = {"vibration", "led", "modem_pwrkey", "modem_reset", "modem_power", "modem_dtr",
                 "gnss_enable"}
-INPUT_ROLES = {"button", "charging", "modem_ri", "pmu_irq"}
+INPUT_ROLES = {"button", "charging", "modem_ri", "pmu_irq", "safe_mode"}
 
 
 @dataclass
@@ -255,6 +255,9 @@ def _check_roles(board: dict, soc: SocRules, rep: Report) -> None:
         rep.error(f"{pin}: no pull resistor: a released button leaves the pin floating")
     elif (active == "low" and pull == "down") or (active == "high" and pull == "up"):
         rep.error(f"{pin}: active {active} with a pull-{pull}: reads pressed when released")
+    if pins.get("safe_mode", {}).get("gpio") == button["gpio"]:
+        rep.error(f"{pin}: also the safe_mode pin: a child holding SOS at power-on would boot "
+                  "to safe mode (no app, no SOS); the firmware drops safe_mode")
     if not button.get("wake"):
         rep.warn(f"{pin}: not marked \"wake\": a press cannot wake the device from deep sleep")
     if "battery_adc" in pins:

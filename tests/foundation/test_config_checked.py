@@ -95,3 +95,20 @@ def test_a_real_board_file_keeps_what_the_firmware_reads_and_no_prose(mpy):
     whole = json.loads(text)
     assert b["pins"]["button"] == {k: v for k, v in whole["pins"]["button"].items() if k != "note"}
     assert b["power"]["rails"].keys() == whole["power"]["rails"].keys()
+
+
+def test_a_pin_claimed_twice_keeps_the_button_and_the_motor(mpy):
+    """A safe_mode pin on the SOS button would send a child holding SOS at power-on into safe
+    mode (no app, no SOS): the button keeps its pin, the other role is dropped, said per field."""
+    board = {"name": "b", "pins": {"button": {"gpio": 1}, "vibration": {"gpio": 10},
+                                   "safe_mode": {"gpio": 1}, "modem_pwrkey": {"gpio": 10},
+                                   "modem_uart": {"id": 1, "tx": 17, "rx": 17},
+                                   "gnss_uart": {"id": 2, "tx": 43, "rx": 44}},
+             "modem": {"dialect": "sim7080"}}
+    b, _, errors = load(mpy, json.dumps(board), "load_board")
+    assert errors == {("pins.safe_mode", "dropped"), ("pins.modem_pwrkey", "dropped"),
+                      ("pins.modem_uart", "dropped")}
+    assert set(b["pins"]) == {"button", "vibration", "gnss_uart"}
+    board["pins"]["vibration"] = {"gpio": 1}
+    b, _, errors = load(mpy, json.dumps(board), "load_board")
+    assert b is None and ("pins.vibration", "none") in errors

@@ -25,6 +25,11 @@ sim.add_command(soak_cmd)
 
 
 @sim.command("device")
+@click.option("--police", is_flag=True,
+              help="the whole board (modem emulator, GNSS, battery, cell and SMS network) provisioned "
+                   "to a police server started here, with a control port for `urelief sim press` etc.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="with --police: where the server's database and logs live [default: a temp dir]")
 @click.option("--board", default="sim", show_default=True, help="board name in boards/ or a .json path")
 @click.option("--flash", type=click.Path(dir_okay=False, path_type=Path),
               help="flash image file (kept across runs; made from the firmware tree if missing)")
@@ -37,10 +42,13 @@ sim.add_command(soak_cmd)
 @click.option("--download", is_flag=True,
               help="hold BOOT (GPIO0) low at power-on: ROM download mode, for esptool "
                    "(--before no-reset --after no-reset)")
-def device_cmd(board: str, flash: Path | None, clock: str, heap_kb: int | None, firmware: Path | None,
-               battery_mv: float, download: bool) -> None:
+def device_cmd(police: bool, workdir: Path | None, board: str, flash: Path | None, clock: str,
+               heap_kb: int | None, firmware: Path | None, battery_mv: float, download: bool) -> None:
     """Power on one virtual board and print its USB serial port (for mpremote or esptool)."""
     from urelief.sim.device import BOOT_STRAP_GPIO, VirtualDevice
+
+    if police:
+        return _wired_device(board, workdir)
 
     dev = VirtualDevice(board=board, flash=flash, clock=clock, heap_kb=heap_kb, firmware=firmware,
                         run_ahead=True)
@@ -54,13 +62,113 @@ def device_cmd(board: str, flash: Path | None, clock: str, heap_kb: int | None, 
     click.echo(port, nl=True)
     click.echo(f"virtual board '{dev.board['name']}' on {port} (flash {dev.flash}, {clock} clock"
                f"{'; ROM download mode' if download else ''}); Ctrl-C here powers it off", err=True)
+    try:
+        _wait_for_stop()
+    finally:
+        dev.stop()
+        click.echo(f"powered off; peak heap: {dev.heap_peak['live']} B live, "
+                   f"{dev.heap_peak['alloc']} B allocated", err=True)
+
+
+def _wait_for_stop() -> None:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         done.wait()
     except KeyboardInterrupt:
         pass
+
+
+def _wired_device(board: str, workdir: Path | None) -> None:
+    """A provisioned terminal on the whole emulated board, a police server, a control port."""
+    import tempfile
+
+    from urelief.build import build
+    from urelief.sim.control import ControlServer
+    from urelief.sim.rig import PoliceServer, Rig
+
+    build()
+    tmp = None if workdir else tempfile.TemporaryDirectory(prefix="urelief-device-")
+    root = Path(workdir or tmp.name)
+    server = PoliceServer(root / "police").seed().start()
+    rig = ctl = None
+    try:
+        rig = Rig(root / "device", server, board=board, clock="real").start()
+        ctl = ControlServer(rig).start()
+        click.echo(ctl.port)
+        click.echo(f"virtual terminal {rig.cfg.device_id} ({rig.dev.board['name']}, SIM {rig.msisdn}) "
+                   f"running; control port {ctl.port}: urelief sim press {ctl.port} --hold 3\n"
+                   f"police dashboard {server.http}/dashboard/ (token {server.token}); "
+                   f"logs in {root}; Ctrl-C powers it off", err=True)
+        _wait_for_stop()
     finally:
-        dev.stop()
-        click.echo(f"powered off; peak heap: {dev.heap_peak['live']} B live, "
-                   f"{dev.heap_peak['alloc']} B allocated", err=True)
+        if ctl:
+            ctl.stop()
+        if rig:
+            rig.save_logs(root / "device" / "logs")
+            rig.stop()
+        server.stop()
+        if tmp:
+            tmp.cleanup()
+
+
+def _control(port: int, cmd: dict) -> None:
+    import json
+
+    from urelief.sim.control import send
+
+    try:
+        answer = send(port, cmd)
+    except OSError as e:
+        raise click.ClickException(f"no virtual terminal on control port {port}: {e}") from e
+    click.echo(json.dumps(answer))
+    if not answer.get("ok"):
+        raise SystemExit(1)
+
+
+@sim.command("press")
+@click.argument("port", type=int)
+@click.option("--hold", "hold_s", type=float, default=3.5, show_default=True, help="seconds held")
+def press_cmd(port: int, hold_s: float) -> None:
+    """The child presses and holds the button of the terminal on control port PORT."""
+    _control(port, {"op": "press", "hold_s": hold_s})
+
+
+@sim.command("tap")
+@click.argument("port", type=int)
+@click.argument("n", type=int, default=1)
+def tap_cmd(port: int, n: int) -> None:
+    """The child taps the button N times (an answer: 1 yes, 2 no)."""
+    _control(port, {"op": "tap", "n": n})
+
+
+@sim.command("move")
+@click.argument("port", type=int)
+@click.argument("lat", type=float)
+@click.argument("lon", type=float)
+def move_cmd(port: int, lat: float, lon: float) -> None:
+    """The child is now at LAT LON (degrees)."""
+    _control(port, {"op": "move", "lat": lat, "lon": lon})
+
+
+@sim.command("coverage")
+@click.argument("port", type=int)
+@click.argument("mode", type=click.Choice(["data", "sms-only", "none"]))
+def coverage_cmd(port: int, mode: str) -> None:
+    """The cell coverage where the child is: data, sms-only or none."""
+    _control(port, {"op": "coverage", "mode": mode})
+
+
+@sim.command("fault")
+@click.argument("port", type=int)
+@click.argument("kind", type=click.Choice(["modem-reboot", "modem-hang", "power-cut"]))
+def fault_cmd(port: int, kind: str) -> None:
+    """Inject a fault now."""
+    _control(port, {"op": "fault", "kind": kind})
+
+
+@sim.command("state")
+@click.argument("port", type=int)
+def state_cmd(port: int) -> None:
+    """The terminal's device time, boots, position and last console events."""
+    _control(port, {"op": "state"})

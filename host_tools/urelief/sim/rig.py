@@ -38,6 +38,8 @@ from urelief.sim.modem import SmsNetwork, make
 SERVER_NAME = "sos.urelief.test"  # what provisioning writes; the emulated network resolves it
 GATEWAY_NUMBER = "+82112"  # the police SMS gateway
 SEOUL = (37.5665, 126.9780, 38.0)  # Seoul City Hall
+COVERAGE = ("data", "sms-only", "none")
+FAULTS = ("modem-reboot", "modem-hang", "power-cut")
 GAP_MS = 700  # silence that separates two haptic patterns (the firmware leaves 800 ms)
 
 
@@ -240,6 +242,8 @@ class Rig:
     # "files": the firmware as .mpy files on littlefs (a stock image); "romfs": its modules in
     # the ROMFS partition of an image built with ROMFS, littlefs keeping entry points and config
     deploy: str = "files"
+    clock: str = "virtual"  # "real": a standing board a person drives (urelief sim device --police)
+    where: list[float] = field(default_factory=lambda: list(SEOUL))  # the child (lat°, lon°, alt m)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
@@ -252,7 +256,8 @@ class Rig:
             image = romfs.split(tree, self.workdir / "fs")
             tree = self.workdir / "fs"
         self.dev = VirtualDevice(board=self.board, flash=self.workdir / "flash.img", firmware=tree,
-                                 heap_kb=self.heap_kb, cpu_scale=self.cpu_scale,
+                                 heap_kb=self.heap_kb, cpu_scale=self.cpu_scale, clock=self.clock,
+                                 run_ahead=self.clock == "real" or None,
                                  image="romfs" if image is not None else "stock")
         if image is not None:
             self.dev.spiflash.write_romfs(self.dev.soc, image)
@@ -261,6 +266,7 @@ class Rig:
         self.gateway = SmsGateway(self.net, self.server, self.dev.clock)
         self.msisdn = msisdn_for(self.cfg.device_id)
         self.modem = make(self.dev.board["modem"]["dialect"], sms_network=self.net, msisdn=self.msisdn,
+                          position=tuple(self.where),
                           resolve={SERVER_NAME: ("127.0.0.1", self.server.udp[1])})
         self.pmu = self.supply = self.battery = None
         if "pmu_i2c" in pins:
@@ -279,7 +285,7 @@ class Rig:
                 self.modem.t.gnss_ttff_ms = self.modem.t.gnss_hot_ms = float("inf")  # no sky
         elif self.gnss_ttff_ms is not None:
             en = pins.get("gnss_enable")  # the receiver's supply switch, if the board has one
-            self.gnss = GnssReceiver(self.dev, Trajectory(lambda t: SEOUL, sats=9, hdop=0.9),
+            self.gnss = GnssReceiver(self.dev, Trajectory(lambda t: tuple(self.where), sats=9, hdop=0.9),
                                      uart_id=pins["gnss_uart"]["id"], baud=pins["gnss_uart"]["baud"],
                                      ttff_ms=self.gnss_ttff_ms,
                                      power_pin=en["gpio"] if en else None,
@@ -330,6 +336,36 @@ class Rig:
     def patterns(self) -> list[tuple[float, tuple[int, ...]]]:
         """The motor's vibration as (start ms, on-durations) per pattern."""
         return haptic_patterns(self.motor)
+
+    # -- the world around the child, from any thread ---------------------------------------
+
+    def move(self, lat: float, lon: float, alt: float | None = None) -> None:
+        """The child is now here (both the GNSS receiver's sky and the modem's own GNSS)."""
+        self.where[:] = [lat, lon, self.where[2] if alt is None else alt]
+        self.modem.position = tuple(self.where)
+
+    def set_coverage(self, mode: str) -> None:
+        """"data" (LTE-M with a data bearer), "sms-only" (registered, datagrams lost), "none"."""
+        if mode not in COVERAGE:
+            raise ValueError(f"coverage is one of {', '.join(COVERAGE)}")
+        def apply() -> None:
+            self.modem.faults.data = mode == "data"
+            if self.modem.faults.coverage != (mode != "none"):
+                self.modem.set_coverage(mode != "none")
+        self.dev.clock.post(apply)
+
+    def inject(self, fault: str) -> None:
+        """A fault now: "modem-reboot" (the module resets itself), "modem-hang" (UART silent
+        until power-cycled), "power-cut" (the whole board loses power 100 ms)."""
+        if fault == "modem-reboot":
+            self.dev.clock.post(self.modem.reboot)
+        elif fault == "modem-hang":
+            self.dev.clock.post(lambda: setattr(self.modem.faults, "no_answer", True))
+        elif fault == "power-cut":
+            self.dev.clock.post(self.modem.power_off)
+            self.dev.power_cycle()
+        else:
+            raise ValueError(f"fault is one of {', '.join(FAULTS)}")
 
     def save_logs(self, dest: Path) -> Path:
         """The device's console, its modem's AT traffic (device ms, direction, text) and the

@@ -52,12 +52,13 @@ class _Radio(ModemEmulator):
         real = self.lookup(*addr)
         self.activity()
         self.radio_at = self.clock.now_ms()
-        self._later(self.t.uplink_ms, lambda: self.link.send(real, data))
+        if self.faults.data:
+            self._later(self.t.uplink_ms, lambda: self.link.send(real, data))
         return True
 
     def _udp_in(self, data: bytes) -> None:
-        if not (self.on and self.sock_open and self.reachable):
-            return  # the network drops it: nowhere to deliver (off, no socket, or in PSM)
+        if not (self.on and self.sock_open and self.reachable and self.faults.data):
+            return  # the network drops it: nowhere to deliver (off, no socket, PSM, SMS-only)
         if self.faults.loses(data):
             return  # lost on the way down (a tester's fault)
         self.activity()

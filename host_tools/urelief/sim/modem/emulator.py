@@ -50,6 +50,7 @@ class Faults:
     no_sim: bool = False
     registration: str = "ok"  # "ok" | "denied" | "searching" (never registers)
     coverage: bool = True  # False: no network (a tunnel, a basement)
+    data: bool = True  # False: SMS-only coverage: datagrams the modem takes never get through
     pwrkey_dead: bool = False  # PWRKEY pulses ignored
     # The next N datagrams from the server whose type byte (in clear, offset 1) is the key
     # vanish on the way down: {0x84: 2} loses the next two STAND_DOWNs.

@@ -34,3 +34,29 @@ def test_press_from_the_cli_opens_an_incident(rig, police):
         assert send(ctl.port, {"op": "state"})["ok"] is True
     finally:
         ctl.stop()
+
+
+def test_standing_device_from_another_shell(built_firmware, tmp_path):
+    """The whole command: `urelief sim device --police` prints its control port; another shell's
+    `urelief sim press PORT` is an SOS the terminal sends and the police ack."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).with_name("urelief"))
+    proc = subprocess.Popen([cli, "sim", "device", "--police", "--workdir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        time.sleep(3)  # the terminal boots
+        subprocess.run([cli, "sim", "press", str(port), "--hold", "3.5"], check=True, timeout=30)
+        deadline, acked = time.monotonic() + 30, False
+        while time.monotonic() < deadline and not acked:
+            time.sleep(0.5)
+            state = json.loads(subprocess.run([cli, "sim", "state", str(port)], check=True,
+                                              capture_output=True, text=True, timeout=30).stdout)
+            acked = any(e["event"] == "ack" for e in state["events"])
+        assert acked, state
+    finally:
+        proc.terminate()
+        proc.wait(30)

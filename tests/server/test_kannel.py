@@ -31,6 +31,7 @@ FAKESMSC = "/usr/lib/kannel/test/fakesmsc"
 POLICE = "+82112"
 TERMINAL = "+821077700007"
 PARENTS = ("+821055500001", "+821055500002")
+STRANGER = "+821099990000"  # a phone that texts the police number
 
 
 def _kannel_or_skip() -> None:
@@ -86,7 +87,7 @@ group = sms-service
 keyword = default
 catch-all = true
 max-messages = 0
-get-url = "{server}/sms/kannel/inbound?token={token}&from=%p&to=%P&coding=%c&data=%b"
+get-url = "{server}/sms/kannel/inbound?token={token}&from=%p&to=%P&coding=%c&data=%b&udh=%u"
 """
 
 
@@ -106,7 +107,7 @@ class Kannel:
         until(lambda: _listening(box))
         self._spawn("smsbox", "-v", "4", str(conf))
         until(lambda: _listening(sendsms))
-        self._fake = None
+        self._fake, self.sent = None, 0
 
     def _spawn(self, *argv: str, **kw) -> subprocess.Popen:
         log = open(self.dir / f"{Path(argv[0]).name}.out", "ab")  # noqa: SIM115 (kept by Popen)
@@ -129,8 +130,12 @@ class Kannel:
             f"udh {quote_from_bytes(udh, safe='')} {quote_from_bytes(data, safe='')}")
         line = f"{sender} {to} {body}\n".encode()
         assert len(line) < 256, "fakesmsc reads at most 255 bytes a line"
+        sent = self.sent
         self._fake.stdin.write(line)
         self._fake.stdin.flush()
+        # fakesmsc select()s its stdin then fgets(): a second line written before it took the
+        # first would sit in stdio's buffer unseen, so each waits for "sent message N".
+        until(lambda: self.sent > sent, 10)
 
     def _read(self, out) -> None:
         """fakesmsc logs each SMS Kannel sends it as `Got message N: <from to type data>`, type
@@ -138,7 +143,11 @@ class Kannel:
         with open(self.dir / "fakesmsc.out", "ab") as log:
             for line in out:
                 log.write(line)
-                got = re.search(r"Got message \d+: <(.*)>", line.decode("latin-1"))
+                text = line.decode("latin-1")
+                sent = re.search(r"fakesmsc: sent message (\d+)", text)
+                if sent:
+                    self.sent = int(sent.group(1))
+                got = re.search(r"Got message \d+: <(.*)>", text)
                 if got:
                     self.received.append(got.group(1).split(" "))
 
@@ -196,8 +205,21 @@ def test_sos_and_guardians_through_kannel(tmp_path):
                                    secret=SECRET, replay=dev.downlinks)
         assert opened.ok and opened.message.acked_counter == dev.counter
 
+        # A concatenated SMS from a phone: Kannel joins the parts, and the server refuses the
+        # joined 8-bit message (a packet is always one SMS), texting nothing back; a part that
+        # reached it alone (Kannel not joining) is refused by name.
+        for k in (1, 2):
+            kannel.operator_sends(STRANGER, POLICE, b"x" * 120, udh=bytes([5, 0, 3, 0x42, 2, k]))
+        until(lambda: 'reason="concatenated"} 1.0' in httpx.get(f"{server.http}/metrics").text)
+        lone = httpx.get(f"{server.http}/sms/kannel/inbound", params={
+            "token": GATEWAY_TOKEN, "from": STRANGER, "coding": "1", "data": "x" * 120,
+            "udh": bytes([5, 0, 3, 0x43, 2, 1]).decode("latin-1")})
+        assert lone.status_code == 422 and lone.json()["detail"]["reason"] == "sms_part", lone.text
+        assert "part 1 of 2 (reference 67)" in lone.json()["detail"]["detail"]
+
         inc = next(i for i in api.get("/api/incidents").json()["items"]
                    if i["device_id"] == DEVICE)
+        assert len(api.get("/api/incidents").json()["items"]) == 1
         events = api.get(f"/api/incidents/{inc['id']}").json()["events"]
         assert any(e["transport"] == "sms" and e["device_counter"] == dev.counter for e in events)
         want = LONG_KO.format(child="Kim Minji", incident=inc["id"])
@@ -216,6 +238,7 @@ def test_sos_and_guardians_through_kannel(tmp_path):
     finally:
         server.stop()
         kannel.close()
+    assert not [m for m in kannel.received if m[1] == STRANGER]  # nothing texted back
 
     # What the operator got for each guardian, read by an independent decoder.
     for number in PARENTS:

@@ -3,7 +3,7 @@ phones' AML HTTPS location messages. Documented in docs/server.md.
 
     POST /sms/inbound   {"from": "+8210…", "data_hex" | "data_base64" | "text": …}
     POST /sms/status    {"ref": "…", "status": "sent|delivered|failed", "error"?: "…"}
-    GET  /sms/kannel/inbound?from=%p&coding=%c&data=%b   Kannel's sms-service get-url
+    GET  /sms/kannel/inbound?from=%p&coding=%c&data=%b&udh=%u   Kannel's sms-service get-url
     GET  /sms/kannel/status?ref=…&type=%d                 Kannel's dlr-url
     POST /aml           application/x-www-form-urlencoded AML body (v=1&location_latitude=…)
 
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from urelief.server import aml, guard, incidents, logs, metrics
+from urelief.sms import pdu as pdus
 
 router = APIRouter(tags=["gateway"])
 DLR_WAIT_TRIES = 50  # x 0.1 s: how long a delivery report waits for its send to be stored
@@ -160,9 +161,33 @@ def _raw_query(request: Request) -> dict[str, bytes]:
     return {k: v.encode("latin-1") for k, v in pairs}
 
 
+def _concat_part(udh: bytes) -> tuple[int, int, int] | None:
+    """(reference, parts, part number) if a user data header holds a concatenation element
+    (IEI 0x00: 8-bit reference, 0x08: 16-bit), else None. `udh` with its length octet."""
+    i, end = 1, min(len(udh), 1 + (udh[0] if udh else 0))
+    while i + 1 < end:
+        iei, n = udh[i], udh[i + 1]
+        el = udh[i + 2:i + 2 + n]
+        if iei == 0x00 and n == 3 and len(el) == 3:
+            return el[0], el[1], el[2]
+        if iei == 0x08 and n == 4 and len(el) == 4:
+            return el[0] << 8 | el[1], el[2], el[3]
+        i += 2 + n
+    return None
+
+
+def _sms_refused(reason: str, detail: str, sender: str) -> HTTPException:
+    metrics.PACKETS_REJECTED.labels(reason).inc()
+    logs.event("sms_rejected", level=30, reason=reason, source=f"sms:{sender}", detail=detail)
+    return HTTPException(422, {"status": "rejected", "reason": reason, "detail": detail})
+
+
 @router.get("/sms/kannel/inbound", dependencies=[Depends(guard.require_gateway)])
 async def kannel_inbound(request: Request) -> dict:
-    """Kannel's sms-service get-url: from=%p&coding=%c&data=%b (docs/server.md)."""
+    """Kannel's sms-service get-url: from=%p&coding=%c&data=%b&udh=%u (docs/server.md).
+    Kannel joins a concatenated SMS before the get-url (sms-combine-concatenated-mo, its
+    default); a part that reaches us alone cannot be joined here and is refused, and so is a
+    joined binary message: a U-Relief packet is always one SMS."""
     q = _raw_query(request)
     sender = q.get("from", b"").decode("ascii", "replace")
     if not 1 <= len(sender) <= 32:
@@ -170,7 +195,15 @@ async def kannel_inbound(request: Request) -> dict:
     data = q.get("data", b"")
     if len(data) > 1000:
         raise HTTPException(422, "data: longer than a concatenated SMS can carry")
+    part = _concat_part(q.get("udh", b""))
+    if part is not None:
+        raise _sms_refused("sms_part", f"part {part[2]} of {part[1]} (reference {part[0]}) of a "
+                           "concatenated SMS: Kannel must join the parts before the get-url "
+                           "(core group: sms-combine-concatenated-mo = true)", sender)
     coding = q.get("coding", b"0")
+    if coding == b"1" and len(data) > pdus.UD_OCTETS and not _looks_aml(data):
+        raise _sms_refused("concatenated", f"{len(data)} octets of 8-bit data: a concatenated "
+                           "binary SMS, and a U-Relief packet is always one SMS", sender)
     try:
         payload: bytes | str = (data if coding == b"1" else
                                 data.decode("utf-16-be") if coding == b"2" else data.decode())
@@ -188,7 +221,9 @@ async def kannel_status(request: Request, ref: str, type: int) -> dict:
     if status is None or len(ref) > 64:
         raise HTTPException(422, f"unknown delivery report type {type}")
     server = request.app.state.server
-    error = None if status != "failed" else f"kannel dlr {type}"
+    error = None if status != "failed" else (
+        f"refused by the SMSC (Kannel DLR {type})" if type == 16 else
+        f"undeliverable (Kannel DLR {type})")
     # An SMSC may report before the send that made the ref has been stored: wait for it a while.
     for _ in range(DLR_WAIT_TRIES):
         if await run_in_threadpool(server.notifier.delivery_report, ref, status, error):

@@ -104,6 +104,20 @@ def test_guardians_get_an_sms_with_delivery_status(server, dev, api):
     assert "false alarm; Kim Minji is safe" in sms[notes[-1]["gateway_ref"]]["text"]
 
 
+def test_a_resolved_alert_tells_each_guardian_the_child_is_safe(server, dev, api):
+    inc = open_incident(dev, api)
+    notes_when(api, inc["id"], lambda ns: len(ns) == 2)
+    api("disp").post(f"/api/incidents/{inc['id']}/resolve", json={"note": "found at home"})
+    assert isinstance(dev.recv_type(p.MsgType.STAND_DOWN).message, p.StandDown)
+    notes = notes_when(api, inc["id"], lambda ns: len(ns) == 4)
+    assert [n["stage"] for n in notes] == ["opened"] * 2 + ["resolved"] * 2
+    assert sorted(n["to"] for n in notes[2:]) == ["+821055500001", "+821055500002"]
+    sms = {m["ref"]: m for m in api("boss").get("/api/sms/outbox").json()["items"]}
+    for n in notes[2:]:
+        assert sms[n["gateway_ref"]]["text"] == (
+            f"U-Relief: the alert for Kim Minji is closed; Kim Minji is safe (incident {inc['id']}).")
+
+
 def test_drill_is_never_dispatched_and_closes_as_drill(server, dev, api):
     inc = open_incident(dev, api, drill=True)
     assert inc["is_drill"]

@@ -4,8 +4,12 @@ lists the modules each phase imports)."""
 
 from __future__ import annotations
 
+import json
+
 from urelief.bench import heap
-from urelief.provisioning import fit
+from urelief.paths import BOARDS
+from urelief.sim import vm
+from urelief.sim.device import board_heap_kb
 
 
 def loaded(phases) -> set[str]:
@@ -21,9 +25,10 @@ def test_an_sos_over_data_never_imports_the_sms_codec(police, tmp_path):
 
 def test_a_plain_esp32_boots_and_sends_an_sos_from_romfs(police, tmp_path):
     """A plain ESP32 (no PSRAM) with the heap its MicroPython grows to, ~110 KB, in the 64-bit
-    VM's bytes (provisioning's measured WORD_RATIO): booted from a ROMFS deployment, the SOS
-    reaches the police and is acked."""
-    kb = round(heap.CHIP_HEAP_KB / fit.WORD_RATIO)
+    VM's bytes (the measured vm.WORD_RATIO): booted from a ROMFS deployment, the SOS reaches
+    the police and is acked."""
+    kb = board_heap_kb(json.loads((BOARDS / f"{heap.PLAIN_ESP32}.json").read_text()))
+    assert kb == round(vm.CHIP_HEAP_KB / vm.WORD_RATIO)
     ok, live, why = heap.sos_heap(tmp_path, police, "romfs", heap.PLAIN_ESP32, kb)
     assert ok, why
     assert live <= kb * 1024

@@ -14,8 +14,9 @@ DAYS = 7
 GOAL_DAYS = 180
 HOLD_MS = 3000  # the gesture's hold; the soak's alert holds 3.5 s from press start
 REFERENCE = "devkitc-wrover-sim7080g-ublox"
-# The plain DevKitC build (devkitc-sim7080g-ublox, no PSRAM) is left out: its 96 KB heap does
-# not hold the firmware (MemoryError at boot; provisioning refuses it), so it has no soak.
+# The plain DevKitC build (devkitc-sim7080g-ublox, no PSRAM) is left out: its ~110 KB heap does
+# not hold the firmware as .mpy files (~157 KB on the chip's terms, bench/heap.py; it runs only
+# from ROMFS), so it has no soak.
 BOARDS = (REFERENCE, "lilygo-t-sim7080g-s3", "lilygo-t-a7670")
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from urelief.sim.vm import WORD_RATIO
+
 # The firmware's peak live heap in the SOS scenario, KB of the 64-bit VM (bench/heap.py on the
 # virtual T-SIM7080G-S3, the largest build, 2026-12-07: 201 KB as .mpy files, 138 KB imported
 # from ROMFS), with ~5 % to spare. A 32-bit chip (the probe's `word`: 4 bytes) needs WORD_RATIO
 # of it: bench/heap.py weighs the firmware's modules on a real 32-bit MicroPython (the
 # WebAssembly port) and on the 64-bit VM, 0.71 of the VM's bytes.
 NEED_HEAP_KB = {"files": 211, "romfs": 145}
-WORD_RATIO = 0.71
 
 
 def need_kb(deploy: str, word: int | None) -> int:

@@ -56,9 +56,11 @@ class DeviceError(RuntimeError):
 
 
 def board_heap_kb(board: dict) -> int:
-    """The MicroPython heap a board gives the firmware: ~96 KB on a plain ESP32 / ESP32-S3
-    (the GC heap grows to ~110 KB in all), far more with PSRAM."""
-    return PSRAM_HEAP_KB if board.get("psram", "none") != "none" else vm.DEFAULT_HEAP_KB
+    """The MicroPython heap a board gives the firmware, in this 64-bit VM's bytes: a plain
+    ESP32's ~110 KB (vm.CHIP_HEAP_KB / vm.WORD_RATIO, 155 KB here), far more with PSRAM."""
+    if board.get("psram", "none") != "none":
+        return PSRAM_HEAP_KB
+    return round(vm.CHIP_HEAP_KB / vm.WORD_RATIO)
 
 
 class VirtualDevice:

@@ -147,7 +147,7 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from urelief.server import udp
+        from urelief.server import gcsettle, udp
 
         loop = asyncio.get_running_loop()
         server.hub.loop = loop
@@ -165,6 +165,7 @@ def create_app(cfg: ServerConfig | None = None, *, gateway: SmsGateway | None = 
             logs.event("guardian_sms_without_gateway", level=30, gateway="log",
                        detail="guardian SMS are on but no SMS gateway is configured: nothing "
                               "will reach a guardian (set --sms-gateway)")
+        gcsettle.settle()  # started: what lives now lives as long as the server
         try:
             yield
         finally:

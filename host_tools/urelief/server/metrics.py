@@ -24,3 +24,5 @@ INCIDENT_ACTIONS = Counter("urelief_incident_actions_total", "Operator actions o
 SMS_SENT = Counter("urelief_sms_sent_total", "Outbound SMS by purpose and result", ["purpose", "status"])
 AML_RECEIVED = Counter("urelief_aml_received_total", "AML location messages", ["transport", "result"])
 LIVE_CLIENTS = Gauge("urelief_live_clients", "Dashboards connected to the live stream")
+GC_FROZEN = Gauge("urelief_gc_frozen_objects",
+                  "Objects of the started server kept out of garbage collection (server/gcsettle.py)")

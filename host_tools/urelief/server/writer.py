@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from urelief.server import logs, metrics
+from urelief.server import gcsettle, logs, metrics
 
 Flush = Callable[[Connection, Sequence[Any]], Sequence[Any]]
 
@@ -185,6 +185,7 @@ def _child_main(fd: int, flush_path: str) -> None:
         mod, _, fn = flush_path.partition(":")
         flush = getattr(importlib.import_module(mod), fn)
         db = Database(os.environ["URELIEF_WRITER_DB_URL"])
+        gcsettle.settle()  # its modules and engine, out of the collector's sight
         conn.send(True)
     except Exception as e:  # tell the parent, do not hang it
         conn.send(repr(e))
